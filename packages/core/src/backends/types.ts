@@ -1,0 +1,85 @@
+import type { AuditAction, AuditEntry, GlobalMaintenance, RouteState } from '../models.js'
+
+/** The result of an update function: the new state and the audit entry that records it. */
+export interface Update<T> {
+  next: T
+  audit?: AuditEntry
+}
+
+/**
+ * Computes a new value from the current one inside the backend's atomic section. Return
+ * `undefined` to leave the value as it is. It may run more than once (optimistic retries), so it
+ * must not have side effects; throwing aborts the update and rejects with the thrown error.
+ */
+export type Updater<T, C> = (current: C) => Update<T> | undefined
+
+/** Filters for reading the audit trail. Entries come newest first. */
+export interface AuditQuery {
+  key?: string
+  service?: string
+  action?: AuditAction
+  actor?: string
+  /** ISO timestamp: only entries at or after it. */
+  since?: string
+  /** ISO timestamp: only entries before it. */
+  until?: string
+  /** Only entries older than the entry with this id (cursor pagination). */
+  before?: string
+  /** At most this many entries (default 100). */
+  limit?: number
+}
+
+/** A change a backend announces, made by this process or another one. */
+export type BackendChange =
+  | { type: 'route', state: RouteState }
+  | { type: 'route_deleted', key: string }
+  | { type: 'global', global: GlobalMaintenance }
+  | { type: 'audit', entry: AuditEntry }
+  /** Anything may have changed (a reconnect, a file replaced): reload everything. */
+  | { type: 'resync' }
+
+/** Everything a backend holds about routes, loaded at start and on resync. */
+export interface BackendSnapshot {
+  routes: RouteState[]
+  global: GlobalMaintenance | null
+}
+
+/** Health as the backend sees it. */
+export interface BackendHealth {
+  ok: boolean
+  detail?: string
+}
+
+/**
+ * Storage behind the engine. The engine never calls a backend on the request path: it reads
+ * everything once, keeps a snapshot and follows `subscribe`. Each update runs its updater and
+ * writes the new value with its audit entry atomically, so two writers never lose an update.
+ */
+export interface WaygateBackend {
+  /** Short name shown in status output: `memory`, `file`, `redis`… */
+  readonly kind: string
+  /** Connects or opens storage. Called once by the engine before anything else. */
+  init?(): Promise<void>
+  /** Reads every route state and the global maintenance record. */
+  load(): Promise<BackendSnapshot>
+  /** Reads one route state. */
+  getRoute(key: string): Promise<RouteState | null>
+  /** Atomically updates one route state and appends its audit entry. Resolves the stored value. */
+  updateRoute(key: string, updater: Updater<RouteState, RouteState | null>): Promise<RouteState | null>
+  /** Writes the states whose keys are not stored yet; never overwrites. Resolves the keys it added. */
+  registerRoutes(states: RouteState[]): Promise<string[]>
+  /** Removes a route state. Resolves whether it existed. */
+  deleteRoute(key: string): Promise<boolean>
+  /** Atomically updates global maintenance and appends its audit entry. */
+  updateGlobal(updater: Updater<GlobalMaintenance, GlobalMaintenance>): Promise<GlobalMaintenance>
+  /** Appends an audit entry on its own. Resolves false when an entry with the same id exists. */
+  appendAudit(entry: AuditEntry): Promise<boolean>
+  /** Reads audit entries, newest first. */
+  listAudit(query?: AuditQuery): Promise<AuditEntry[]>
+  /** Follows changes, including this process's own. Returns the unsubscribe function. */
+  subscribe(listener: (change: BackendChange) => void): () => void
+  /** Reports whether storage answers. */
+  health(): Promise<BackendHealth>
+  /** Releases timers, watchers and connections the backend owns. */
+  close(): Promise<void>
+}

@@ -1,0 +1,140 @@
+import type { GlobalMaintenance, RouteState } from './models.js'
+
+/** The request may go on. */
+export interface PassDecision {
+  readonly action: 'pass'
+}
+
+/** The request may go on, and the response carries deprecation headers (RFC 9745, RFC 8594). */
+export interface DeprecatedDecision {
+  readonly action: 'deprecated'
+  /** `Deprecation` header value: `@<epoch seconds>`. */
+  readonly deprecation: string
+  /** `Sunset` header value (an HTTP-date), or null. */
+  readonly sunset: string | null
+  /** `Link` header value pointing at the successor, or null. */
+  readonly link: string | null
+}
+
+/** What blocked a request. */
+export type BlockKind = 'maintenance' | 'disabled' | 'env_gated'
+
+/** The request is refused. */
+export interface BlockDecision {
+  readonly action: 'block'
+  readonly kind: BlockKind
+  /** The route key that decided, or `*` for global maintenance of an unmatched path. */
+  readonly key: string
+  readonly reason: string
+  /** True when global maintenance blocked the request. */
+  readonly global: boolean
+  /** When the maintenance is expected to end (epoch ms), or null when unknown. */
+  readonly retryAt: number | null
+}
+
+/** The outcome of the per-request check. Decision objects are built ahead and shared. */
+export type Decision = PassDecision | DeprecatedDecision | BlockDecision
+
+/** The shared pass decision. */
+export const PASS: PassDecision = Object.freeze({ action: 'pass' })
+
+/** What a route is, as its plan needs it. */
+export interface PlanTarget {
+  key: string
+  path: string
+  forceActive: boolean
+}
+
+/**
+ * The precomputed decisions of one route: `outside` applies except between `windowStart`
+ * (inclusive) and `windowEnd` (exclusive), where `inside` applies. Without a window both bounds are
+ * Infinity, so the check is one comparison.
+ */
+export interface RoutePlan {
+  outside: Decision
+  inside: Decision
+  windowStart: number
+  windowEnd: number
+}
+
+/** Whether an exempt list names a route: its own key or its bare pattern. */
+export function isExempt (exemptPaths: readonly string[], key: string, path: string): boolean {
+  for (const exempt of exemptPaths) {
+    if (exempt === key || exempt === path) return true
+  }
+  return false
+}
+
+function httpDate (iso: string): string | null {
+  const ms = Date.parse(iso)
+  return Number.isNaN(ms) ? null : new Date(ms).toUTCString()
+}
+
+function deprecatedDecision (state: RouteState): DeprecatedDecision {
+  const since = Date.parse(state.updatedAt)
+  return Object.freeze({
+    action: 'deprecated' as const,
+    deprecation: `@${Math.floor((Number.isNaN(since) ? 0 : since) / 1000)}`,
+    sunset: state.sunset === null ? null : httpDate(state.sunset),
+    link: state.successor === null ? null : `<${state.successor}>; rel="successor-version"`
+  })
+}
+
+function block (kind: BlockKind, key: string, reason: string, global: boolean, retryAt: number | null): BlockDecision {
+  return Object.freeze({ action: 'block' as const, kind, key, reason, global, retryAt })
+}
+
+/**
+ * Compiles the decisions of one route from its state, global maintenance and the current
+ * environment. Runs when state changes, never per request.
+ */
+export function compilePlan (target: PlanTarget, state: RouteState | undefined, global: GlobalMaintenance, env: string): RoutePlan {
+  const forceActive = target.forceActive || state?.forceActive === true
+  if (global.enabled && (!forceActive || global.includeForceActive) && !isExempt(global.exemptPaths, target.key, target.path)) {
+    const d = block('maintenance', target.key, global.reason, true, null)
+    return { outside: d, inside: d, windowStart: Infinity, windowEnd: Infinity }
+  }
+  if (forceActive || state === undefined) {
+    return { outside: PASS, inside: PASS, windowStart: Infinity, windowEnd: Infinity }
+  }
+  let outside: Decision
+  switch (state.status) {
+    case 'maintenance':
+      outside = block('maintenance', state.key, state.reason, false, null)
+      break
+    case 'disabled':
+      outside = block('disabled', state.key, state.reason, false, null)
+      break
+    case 'env_gated':
+      outside = state.allowedEnvs.includes(env) ? PASS : block('env_gated', state.key, state.reason, false, null)
+      break
+    case 'deprecated':
+      outside = deprecatedDecision(state)
+      break
+    default:
+      outside = PASS
+  }
+  const window = state.window
+  // a disabled route stays disabled, and a route hidden from this env stays hidden, in a window
+  if (window === null || state.status === 'disabled' || (outside.action === 'block' && outside.kind === 'env_gated')) {
+    return { outside, inside: outside, windowStart: Infinity, windowEnd: Infinity }
+  }
+  const start = Date.parse(window.start)
+  const end = window.end === null ? Infinity : Date.parse(window.end)
+  const inside = block('maintenance', state.key, window.reason || state.reason, false, end === Infinity ? null : end)
+  return { outside, inside, windowStart: start, windowEnd: end }
+}
+
+/** The status a state has at `now`, with its maintenance window applied. */
+export function effectiveStatus (state: RouteState, now: number): RouteState['status'] {
+  const window = state.window
+  if (window === null || state.status === 'disabled') return state.status
+  const start = Date.parse(window.start)
+  const end = window.end === null ? Infinity : Date.parse(window.end)
+  return now >= start && now < end ? 'maintenance' : state.status
+}
+
+/** Formats seconds until `retryAt` for `Retry-After` (RFC 9110 delay-seconds, at least 1). */
+export function retryAfterSeconds (retryAt: number, now: number): number {
+  return Math.max(1, Math.ceil((retryAt - now) / 1000))
+}

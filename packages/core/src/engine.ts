@@ -1,0 +1,816 @@
+import { randomUUID } from 'node:crypto'
+import { createMemoryBackend } from './backends/memory.js'
+import type { AuditQuery, BackendChange, Update, WaygateBackend } from './backends/types.js'
+import { compilePlan, effectiveStatus, isExempt, PASS, type BlockDecision, type Decision, type RoutePlan } from './decision.js'
+import {
+  WG_ERR_BACKEND_UNAVAILABLE,
+  WG_ERR_ENGINE_CLOSED,
+  WG_ERR_INPUT_INVALID,
+  WG_ERR_OPTIONS_INVALID,
+  WG_ERR_ROUTE_FORCE_ACTIVE,
+  WG_ERR_ROUTE_NOT_FOUND
+} from './errors.js'
+import { createThrottledWarn, silentLogger, type WaygateLogger } from './logger.js'
+import {
+  defaultGlobalMaintenance,
+  GLOBAL_KEY,
+  type AuditAction,
+  type AuditEntry,
+  type GlobalMaintenance,
+  type Platform,
+  type RouteState,
+  type RouteStatus
+} from './models.js'
+import { parseRouteKey, resolveRouteKeys, routeKey } from './route-key.js'
+import { checkEnvs, checkReason, RouteDeclaration, schemaErrors, toEpochMs, toIso, type TimeInput } from './validation.js'
+
+/** Who makes a change, recorded in the audit log. */
+export interface MutationOptions {
+  /** Who made the change. Default `system`. */
+  actor?: string
+  /** Where the change came from. Default `system`. */
+  platform?: Platform
+  /** With a bare path matching several methods: apply to all of them instead of failing. */
+  all?: boolean
+}
+
+export interface DisableOptions extends MutationOptions { reason?: string }
+export interface MaintenanceOptions extends MutationOptions {
+  reason?: string
+  /** Start of the maintenance window; default now when `end` is given. */
+  start?: TimeInput
+  /** End of the window: the route answers normally again from then on. */
+  end?: TimeInput
+}
+export interface ScheduleOptions extends MutationOptions { start: TimeInput, end: TimeInput, reason?: string }
+export interface EnvOnlyOptions extends MutationOptions { reason?: string }
+export interface DeprecateOptions extends MutationOptions { sunset?: TimeInput, successor?: string, reason?: string }
+export interface GlobalEnableOptions extends Omit<MutationOptions, 'all'> {
+  reason?: string
+  /** Keys that stay reachable: bare `/pattern` or `METHOD:/pattern`. Replaces the current list when given. */
+  exemptPaths?: string[]
+  /** Also block force-active routes. Default false. */
+  includeForceActive?: boolean
+}
+
+/** A change the engine announces to its subscribers (SSE, webhooks, caches). */
+export type EngineEvent =
+  | { type: 'route_changed', version: number, key: string, state: RouteState, previous: RouteState | null }
+  | { type: 'route_removed', version: number, key: string }
+  | { type: 'global_changed', version: number, global: GlobalMaintenance, previous: GlobalMaintenance }
+  | { type: 'audit', version: number, entry: AuditEntry }
+  | { type: 'window_started' | 'window_ended', version: number, key: string, state: RouteState }
+  | { type: 'resynced', version: number }
+
+/** How the engine and its backend are doing, for status endpoints. */
+export interface EngineStatus {
+  backend: string
+  healthy: boolean
+  lastError: string | null
+  /** Incremented on every applied state change: a cache key for derived views. */
+  version: number
+  env: string
+  routes: number
+  testBypass: boolean
+}
+
+/** Options of {@link createEngine}. */
+export interface EngineOptions {
+  /** Where state lives. Default: a new memory backend. */
+  backend?: WaygateBackend
+  /** The environment this process runs in, for env-gated routes. Default `dev`. */
+  env?: string
+  /** The clock, epoch milliseconds. Default `Date.now`. */
+  now?: () => number
+  /** A pino-compatible logger. Default silent. */
+  logger?: WaygateLogger
+  /** Turns every lifecycle check off (for test suites of the app). Default false. */
+  testBypass?: boolean
+  /** How often the whole snapshot is reloaded from the backend, in ms; 0 turns it off. Default 60000. */
+  resyncIntervalMs?: number
+}
+
+/** What the engine knows of one route served by this process. */
+export interface RouteHandle {
+  readonly key: string
+  readonly method: string
+  readonly path: string
+  readonly forceActive: boolean
+  /** The state the route gets when none is stored. */
+  readonly initial: RouteState
+  /** Precomputed decisions; the engine replaces it when state changes. */
+  plan: RoutePlan
+}
+
+/** The waygate engine: owns the snapshot, applies mutations, answers the per-request check. */
+export interface WaygateEngine {
+  readonly env: string
+  readonly backend: WaygateBackend
+  readonly logger: WaygateLogger
+  readonly testBypass: boolean
+  /** Current time of the engine's clock (epoch ms). */
+  now(): number
+  /** Loads the snapshot and subscribes to the backend. Idempotent; never rejects for a backend failure. */
+  start(): Promise<void>
+  /** Stops timers and subscriptions and closes the backend. */
+  close(): Promise<void>
+
+  /** Declares a route served by this process; validates its declaration. Same key → same handle. */
+  declareRoute(method: string, path: string, declaration?: RouteDeclaration): RouteHandle
+  /** Stores the initial state of every declared route that has none stored. */
+  registerDeclaredRoutes(): Promise<void>
+  /** The per-request check: synchronous, no I/O. */
+  decide(handle: RouteHandle): Decision
+  /** The check for a request that matched no route (global maintenance still applies). */
+  decideUnmatched(path: string, method: string): Decision
+
+  /** The state of one key with its window applied at the current time, or null. */
+  getState(key: string): RouteState | null
+  /** Every known route state, sorted by path then method. */
+  listRoutes(): RouteState[]
+  getGlobal(): GlobalMaintenance
+  listAudit(query?: AuditQuery): Promise<AuditEntry[]>
+  /** Resolves an operator's input to registered keys (see DESIGN: bare paths and `all`). */
+  resolveKeys(input: string, all?: boolean): string[]
+  status(): Promise<EngineStatus>
+  readonly version: number
+
+  enable(key: string, options?: MutationOptions): Promise<RouteState[]>
+  disable(key: string, options?: DisableOptions): Promise<RouteState[]>
+  setMaintenance(key: string, options?: MaintenanceOptions): Promise<RouteState[]>
+  schedule(key: string, options: ScheduleOptions): Promise<RouteState[]>
+  cancelSchedule(key: string, options?: MutationOptions): Promise<RouteState[]>
+  setEnvOnly(key: string, envs: string[], options?: EnvOnlyOptions): Promise<RouteState[]>
+  deprecate(key: string, options?: DeprecateOptions): Promise<RouteState[]>
+  enableGlobalMaintenance(options?: GlobalEnableOptions): Promise<GlobalMaintenance>
+  disableGlobalMaintenance(options?: Omit<MutationOptions, 'all'>): Promise<GlobalMaintenance>
+  addGlobalExempt(paths: string[], options?: Omit<MutationOptions, 'all'>): Promise<GlobalMaintenance>
+  removeGlobalExempt(paths: string[], options?: Omit<MutationOptions, 'all'>): Promise<GlobalMaintenance>
+
+  /** Runs announcements of window starts and ends that are due. Timers call it; tests may too. */
+  runDueTransitions(): Promise<void>
+  /** Reloads the snapshot from the backend. */
+  resync(): Promise<void>
+  /** Follows every change. Returns the unsubscribe function. */
+  subscribe(listener: (event: EngineEvent) => void): () => void
+}
+
+const MAX_TIMER_MS = 2_147_000_000
+const PLATFORMS = new Set(['dashboard', 'cli', 'api', 'sdk', 'system', 'scheduler'])
+
+type WindowPhase = 'pending' | 'open' | 'closed'
+
+function windowPhase (state: RouteState, now: number): WindowPhase | null {
+  const window = state.window
+  if (window === null) return null
+  if (now < Date.parse(window.start)) return 'pending'
+  if (window.end !== null && now >= Date.parse(window.end)) return 'closed'
+  return 'open'
+}
+
+/** Builds the initial state a declaration gives a route. */
+function initialState (key: string, method: string | null, path: string, decl: RouteDeclaration, nowIso: string): RouteState {
+  const state: RouteState = {
+    key,
+    path,
+    method,
+    service: null,
+    status: 'active',
+    reason: '',
+    allowedEnvs: [],
+    window: null,
+    sunset: null,
+    successor: null,
+    forceActive: decl.forceActive === true,
+    updatedAt: nowIso,
+    updatedBy: 'config'
+  }
+  if (decl.forceActive === true) return state
+  if (decl.disabled !== undefined) {
+    state.status = 'disabled'
+    state.reason = decl.disabled.reason ?? ''
+    return state
+  }
+  if (decl.deprecated !== undefined) {
+    state.status = 'deprecated'
+    state.reason = decl.deprecated.reason ?? ''
+    state.sunset = decl.deprecated.sunset === undefined ? null : toIso(decl.deprecated.sunset, 'deprecated.sunset')
+    state.successor = decl.deprecated.successor ?? null
+  }
+  if (decl.envOnly !== undefined) {
+    state.status = 'env_gated'
+    state.allowedEnvs = [...new Set(decl.envOnly)]
+  }
+  if (decl.maintenance !== undefined) {
+    const { reason = '', start, end } = decl.maintenance
+    if (start === undefined && end === undefined) {
+      state.status = 'maintenance'
+      state.reason = reason
+    } else {
+      const startIso = start === undefined ? nowIso : toIso(start, 'maintenance.start')
+      const endIso = end === undefined ? null : toIso(end, 'maintenance.end')
+      if (endIso !== null && Date.parse(endIso) <= Date.parse(startIso)) {
+        throw new WG_ERR_INPUT_INVALID('maintenance.end must be after maintenance.start')
+      }
+      state.window = { start: startIso, end: endIso, reason }
+    }
+  }
+  return state
+}
+
+/**
+ * Creates an engine. Call `start()` (the Fastify plugin does) before relying on stored state.
+ *
+ * @example
+ * const engine = createEngine({ backend: createFileBackend({ path: 'waygate.json' }), env: 'production' })
+ * await engine.start()
+ * await engine.setMaintenance('GET:/payments', { reason: 'DB migration', actor: 'alice' })
+ */
+export function createEngine (options: EngineOptions = {}): WaygateEngine {
+  const backend = options.backend ?? createMemoryBackend()
+  const env = options.env ?? 'dev'
+  if (typeof env !== 'string' || env === '') throw new WG_ERR_OPTIONS_INVALID('env must be a non-empty string')
+  const now = options.now ?? Date.now
+  if (typeof now !== 'function') throw new WG_ERR_OPTIONS_INVALID('now must be a function returning epoch milliseconds')
+  const logger = options.logger ?? silentLogger
+  const testBypass = options.testBypass === true
+  const resyncIntervalMs = options.resyncIntervalMs ?? 60_000
+  if (!Number.isInteger(resyncIntervalMs) || resyncIntervalMs < 0) {
+    throw new WG_ERR_OPTIONS_INVALID('resyncIntervalMs must be a non-negative integer')
+  }
+  const warnOnce = createThrottledWarn(logger, now)
+
+  const routes = new Map<string, RouteState>()
+  let global: GlobalMaintenance = defaultGlobalMaintenance()
+  const handles = new Map<string, RouteHandle>()
+  const listeners = new Set<(event: EngineEvent) => void>()
+  const phases = new Map<string, WindowPhase>()
+  let version = 0
+  let started: Promise<void> | null = null
+  let closed = false
+  let healthy = true
+  let lastError: string | null = null
+  let unsubscribe: (() => void) | null = null
+  let transitionTimer: NodeJS.Timeout | null = null
+  let resyncTimer: NodeJS.Timeout | null = null
+  let retryTimer: NodeJS.Timeout | null = null
+  let retryDelay = 500
+  let unmatchedBlock: BlockDecision | null = null
+
+  function emit (event: EngineEvent): void {
+    for (const listener of listeners) {
+      try {
+        listener(event)
+      } catch (err) {
+        logger.error({ err }, 'waygate: an engine subscriber threw')
+      }
+    }
+  }
+
+  function compileHandle (handle: RouteHandle): void {
+    const state = routes.get(handle.key) ?? routes.get(handle.path) ?? handle.initial
+    handle.plan = compilePlan(handle, state, global, env)
+  }
+
+  /** Recompiles the handles a stored key affects (all of them when key is undefined). */
+  function recompile (key?: string): void {
+    version++
+    if (key === undefined) {
+      for (const handle of handles.values()) compileHandle(handle)
+    } else if (key[0] === '/') {
+      for (const handle of handles.values()) if (handle.path === key) compileHandle(handle)
+    } else {
+      const handle = handles.get(key)
+      if (handle !== undefined) compileHandle(handle)
+    }
+    unmatchedBlock = global.enabled
+      ? Object.freeze({ action: 'block' as const, kind: 'maintenance' as const, key: GLOBAL_KEY, reason: global.reason, global: true, retryAt: null })
+      : null
+    scheduleTransitions()
+  }
+
+  function markHealthy (): void {
+    if (!healthy) logger.info({ backend: backend.kind }, 'waygate: backend reachable again')
+    healthy = true
+    lastError = null
+  }
+
+  function markFailure (err: unknown, what: string): void {
+    healthy = false
+    lastError = err instanceof Error ? err.message : String(err)
+    warnOnce(what, { err, backend: backend.kind }, `waygate: backend ${what} failed; serving the last known state`)
+  }
+
+  function applyChange (change: BackendChange): void {
+    switch (change.type) {
+      case 'route': {
+        const previous = routes.get(change.state.key) ?? null
+        routes.set(change.state.key, change.state)
+        recompile(change.state.key)
+        emit({ type: 'route_changed', version, key: change.state.key, state: view(change.state), previous: previous === null ? null : view(previous) })
+        break
+      }
+      case 'route_deleted':
+        if (routes.delete(change.key)) {
+          recompile(change.key)
+          emit({ type: 'route_removed', version, key: change.key })
+        }
+        break
+      case 'global': {
+        const previous = global
+        global = change.global
+        recompile()
+        emit({ type: 'global_changed', version, global: structuredClone(global), previous })
+        break
+      }
+      case 'audit':
+        emit({ type: 'audit', version, entry: change.entry })
+        break
+      case 'resync':
+        resync().catch(() => scheduleRetry())
+        break
+    }
+  }
+
+  async function resync (): Promise<void> {
+    if (closed) return
+    try {
+      const snapshot = await backend.load()
+      routes.clear()
+      for (const state of snapshot.routes) routes.set(state.key, state)
+      global = snapshot.global ?? defaultGlobalMaintenance()
+      markHealthy()
+      recompile()
+      emit({ type: 'resynced', version })
+    } catch (err) {
+      markFailure(err, 'load')
+      throw err
+    }
+  }
+
+  function scheduleRetry (): void {
+    if (closed || retryTimer !== null) return
+    retryTimer = setTimeout(() => {
+      retryTimer = null
+      resync().then(() => { retryDelay = 500 }, () => {
+        retryDelay = Math.min(retryDelay * 2, 30_000)
+        scheduleRetry()
+      })
+    }, retryDelay)
+    retryTimer.unref()
+  }
+
+  async function doStart (): Promise<void> {
+    try {
+      await backend.init?.()
+      unsubscribe = backend.subscribe(applyChange)
+      await resync()
+    } catch (err) {
+      markFailure(err, 'start')
+      scheduleRetry()
+    }
+    if (resyncIntervalMs > 0) {
+      resyncTimer = setInterval(() => {
+        resync().catch(() => scheduleRetry())
+      }, resyncIntervalMs)
+      resyncTimer.unref()
+    }
+    await runDueTransitions()
+  }
+
+  // ---- scheduled windows: state is evaluated against the clock; timers only announce ----
+
+  function scheduleTransitions (): void {
+    if (closed || started === null) return
+    const t = now()
+    let next = Infinity
+    for (const state of routes.values()) {
+      const window = state.window
+      if (window === null) continue
+      const start = Date.parse(window.start)
+      const end = window.end === null ? Infinity : Date.parse(window.end)
+      if (start > t && start < next) next = start
+      else if (end > t && end < next) next = end
+    }
+    if (transitionTimer !== null) clearTimeout(transitionTimer)
+    transitionTimer = null
+    if (next === Infinity) return
+    transitionTimer = setTimeout(() => {
+      transitionTimer = null
+      runDueTransitions().catch(err => logger.error({ err }, 'waygate: window transition failed'))
+    }, Math.min(Math.max(next - t, 0), MAX_TIMER_MS))
+    transitionTimer.unref()
+  }
+
+  async function announceTransition (state: RouteState, phase: 'open' | 'closed'): Promise<void> {
+    const window = state.window!
+    const at = phase === 'open' ? window.start : window.end!
+    const action: AuditAction = phase === 'open' ? 'window_start' : 'window_end'
+    const entry: AuditEntry = {
+      // one id per window transition, so processes sharing a backend write it once
+      id: `${action}:${state.key}:${at}`,
+      timestamp: at,
+      key: state.key,
+      service: state.service,
+      action,
+      actor: 'scheduler',
+      platform: 'scheduler',
+      reason: window.reason,
+      previousStatus: phase === 'open' ? state.status : 'maintenance',
+      newStatus: phase === 'open' ? 'maintenance' : state.status
+    }
+    try {
+      await backend.appendAudit(entry)
+    } catch (err) {
+      markFailure(err, 'audit')
+    }
+    emit({ type: phase === 'open' ? 'window_started' : 'window_ended', version, key: state.key, state: view(state) })
+    if (phase === 'closed') {
+      // tidy the stored state; enforcement already ignores an ended window
+      await backend.updateRoute(state.key, current => {
+        if (current === null || current.window === null || current.window.end !== window.end || current.window.start !== window.start) return undefined
+        return { next: { ...current, window: null } }
+      }).catch(err => markFailure(err, 'window cleanup'))
+    }
+  }
+
+  async function runDueTransitions (): Promise<void> {
+    if (closed) return
+    const t = now()
+    const work: Array<Promise<void>> = []
+    for (const state of routes.values()) {
+      const phase = windowPhase(state, t)
+      const id = `${state.key}|${state.window?.start ?? ''}|${state.window?.end ?? ''}`
+      const before = phases.get(id) ?? 'pending'
+      if (phase === null || phase === before) continue
+      phases.set(id, phase)
+      if (before === 'pending') work.push(announceTransition(state, 'open'))
+      if (phase === 'closed') work.push(announceTransition(state, 'closed'))
+    }
+    await Promise.all(work)
+    scheduleTransitions()
+  }
+
+  // ---- views ----
+
+  function view (state: RouteState): RouteState {
+    const copy = structuredClone(state)
+    const t = now()
+    copy.status = effectiveStatus(state, t)
+    if (copy.window !== null && windowPhase(copy, t) === 'closed') copy.window = null
+    const handle = handles.get(state.key)
+    if (handle?.forceActive === true) copy.forceActive = true
+    return copy
+  }
+
+  function knownKeys (): Set<string> {
+    const keys = new Set(routes.keys())
+    for (const key of handles.keys()) keys.add(key)
+    return keys
+  }
+
+  function resolveKeys (input: string, all = false): string[] {
+    return resolveRouteKeys(knownKeys(), input, all)
+  }
+
+  // ---- mutations ----
+
+  function checkMutation (options: MutationOptions | undefined): { actor: string, platform: Platform } {
+    if (closed) throw new WG_ERR_ENGINE_CLOSED()
+    const actor = options?.actor ?? 'system'
+    const platform = options?.platform ?? 'system'
+    if (typeof actor !== 'string' || actor.length === 0 || actor.length > 200) {
+      throw new WG_ERR_INPUT_INVALID('actor must be a string of 1 to 200 characters')
+    }
+    if (!PLATFORMS.has(platform)) throw new WG_ERR_INPUT_INVALID(`unknown platform "${String(platform)}"`)
+    return { actor, platform }
+  }
+
+  function audit (key: string, service: string | null, action: AuditAction, who: { actor: string, platform: Platform },
+    reason: string, previousStatus: RouteStatus | null, newStatus: RouteStatus | null): AuditEntry {
+    return {
+      id: randomUUID(),
+      timestamp: new Date(now()).toISOString(),
+      key,
+      service,
+      action,
+      actor: who.actor,
+      platform: who.platform,
+      reason,
+      previousStatus,
+      newStatus
+    }
+  }
+
+  async function write<T> (what: string, op: () => Promise<T>): Promise<T> {
+    try {
+      const result = await op()
+      markHealthy()
+      return result
+    } catch (err) {
+      if (err !== null && typeof err === 'object' && 'code' in err && typeof err.code === 'string' && err.code.startsWith('WG_ERR_')) throw err
+      markFailure(err, what)
+      throw new WG_ERR_BACKEND_UNAVAILABLE(`${what} failed`, { cause: err })
+    }
+  }
+
+  /**
+   * Applies `change` to every key `input` resolves to. `change` receives the current state (the
+   * stored one, else the declared initial one) and returns the fields to set, or undefined for
+   * no change.
+   */
+  async function mutateRoutes (input: string, options: MutationOptions | undefined, action: AuditAction, reason: string,
+    change: (current: RouteState) => Partial<RouteState> | undefined): Promise<RouteState[]> {
+    const who = checkMutation(options)
+    const keys = resolveKeys(input, options?.all === true)
+    for (const key of keys) {
+      if (handles.get(key)?.forceActive === true) throw new WG_ERR_ROUTE_FORCE_ACTIVE(key)
+    }
+    const results: RouteState[] = []
+    for (const key of keys) {
+      const fallback = handles.get(key)?.initial ?? null
+      const stored = await write('write', () => backend.updateRoute(key, (current): Update<RouteState> | undefined => {
+        const base = current ?? fallback
+        if (base === null) throw new WG_ERR_ROUTE_NOT_FOUND(key)
+        if (base.forceActive) throw new WG_ERR_ROUTE_FORCE_ACTIVE(key)
+        const fields = change(base)
+        if (fields === undefined) return current === null ? { next: base } : undefined
+        const t = now()
+        const next: RouteState = { ...base, ...fields, updatedAt: new Date(t).toISOString(), updatedBy: who.actor }
+        return {
+          next,
+          audit: audit(key, base.service, action, who, reason, effectiveStatus(base, t), effectiveStatus(next, t))
+        }
+      }))
+      if (stored !== null) results.push(view(stored))
+    }
+    return results
+  }
+
+  function windowFields (current: RouteState, start: string, end: string | null, reason: string): Partial<RouteState> {
+    // the window overlays the route's lasting status, which it returns to when the window ends
+    const keep = current.status === 'deprecated' || current.status === 'env_gated'
+    return { status: keep ? current.status : 'active', window: { start, end, reason } }
+  }
+
+  async function mutateGlobal (options: Omit<MutationOptions, 'all'> | undefined, action: AuditAction, reason: string,
+    change: (current: GlobalMaintenance) => GlobalMaintenance | undefined): Promise<GlobalMaintenance> {
+    const who = checkMutation(options)
+    return write('write', () => backend.updateGlobal(current => {
+      const next = change(current)
+      if (next === undefined) return undefined
+      return {
+        next,
+        audit: audit(GLOBAL_KEY, null, action, who, reason, current.enabled ? 'maintenance' : 'active', next.enabled ? 'maintenance' : 'active')
+      }
+    }))
+  }
+
+  function checkExemptPaths (paths: unknown): string[] {
+    if (!Array.isArray(paths) || paths.length > 500) throw new WG_ERR_INPUT_INVALID('exemptPaths must be an array of at most 500 route keys')
+    return [...new Set(paths.map(p => {
+      if (typeof p !== 'string') throw new WG_ERR_INPUT_INVALID('exemptPaths must contain strings')
+      return parseRouteKey(p).key
+    }))]
+  }
+
+  const engine: WaygateEngine = {
+    env,
+    backend,
+    logger,
+    testBypass,
+    now,
+    get version () { return version },
+
+    async start () {
+      if (closed) throw new WG_ERR_ENGINE_CLOSED()
+      started ??= doStart()
+      return started
+    },
+
+    async close () {
+      if (closed) return
+      closed = true
+      for (const timer of [transitionTimer, retryTimer]) if (timer !== null) clearTimeout(timer)
+      if (resyncTimer !== null) clearInterval(resyncTimer)
+      unsubscribe?.()
+      listeners.clear()
+      await backend.close()
+    },
+
+    declareRoute (method, path, declaration = {}) {
+      const m = method.toUpperCase()
+      const key = routeKey(m, path)
+      const existing = handles.get(key)
+      if (existing !== undefined) return existing
+      const errors = schemaErrors(RouteDeclaration, declaration)
+      if (errors.length > 0) throw new WG_ERR_INPUT_INVALID(`route ${key}: ${errors.join('; ')}`)
+      let initial: RouteState
+      try {
+        initial = initialState(key, m, path, declaration, new Date(now()).toISOString())
+      } catch (err) {
+        throw new WG_ERR_INPUT_INVALID(`route ${key}: ${(err as Error).message}`, { cause: err })
+      }
+      const handle: RouteHandle = {
+        key,
+        method: m,
+        path,
+        forceActive: initial.forceActive,
+        initial,
+        plan: { outside: PASS, inside: PASS, windowStart: Infinity, windowEnd: Infinity }
+      }
+      handles.set(key, handle)
+      compileHandle(handle)
+      return handle
+    },
+
+    async registerDeclaredRoutes () {
+      const states = [...handles.values()].map(h => h.initial)
+      if (states.length === 0) return
+      try {
+        await backend.registerRoutes(states)
+        // force-active is declared in code: keep the stored flag in line with it
+        for (const handle of handles.values()) {
+          const stored = routes.get(handle.key)
+          if (stored !== undefined && stored.forceActive !== handle.forceActive) {
+            await backend.updateRoute(handle.key, current => current === null || current.forceActive === handle.forceActive
+              ? undefined
+              : { next: { ...current, forceActive: handle.forceActive } })
+          }
+        }
+        markHealthy()
+      } catch (err) {
+        markFailure(err, 'register')
+        scheduleRetry()
+      }
+    },
+
+    decide (handle) {
+      if (testBypass) return PASS
+      const plan = handle.plan
+      if (plan.windowStart !== Infinity) {
+        const t = now()
+        if (t >= plan.windowStart && t < plan.windowEnd) return plan.inside
+      }
+      return plan.outside
+    },
+
+    decideUnmatched (path, method) {
+      if (testBypass || unmatchedBlock === null) return PASS
+      if (method === 'OPTIONS') return PASS
+      if (isExempt(global.exemptPaths, `${method}:${path}`, path)) return PASS
+      return unmatchedBlock
+    },
+
+    getState (key) {
+      const parsed = parseRouteKey(key)
+      const state = routes.get(parsed.key) ?? handles.get(parsed.key)?.initial
+      return state === undefined ? null : view(state)
+    },
+
+    listRoutes () {
+      const all = new Map<string, RouteState>()
+      for (const handle of handles.values()) all.set(handle.key, handle.initial)
+      for (const [key, state] of routes) all.set(key, state)
+      return [...all.values()].map(view).sort((a, b) =>
+        a.path === b.path ? (a.method ?? '').localeCompare(b.method ?? '') : a.path.localeCompare(b.path))
+    },
+
+    getGlobal () {
+      return structuredClone(global)
+    },
+
+    async listAudit (query) {
+      return write('audit read', () => backend.listAudit(query))
+    },
+
+    resolveKeys,
+
+    async status () {
+      let backendHealth: { ok: boolean, detail?: string }
+      try {
+        backendHealth = await backend.health()
+      } catch (err) {
+        backendHealth = { ok: false, detail: (err as Error).message }
+      }
+      return {
+        backend: backend.kind,
+        healthy: backendHealth.ok && healthy,
+        lastError: lastError ?? (backendHealth.ok ? null : backendHealth.detail ?? 'unhealthy'),
+        version,
+        env,
+        routes: knownKeys().size,
+        testBypass
+      }
+    },
+
+    async enable (key, options) {
+      return mutateRoutes(key, options, 'enable', '', current => {
+        if (current.status === 'active' && current.window === null && current.reason === '') return undefined
+        return { status: 'active', reason: '', allowedEnvs: [], window: null, sunset: null, successor: null }
+      })
+    },
+
+    async disable (key, options) {
+      const reason = checkReason(options?.reason)
+      return mutateRoutes(key, options, 'disable', reason, () => ({ status: 'disabled', reason, window: null }))
+    },
+
+    async setMaintenance (key, options) {
+      const reason = checkReason(options?.reason)
+      if (options?.start === undefined && options?.end === undefined) {
+        return mutateRoutes(key, options, 'maintenance_on', reason, () => ({ status: 'maintenance', reason, window: null }))
+      }
+      const t = now()
+      const start = options.start === undefined ? t : toEpochMs(options.start, 'start')
+      const end = options.end === undefined ? null : toEpochMs(options.end, 'end')
+      if (end !== null && end <= start) throw new WG_ERR_INPUT_INVALID('end must be after start')
+      if (end !== null && end <= t) throw new WG_ERR_INPUT_INVALID('end is in the past')
+      const startIso = new Date(start).toISOString()
+      const endIso = end === null ? null : new Date(end).toISOString()
+      return mutateRoutes(key, options, start > t ? 'schedule' : 'maintenance_on', reason,
+        current => windowFields(current, startIso, endIso, reason))
+    },
+
+    async schedule (key, options) {
+      if (options === undefined || options.start === undefined || options.end === undefined) {
+        throw new WG_ERR_INPUT_INVALID('a schedule needs start and end')
+      }
+      const reason = checkReason(options.reason)
+      const start = toEpochMs(options.start, 'start')
+      const end = toEpochMs(options.end, 'end')
+      if (end <= start) throw new WG_ERR_INPUT_INVALID('end must be after start')
+      if (end <= now()) throw new WG_ERR_INPUT_INVALID('end is in the past')
+      const startIso = new Date(start).toISOString()
+      const endIso = new Date(end).toISOString()
+      return mutateRoutes(key, options, 'schedule', reason, current => windowFields(current, startIso, endIso, reason))
+    },
+
+    async cancelSchedule (key, options) {
+      return mutateRoutes(key, options, 'schedule_cancel', '', current => current.window === null ? undefined : { window: null })
+    },
+
+    async setEnvOnly (key, envs, options) {
+      const allowed = checkEnvs(envs)
+      const reason = checkReason(options?.reason)
+      return mutateRoutes(key, options, 'env_gate', reason || `only in ${allowed.join(', ')}`,
+        () => ({ status: 'env_gated', allowedEnvs: allowed, reason }))
+    },
+
+    async deprecate (key, options) {
+      const reason = checkReason(options?.reason)
+      const sunset = options?.sunset === undefined ? null : toIso(options.sunset, 'sunset')
+      const successor = options?.successor ?? null
+      if (successor !== null && (typeof successor !== 'string' || successor.length === 0 || successor.length > 2048 || /[\s<>]/.test(successor))) {
+        throw new WG_ERR_INPUT_INVALID('successor must be a URL or path without spaces or angle brackets')
+      }
+      return mutateRoutes(key, options, 'deprecate', reason, () => ({ status: 'deprecated', reason, sunset, successor }))
+    },
+
+    async enableGlobalMaintenance (options) {
+      const reason = checkReason(options?.reason)
+      const exempt = options?.exemptPaths === undefined ? undefined : checkExemptPaths(options.exemptPaths)
+      const include = options?.includeForceActive
+      if (include !== undefined && typeof include !== 'boolean') throw new WG_ERR_INPUT_INVALID('includeForceActive must be a boolean')
+      return mutateGlobal(options, 'global_maintenance_on', reason, current => ({
+        enabled: true,
+        reason,
+        exemptPaths: exempt ?? current.exemptPaths,
+        includeForceActive: include ?? current.includeForceActive,
+        since: current.enabled && current.since !== null ? current.since : new Date(now()).toISOString()
+      }))
+    },
+
+    async disableGlobalMaintenance (options) {
+      return mutateGlobal(options, 'global_maintenance_off', '', current => current.enabled
+        ? { ...current, enabled: false, reason: '', since: null }
+        : undefined)
+    },
+
+    async addGlobalExempt (paths, options) {
+      const add = checkExemptPaths(paths)
+      return mutateGlobal(options, 'global_exempt_add', add.join(', '), current => {
+        const merged = [...new Set([...current.exemptPaths, ...add])]
+        return merged.length === current.exemptPaths.length ? undefined : { ...current, exemptPaths: merged }
+      })
+    },
+
+    async removeGlobalExempt (paths, options) {
+      const remove = new Set(checkExemptPaths(paths))
+      return mutateGlobal(options, 'global_exempt_remove', [...remove].join(', '), current => {
+        const kept = current.exemptPaths.filter(p => !remove.has(p))
+        return kept.length === current.exemptPaths.length ? undefined : { ...current, exemptPaths: kept }
+      })
+    },
+
+    runDueTransitions,
+
+    resync,
+
+    subscribe (listener) {
+      listeners.add(listener)
+      return () => { listeners.delete(listener) }
+    }
+  }
+  return engine
+}

@@ -1,0 +1,108 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+/** Lifecycle status of a route. Values are the lowercase strings used on the wire. */
+export const RouteStatus = Type.Union([
+  Type.Literal('active'),
+  Type.Literal('maintenance'),
+  Type.Literal('disabled'),
+  Type.Literal('env_gated'),
+  Type.Literal('deprecated')
+], { $id: 'WaygateRouteStatus', description: 'Lifecycle status of a route' })
+export type RouteStatus = Static<typeof RouteStatus>
+
+/** Every status value, in display order. */
+export const ROUTE_STATUSES: readonly RouteStatus[] = ['active', 'maintenance', 'disabled', 'env_gated', 'deprecated']
+
+/** Where a change came from, recorded on every audit entry. */
+export const Platform = Type.Union([
+  Type.Literal('dashboard'),
+  Type.Literal('cli'),
+  Type.Literal('api'),
+  Type.Literal('sdk'),
+  Type.Literal('system'),
+  Type.Literal('scheduler')
+], { description: 'Where a change came from' })
+export type Platform = Static<typeof Platform>
+
+const IsoDate = Type.String({ format: 'date-time', description: 'ISO 8601 timestamp in UTC' })
+
+/**
+ * A maintenance window. The route answers as in maintenance from `start` (inclusive) to `end`
+ * (exclusive); `end: null` means until an operator enables the route.
+ */
+export const MaintenanceWindow = Type.Object({
+  start: IsoDate,
+  end: Type.Union([IsoDate, Type.Null()]),
+  reason: Type.String({ maxLength: 2000 })
+}, { $id: 'WaygateMaintenanceWindow', additionalProperties: false })
+export type MaintenanceWindow = Static<typeof MaintenanceWindow>
+
+/** The persisted lifecycle state of one route key. */
+export const RouteState = Type.Object({
+  key: Type.String({ description: 'METHOD:/pattern, or /pattern for every method' }),
+  path: Type.String({ description: 'Fastify route pattern' }),
+  method: Type.Union([Type.String(), Type.Null()], { description: 'HTTP method, null for a bare key' }),
+  service: Type.Union([Type.String(), Type.Null()]),
+  status: RouteStatus,
+  reason: Type.String(),
+  allowedEnvs: Type.Array(Type.String()),
+  window: Type.Union([MaintenanceWindow, Type.Null()]),
+  sunset: Type.Union([Type.String(), Type.Null()], { description: 'Sunset date (ISO 8601) of a deprecated route' }),
+  successor: Type.Union([Type.String(), Type.Null()], { description: 'URL of the replacement of a deprecated route' }),
+  forceActive: Type.Boolean(),
+  updatedAt: IsoDate,
+  updatedBy: Type.String()
+}, { $id: 'WaygateRouteState', additionalProperties: false })
+export type RouteState = Static<typeof RouteState>
+
+/** Site-wide maintenance. */
+export const GlobalMaintenance = Type.Object({
+  enabled: Type.Boolean(),
+  reason: Type.String(),
+  exemptPaths: Type.Array(Type.String(), { description: 'Bare /pattern or METHOD:/pattern keys that stay reachable' }),
+  includeForceActive: Type.Boolean({ description: 'Also block force-active routes' }),
+  since: Type.Union([IsoDate, Type.Null()])
+}, { $id: 'WaygateGlobalMaintenance', additionalProperties: false })
+export type GlobalMaintenance = Static<typeof GlobalMaintenance>
+
+/** What an audit entry records. */
+export const AuditAction = Type.Union([
+  Type.Literal('register'),
+  Type.Literal('enable'),
+  Type.Literal('disable'),
+  Type.Literal('maintenance_on'),
+  Type.Literal('env_gate'),
+  Type.Literal('deprecate'),
+  Type.Literal('schedule'),
+  Type.Literal('schedule_cancel'),
+  Type.Literal('window_start'),
+  Type.Literal('window_end'),
+  Type.Literal('global_maintenance_on'),
+  Type.Literal('global_maintenance_off'),
+  Type.Literal('global_exempt_add'),
+  Type.Literal('global_exempt_remove')
+])
+export type AuditAction = Static<typeof AuditAction>
+
+/** One record of the audit trail. */
+export const AuditEntry = Type.Object({
+  id: Type.String(),
+  timestamp: IsoDate,
+  key: Type.String({ description: 'Route key, or "*" for global maintenance' }),
+  service: Type.Union([Type.String(), Type.Null()]),
+  action: AuditAction,
+  actor: Type.String(),
+  platform: Platform,
+  reason: Type.String(),
+  previousStatus: Type.Union([RouteStatus, Type.Null()]),
+  newStatus: Type.Union([RouteStatus, Type.Null()])
+}, { $id: 'WaygateAuditEntry', additionalProperties: false })
+export type AuditEntry = Static<typeof AuditEntry>
+
+/** The key audit entries of global maintenance use. */
+export const GLOBAL_KEY = '*'
+
+/** Global maintenance as it is before anyone turns it on. */
+export function defaultGlobalMaintenance (): GlobalMaintenance {
+  return { enabled: false, reason: '', exemptPaths: [], includeForceActive: false, since: null }
+}
