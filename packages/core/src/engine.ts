@@ -121,8 +121,8 @@ export interface WaygateEngine {
   registerDeclaredRoutes(): Promise<void>
   /** The per-request check: synchronous, no I/O. */
   decide(handle: RouteHandle): Decision
-  /** The check for a request that matched no route (global maintenance still applies). */
-  decideUnmatched(path: string, method: string): Decision
+  /** The check for a request that matched no route (global maintenance still applies). `url` may carry a query. */
+  decideUnmatched(url: string, method: string): Decision
 
   /** The state of one key with its window applied at the current time, or null. */
   getState(key: string): RouteState | null
@@ -655,9 +655,12 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       return plan.outside
     },
 
-    decideUnmatched (path, method) {
+    decideUnmatched (url, method) {
       if (testBypass || unmatchedBlock === null) return PASS
+      // CORS preflights must keep working for browsers that will show the maintenance answer
       if (method === 'OPTIONS') return PASS
+      const q = url.indexOf('?')
+      const path = q === -1 ? url : url.slice(0, q)
       if (isExempt(global.exemptPaths, `${method}:${path}`, path)) return PASS
       return unmatchedBlock
     },

@@ -1,0 +1,80 @@
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { RouteHandle, WaygateEngine } from '@waygate/core'
+import type { WaygateRouteConfig } from './plugin.js'
+import { respondBlocked, type WaygateResponses } from './responses.js'
+
+/** An `onRequest` hook that enforces waygate on the one route it is attached to. */
+export type WaygateGuard = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
+
+/** Options of {@link createGuards}. */
+export interface GuardOptions {
+  /** Blocked responses for guarded routes without their own `response`. */
+  responses?: WaygateResponses
+}
+
+/** Hook factories for routes guarded one by one, without the plugin registered around them. */
+export interface WaygateGuards {
+  /** Enforces whatever state the route has, declaring it with `declaration` as its initial state. */
+  guard(declaration?: WaygateRouteConfig): WaygateGuard
+  /** Starts the route in maintenance. */
+  maintenance(options?: WaygateRouteConfig['maintenance'] & Pick<WaygateRouteConfig, 'response'>): WaygateGuard
+  /** Starts the route disabled. */
+  disabled(options?: WaygateRouteConfig['disabled'] & Pick<WaygateRouteConfig, 'response'>): WaygateGuard
+  /** Makes the route reachable only in these environments. */
+  envOnly(...envs: string[]): WaygateGuard
+  /** Starts the route deprecated. */
+  deprecated(options?: WaygateRouteConfig['deprecated']): WaygateGuard
+}
+
+/**
+ * Route guards: the per-route counterpart of the plugin for apps (or encapsulated contexts) that
+ * do not register it, sharing the same engine and rules. A guarded route is declared to the
+ * engine on its first request (the guard learns its pattern from Fastify then); call
+ * `engine.start()` yourself before serving.
+ *
+ * @example
+ * const guards = createGuards(engine)
+ * app.get('/orders', { onRequest: guards.maintenance({ reason: 'Order upgrade' }) }, handler)
+ */
+export function createGuards (engine: WaygateEngine, options: GuardOptions = {}): WaygateGuards {
+  const responses = options.responses ?? {}
+
+  function guard (config: WaygateRouteConfig = {}): WaygateGuard {
+    const { response, ...declaration } = config
+    // one handle per method this hook serves, resolved on the first request of each
+    const handles: Record<string, RouteHandle> = Object.create(null)
+    return function waygateGuard (request, reply, done) {
+      let handle = handles[request.method]
+      if (handle === undefined) {
+        const method = request.method === 'HEAD' ? 'GET' : request.method
+        const path = request.routeOptions.url ?? request.url
+        handle = engine.declareRoute(method, path, declaration)
+        handles[request.method] = handle
+        engine.registerDeclaredRoutes().catch(err => engine.logger.error({ err }, 'waygate: registering a guarded route failed'))
+      }
+      const decision = engine.decide(handle)
+      if (decision.action === 'pass') {
+        done()
+        return
+      }
+      if (decision.action === 'deprecated') {
+        reply.header('deprecation', decision.deprecation)
+        if (decision.sunset !== null) reply.header('sunset', decision.sunset)
+        if (decision.link !== null) reply.header('link', decision.link)
+        done()
+        return
+      }
+      const kindFactory = decision.kind === 'env_gated' ? responses.envGated : responses[decision.kind]
+      const pending = respondBlocked(request, reply, decision, engine.now(), response ?? kindFactory, engine.logger)
+      if (pending !== undefined) pending.catch(err => engine.logger.error({ err }, 'waygate: sending a blocked response failed'))
+    }
+  }
+
+  return {
+    guard,
+    maintenance: ({ response, ...maintenance } = {}) => guard({ maintenance, response }),
+    disabled: ({ response, ...disabled } = {}) => guard({ disabled, response }),
+    envOnly: (...envs) => guard({ envOnly: envs }),
+    deprecated: (deprecated = {}) => guard({ deprecated })
+  }
+}

@@ -1,0 +1,6 @@
+export { waygate, waygate as default } from './plugin.js'
+export type { WaygatePluginOptions, WaygateRouteConfig } from './plugin.js'
+export { createGuards } from './guards.js'
+export type { WaygateGuard, WaygateGuards, GuardOptions } from './guards.js'
+export type { BlockContext, WaygateResponseFactory, WaygateResponses } from './responses.js'
+export { WG_ERR_ROUTE_CONFIG_INVALID, WG_ERR_PLUGIN_OPTIONS_INVALID, WG_ERR_ROUTES_BEFORE_PLUGIN } from './errors.js'

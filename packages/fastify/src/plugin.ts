@@ -1,0 +1,265 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
+import fp from 'fastify-plugin'
+import {
+  createEngine,
+  type BlockDecision,
+  type Decision,
+  type RouteDeclaration,
+  type RouteHandle,
+  type TimeInput,
+  type WaygateEngine,
+  type WaygateLogger
+} from '@waygate/core'
+import { WG_ERR_PLUGIN_OPTIONS_INVALID, WG_ERR_ROUTE_CONFIG_INVALID, WG_ERR_ROUTES_BEFORE_PLUGIN } from './errors.js'
+import { respondBlocked, type WaygateResponseFactory, type WaygateResponses } from './responses.js'
+
+/** What a route declares under `config.waygate`: its initial state and its own blocked response. */
+export interface WaygateRouteConfig {
+  /** Start in maintenance (503), or in a maintenance window when `start`/`end` are given. */
+  maintenance?: { reason?: string, start?: TimeInput, end?: TimeInput }
+  /** Start disabled (503). */
+  disabled?: { reason?: string }
+  /** Only reachable in these environments; elsewhere the app's own 404 answers. */
+  envOnly?: string[]
+  /** Serve with `Deprecation`, `Sunset` and `Link: rel="successor-version"` headers. */
+  deprecated?: { sunset?: TimeInput, successor?: string, reason?: string }
+  /** Immune to every state change; only global maintenance with `includeForceActive` blocks it. */
+  forceActive?: boolean
+  /** This route's response when blocked (beats the plugin-wide `responses`). */
+  response?: WaygateResponseFactory
+}
+
+/** Options of the waygate Fastify plugin. */
+export interface WaygatePluginOptions {
+  /** The engine to use. Default: a new engine on a memory backend, logging through `fastify.log`. */
+  engine?: WaygateEngine
+  /** Plugin-wide blocked responses, for routes without their own `response`. */
+  responses?: WaygateResponses
+  /** Path prefixes whose routes waygate neither registers nor enforces (the admin mount uses this). */
+  ignorePrefixes?: string[]
+  /**
+   * What to do about routes declared before the plugin was registered, which it cannot manage:
+   * `warn` (default) logs them loudly, `error` fails registration, `ignore` says nothing.
+   */
+  unmanagedRoutes?: 'warn' | 'error' | 'ignore'
+  /** Close the engine when Fastify closes. Default: true when the plugin created the engine. */
+  closeEngine?: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The waygate engine: read state, change it at runtime, follow changes. */
+    waygate: WaygateEngine
+  }
+  interface FastifyContextConfig {
+    /** Waygate's declaration for this route, or `false` to leave the route unmanaged. */
+    waygate?: WaygateRouteConfig | false
+  }
+}
+
+/** Where one route's hook finds its engine handle and response factory. */
+interface Slot {
+  handle: RouteHandle
+  factory: WaygateResponseFactory | undefined
+}
+
+const ROUTE_CONFIG_KEYS = new Set(['maintenance', 'disabled', 'envOnly', 'deprecated', 'forceActive', 'response'])
+
+function checkOptions (options: WaygatePluginOptions): void {
+  const problems: string[] = []
+  const engine = options.engine as Partial<WaygateEngine> | undefined
+  if (engine !== undefined && (engine === null || typeof engine.decide !== 'function' || typeof engine.declareRoute !== 'function')) {
+    problems.push('engine: expected an engine from createEngine()')
+  }
+  if (options.responses !== undefined) {
+    if (options.responses === null || typeof options.responses !== 'object') {
+      problems.push('responses: expected an object')
+    } else {
+      for (const [kind, factory] of Object.entries(options.responses)) {
+        if (!['maintenance', 'disabled', 'envGated', 'rateLimited'].includes(kind)) problems.push(`responses.${kind}: unknown kind (maintenance, disabled, envGated, rateLimited)`)
+        else if (factory !== undefined && typeof factory !== 'function') problems.push(`responses.${kind}: expected a function`)
+      }
+    }
+  }
+  if (options.ignorePrefixes !== undefined &&
+      (!Array.isArray(options.ignorePrefixes) || options.ignorePrefixes.some(p => typeof p !== 'string' || p[0] !== '/'))) {
+    problems.push('ignorePrefixes: expected an array of paths starting with /')
+  }
+  if (options.unmanagedRoutes !== undefined && !['warn', 'error', 'ignore'].includes(options.unmanagedRoutes)) {
+    problems.push('unmanagedRoutes: expected warn, error or ignore')
+  }
+  if (options.closeEngine !== undefined && typeof options.closeEngine !== 'boolean') problems.push('closeEngine: expected a boolean')
+  if (problems.length > 0) throw new WG_ERR_PLUGIN_OPTIONS_INVALID(problems.join('; '))
+}
+
+/** Splits a route's `config.waygate` into the engine's declaration and the response factory. */
+function splitRouteConfig (config: unknown, where: string): { declaration: RouteDeclaration, factory: WaygateResponseFactory | undefined } {
+  if (config === undefined || config === null) return { declaration: {}, factory: undefined }
+  if (typeof config !== 'object' || Array.isArray(config)) throw new Error(`${where}: config.waygate must be an object or false`)
+  const { response, ...declaration } = config as WaygateRouteConfig
+  for (const key of Object.keys(declaration)) {
+    if (!ROUTE_CONFIG_KEYS.has(key)) throw new Error(`${where}: unknown option "${key}" (expected one of ${[...ROUTE_CONFIG_KEYS].join(', ')})`)
+  }
+  if (response !== undefined && typeof response !== 'function') throw new Error(`${where}: response must be a function`)
+  return { declaration, factory: response }
+}
+
+function loggerFrom (fastify: FastifyInstance): WaygateLogger {
+  return fastify.log.child({ name: 'waygate' }) as unknown as WaygateLogger
+}
+
+async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOptions): Promise<void> {
+  checkOptions(options)
+  const ownEngine = options.engine === undefined
+  const engine = options.engine ?? createEngine({ logger: loggerFrom(fastify) })
+  const log = ownEngine ? engine.logger : loggerFrom(fastify)
+  const responses = options.responses ?? {}
+  const ignorePrefixes = options.ignorePrefixes ?? []
+  const factoryFor: Record<BlockDecision['kind'], WaygateResponseFactory | undefined> = {
+    maintenance: responses.maintenance,
+    disabled: responses.disabled,
+    env_gated: responses.envGated
+  }
+
+  const existing = fastify.printRoutes({ commonPrefix: false })
+  if (existing.includes('(') && options.unmanagedRoutes !== 'ignore') {
+    const list = existing.trim()
+    if (options.unmanagedRoutes === 'error') throw new WG_ERR_ROUTES_BEFORE_PLUGIN(list)
+    log.warn({ routes: list }, 'waygate: routes declared before the plugin was registered are NOT managed; register waygate first')
+  }
+
+  fastify.decorate('waygate', engine)
+  await engine.start()
+
+  const slots = new Map<string, Slot>()
+  const pendingHead: Array<{ slot: Slot, path: string, declaration: RouteDeclaration }> = []
+  const configErrors: string[] = []
+
+  function enforce (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, slot: Slot): void {
+    const decision: Decision = engine.decide(slot.handle)
+    if (decision.action === 'pass') {
+      done()
+      return
+    }
+    if (decision.action === 'deprecated') {
+      reply.header('deprecation', decision.deprecation)
+      if (decision.sunset !== null) reply.header('sunset', decision.sunset)
+      if (decision.link !== null) reply.header('link', decision.link)
+      done()
+      return
+    }
+    const pending = respondBlocked(request, reply, decision, engine.now(), slot.factory ?? factoryFor[decision.kind], log)
+    if (pending !== undefined) pending.catch(err => log.error({ err }, 'waygate: sending a blocked response failed'))
+  }
+
+  function slotFor (method: string, path: string, config: unknown): Slot | undefined {
+    const where = `${method}:${path}`
+    let split: ReturnType<typeof splitRouteConfig>
+    try {
+      split = splitRouteConfig(config, where)
+    } catch (err) {
+      configErrors.push((err as Error).message)
+      return undefined
+    }
+    if (method === 'HEAD') {
+      // HEAD follows the GET route of the same pattern; bound at onReady if GET comes later
+      const get = slots.get(`GET:${path}`)
+      if (get !== undefined) return get
+      const slot: Slot = { handle: undefined as unknown as RouteHandle, factory: split.factory }
+      pendingHead.push({ slot, path, declaration: split.declaration })
+      return slot
+    }
+    const key = `${method}:${path}`
+    const known = slots.get(key)
+    if (known !== undefined) return known
+    try {
+      const slot: Slot = { handle: engine.declareRoute(method, path, split.declaration), factory: split.factory }
+      slots.set(key, slot)
+      return slot
+    } catch (err) {
+      configErrors.push((err as Error).message.replace(/^Invalid input: /, ''))
+      return undefined
+    }
+  }
+
+  fastify.addHook('onRoute', (routeOptions: RouteOptions) => {
+    const config = (routeOptions.config as { waygate?: unknown } | undefined)?.waygate
+    if (config === false) return
+    const path = routeOptions.url
+    if (path === undefined) return
+    for (const prefix of ignorePrefixes) if (path.startsWith(prefix)) return
+    const methods = Array.isArray(routeOptions.method) ? routeOptions.method : [routeOptions.method]
+    let hook
+    if (methods.length === 1) {
+      const slot = slotFor(methods[0]!.toUpperCase(), path, config)
+      if (slot === undefined) return
+      hook = function waygateOnRequest (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+        enforce(request, reply, done, slot)
+      }
+    } else {
+      const byMethod: Record<string, Slot> = Object.create(null)
+      for (const method of methods) {
+        const slot = slotFor(method.toUpperCase(), path, config)
+        if (slot !== undefined) byMethod[method.toUpperCase()] = slot
+      }
+      hook = function waygateOnRequest (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+        const slot = byMethod[request.method]
+        if (slot === undefined) done()
+        else enforce(request, reply, done, slot)
+      }
+    }
+    const current = routeOptions.onRequest
+    routeOptions.onRequest = current === undefined ? [hook] : [hook, ...(Array.isArray(current) ? current : [current])]
+  })
+
+  // Under global maintenance, paths that match no route answer 503 too (except exempt ones and preflights).
+  fastify.addHook('onRequest', function waygateUnmatched (request, reply, done) {
+    const decision = engine.decideUnmatched(request.url, request.method)
+    if (decision.action !== 'block' || !request.is404) {
+      done()
+      return
+    }
+    for (const prefix of ignorePrefixes) {
+      if (request.url.startsWith(prefix)) {
+        done()
+        return
+      }
+    }
+    const pending = respondBlocked(request, reply, decision, engine.now(), factoryFor.maintenance, log)
+    if (pending !== undefined) pending.catch(err => log.error({ err }, 'waygate: sending a blocked response failed'))
+  })
+
+  fastify.addHook('onReady', async () => {
+    for (const { slot, path, declaration } of pendingHead) {
+      const get = slots.get(`GET:${path}`)
+      if (get !== undefined) {
+        slot.handle = get.handle
+        slot.factory ??= get.factory
+        continue
+      }
+      try {
+        slot.handle = engine.declareRoute('HEAD', path, declaration)
+      } catch (err) {
+        configErrors.push((err as Error).message.replace(/^Invalid input: /, ''))
+      }
+    }
+    pendingHead.length = 0
+    if (configErrors.length > 0) throw new WG_ERR_ROUTE_CONFIG_INVALID(configErrors.join('; '))
+    await engine.registerDeclaredRoutes()
+  })
+
+  if (options.closeEngine ?? ownEngine) {
+    fastify.addHook('onClose', async () => { await engine.close() })
+  }
+}
+
+/**
+ * The waygate plugin: enforces route lifecycle state in `onRequest`, from a snapshot, with no I/O
+ * per request. Register it before your routes; routes declare their initial state under
+ * `config: { waygate: { ... } }` and operators change it at runtime through `fastify.waygate`.
+ *
+ * @example
+ * await app.register(waygate, { engine: createEngine({ env: 'production' }) })
+ * app.get('/payments', { config: { waygate: { maintenance: { reason: 'DB migration' } } } }, handler)
+ */
+export const waygate = fp(waygatePlugin, { fastify: '5.x', name: '@waygate/fastify' })

@@ -1,0 +1,126 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { retryAfterSeconds, type BlockDecision, type WaygateLogger } from '@waygate/core'
+
+/** What a custom response factory is told about the block. */
+export interface BlockContext {
+  /** What blocked the request. */
+  kind: 'maintenance' | 'disabled' | 'env_gated'
+  /** The route key that decided (`METHOD:/pattern`), or `*` for an unmatched path under global maintenance. */
+  key: string
+  reason: string
+  /** The concrete request path, without the query string. */
+  path: string
+  /** True when site-wide maintenance blocked the request. */
+  global: boolean
+  /** Seconds until the maintenance window ends, or null when unknown. */
+  retryAfterSeconds: number | null
+  /** When the maintenance window ends (ISO 8601), or null when unknown. */
+  retryAt: string | null
+}
+
+/**
+ * Builds the response for a blocked request, like a route handler: set the status and headers on
+ * `reply`, then return the body or call `reply.send()`. The status is preset to the built-in one
+ * (503, or 404 for env-gated). May be async. If it throws, the built-in response is sent instead.
+ */
+export type WaygateResponseFactory = (request: FastifyRequest, reply: FastifyReply, block: BlockContext) => unknown
+
+/** Plugin-wide response factories, used for routes without their own `response`. */
+export interface WaygateResponses {
+  maintenance?: WaygateResponseFactory
+  disabled?: WaygateResponseFactory
+  envGated?: WaygateResponseFactory
+  /** Used by rate limiting for 429 answers. */
+  rateLimited?: (request: FastifyRequest, reply: FastifyReply, context: Record<string, unknown>) => unknown
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8'
+
+function requestPath (request: FastifyRequest): string {
+  const url = request.url
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
+}
+
+function contextOf (request: FastifyRequest, decision: BlockDecision, now: number): BlockContext {
+  return {
+    kind: decision.kind,
+    key: decision.key,
+    reason: decision.reason,
+    path: requestPath(request),
+    global: decision.global,
+    retryAfterSeconds: decision.retryAt === null ? null : retryAfterSeconds(decision.retryAt, now),
+    retryAt: decision.retryAt === null ? null : new Date(decision.retryAt).toISOString()
+  }
+}
+
+/** Sends waygate's built-in response for a block. */
+function sendBuiltIn (request: FastifyRequest, reply: FastifyReply, ctx: BlockContext): void {
+  if (ctx.kind === 'env_gated') {
+    // the route must look absent: the app's own not-found handler answers
+    reply.callNotFound()
+    return
+  }
+  const maintenance = ctx.kind === 'maintenance'
+  const error: Record<string, unknown> = {
+    code: maintenance ? 'MAINTENANCE_MODE' : 'ROUTE_DISABLED',
+    message: maintenance
+      ? (ctx.global ? 'The service is temporarily down for maintenance' : 'This endpoint is temporarily down for maintenance')
+      : 'This endpoint is disabled',
+    reason: ctx.reason,
+    path: ctx.path
+  }
+  if (ctx.retryAt !== null) {
+    error.retryAfter = ctx.retryAt
+    reply.header('retry-after', String(ctx.retryAfterSeconds))
+  }
+  // serialised here so a route's own response schema never reshapes waygate's body
+  reply.code(503).type(JSON_TYPE).send(JSON.stringify({ error }))
+}
+
+/**
+ * Answers a blocked request: the route's factory, else the plugin-wide one for the kind, else the
+ * built-in response. A factory that throws or rejects is logged and replaced by the built-in one.
+ */
+export function respondBlocked (
+  request: FastifyRequest,
+  reply: FastifyReply,
+  decision: BlockDecision,
+  now: number,
+  factory: WaygateResponseFactory | undefined,
+  logger: WaygateLogger
+): void | Promise<void> {
+  const ctx = contextOf(request, decision, now)
+  if (factory === undefined) {
+    sendBuiltIn(request, reply, ctx)
+    return
+  }
+  const fallback = (err: unknown): void => {
+    logger.error({ err, key: ctx.key, kind: ctx.kind }, 'waygate: custom response factory failed; sending the built-in response')
+    if (!reply.sent) {
+      reply.removeHeader('retry-after')
+      sendBuiltIn(request, reply, ctx)
+    }
+  }
+  const finish = (value: unknown): void => {
+    if (reply.sent) return
+    if (value === reply || value === undefined) {
+      if (value === undefined) fallback(new Error('the response factory returned nothing and sent nothing'))
+      return
+    }
+    reply.send(value)
+  }
+  reply.code(ctx.kind === 'env_gated' ? 404 : 503)
+  if (ctx.retryAfterSeconds !== null) reply.header('retry-after', String(ctx.retryAfterSeconds))
+  let result: unknown
+  try {
+    result = factory(request, reply, ctx)
+  } catch (err) {
+    fallback(err)
+    return
+  }
+  if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function' && result !== reply) {
+    return (result as Promise<unknown>).then(finish, fallback)
+  }
+  finish(result)
+}
