@@ -187,7 +187,7 @@ t.test('an invalid route config fails ready() naming every bad route', async t =
   app.get('/c', { config: { waygate: { maintenence: {} } as never } }, ok)
   app.get('/d', { config: { waygate: { maintenance: { start: '2026-01-02', end: '2026-01-01' } } } }, ok)
   app.get('/e', { config: { waygate: { deprecated: { sunset: 'not a date' } } } }, ok)
-  await t.rejects(app.ready(), {
+  await t.rejects(async () => { await app.ready() }, {
     code: 'WG_ERR_ROUTE_CONFIG_INVALID',
     message: /GET:\/a.*GET:\/b.*GET:\/c.*maintenence.*GET:\/d.*end must be after.*GET:\/e.*not a valid date/s
   })
@@ -196,7 +196,7 @@ t.test('an invalid route config fails ready() naming every bad route', async t =
 t.test('invalid plugin options are refused at registration', async t => {
   const app = Fastify()
   t.teardown(() => app.close())
-  await t.rejects(app.register(waygate, { responses: { maintenance: 'nope' } as never, unmanagedRoutes: 'loud' as never }).ready(), {
+  await t.rejects(async () => { await app.register(waygate, { responses: { maintenance: 'nope' } as never, unmanagedRoutes: 'loud' as never }) }, {
     code: 'WG_ERR_PLUGIN_OPTIONS_INVALID',
     message: /responses\.maintenance.*unmanagedRoutes/
   })
@@ -218,7 +218,7 @@ t.test('routes declared before the plugin are reported, not silently skipped', a
   const strict = Fastify()
   t.teardown(() => strict.close())
   strict.get('/early', ok)
-  await t.rejects(strict.register(waygate, { unmanagedRoutes: 'error' }).ready(), { code: 'WG_ERR_ROUTES_BEFORE_PLUGIN' })
+  await t.rejects(async () => { await strict.register(waygate, { unmanagedRoutes: 'error' }) }, { code: 'WG_ERR_ROUTES_BEFORE_PLUGIN' })
 })
 
 t.test('waygate: false and ignorePrefixes leave routes unmanaged', async t => {

@@ -11,6 +11,7 @@ export const DEFAULT_AUDIT_LIMIT = 100
 export function filterAudit (entries: readonly AuditEntry[], query: AuditQuery = {}): AuditEntry[] {
   const limit = query.limit ?? DEFAULT_AUDIT_LIMIT
   const out: AuditEntry[] = []
+  if (limit <= 0) return out
   let started = query.before === undefined
   for (const entry of entries) {
     if (!started) {

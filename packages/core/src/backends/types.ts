@@ -64,7 +64,10 @@ export interface WaygateBackend {
   load(): Promise<BackendSnapshot>
   /** Reads one route state. */
   getRoute(key: string): Promise<RouteState | null>
-  /** Atomically updates one route state and appends its audit entry. Resolves the stored value. */
+  /**
+   * Atomically updates one route state and appends its audit entry. Resolves the stored value.
+   * The updater's `next.key` is always `key` (the engine guarantees it).
+   */
   updateRoute(key: string, updater: Updater<RouteState, RouteState | null>): Promise<RouteState | null>
   /** Writes the states whose keys are not stored yet; never overwrites. Resolves the keys it added. */
   registerRoutes(states: RouteState[]): Promise<string[]>
@@ -76,7 +79,11 @@ export interface WaygateBackend {
   appendAudit(entry: AuditEntry): Promise<boolean>
   /** Reads audit entries, newest first. */
   listAudit(query?: AuditQuery): Promise<AuditEntry[]>
-  /** Follows changes, including this process's own. Returns the unsubscribe function. */
+  /**
+   * Follows changes, including this process's own, which must be delivered before the write that
+   * made them resolves (the engine reads its snapshot right after awaiting a write). Returns the
+   * unsubscribe function.
+   */
   subscribe(listener: (change: BackendChange) => void): () => void
   /** Reports whether storage answers. */
   health(): Promise<BackendHealth>

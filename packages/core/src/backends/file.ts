@@ -1,0 +1,585 @@
+import { randomUUID } from 'node:crypto'
+import { watch, watchFile, unwatchFile, type FSWatcher, type Stats } from 'node:fs'
+import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises'
+import { hostname } from 'node:os'
+import { basename, dirname, join, resolve } from 'node:path'
+import type { AuditEntry, GlobalMaintenance, RouteState } from '../models.js'
+import { ROUTE_STATUSES, defaultGlobalMaintenance } from '../models.js'
+import { WG_ERR_BACKEND_UNAVAILABLE, WG_ERR_OPTIONS_INVALID } from '../errors.js'
+import { ChangeEmitter, DEFAULT_MAX_AUDIT_ENTRIES, filterAudit, positiveInteger } from './shared.js'
+import type { AuditQuery, BackendHealth, BackendSnapshot, Updater, WaygateBackend } from './types.js'
+
+/** Options of {@link createFileBackend}. */
+export interface FileBackendOptions {
+  /** The JSON file holding routes, global maintenance and the audit trail. Created on first write. */
+  path: string
+  /** How many audit entries to keep; older ones are dropped. Default 1000. */
+  maxAuditEntries?: number
+  /** How often the file is polled for changes made by other processes, besides `fs.watch`. Default 1000 ms. */
+  pollIntervalMs?: number
+  /**
+   * A lock older than this is considered abandoned and broken; a write that cannot take the lock
+   * within this time fails with `WG_ERR_BACKEND_UNAVAILABLE`. Default 10000 ms.
+   */
+  lockTimeoutMs?: number
+}
+
+/**
+ * The file format, version 1. Audit entries are stored newest first. The file is always replaced
+ * whole (write to a temporary file, fsync, rename), so readers never see a partial write.
+ *
+ * ```json
+ * { "version": 1, "routes": { "GET:/users": { ...RouteState } }, "global": null, "audit": [ ...AuditEntry ] }
+ * ```
+ */
+interface FileDocumentV1 {
+  version: 1
+  routes: Record<string, RouteState>
+  global: GlobalMaintenance | null
+  audit: AuditEntry[]
+}
+
+/** The document as held in memory. */
+interface Store {
+  routes: Map<string, RouteState>
+  global: GlobalMaintenance | null
+  audit: AuditEntry[]
+}
+
+/** What the lock file holds: who took it, and when. */
+interface LockInfo {
+  pid: number
+  host: string
+  token: string
+  createdAt: string
+}
+
+const FORMAT_VERSION = 1
+const DEFAULT_POLL_INTERVAL_MS = 1000
+const DEFAULT_LOCK_TIMEOUT_MS = 10_000
+/** Watch events arrive in bursts (temp file, rename); one read answers a whole burst. */
+const REFRESH_DEBOUNCE_MS = 15
+const MAX_LOCK_BACKOFF_MS = 50
+
+/** Tokens of the locks this process holds right now, to tell our live locks from a dead predecessor's with the same pid. */
+const heldLockTokens = new Set<string>()
+
+function emptyStore (): Store {
+  return { routes: new Map(), global: null, audit: [] }
+}
+
+function isRecord (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function errorCode (err: unknown): string | undefined {
+  return isRecord(err) && typeof err.code === 'string' ? err.code : undefined
+}
+
+function sleep (ms: number): Promise<void> {
+  return new Promise(resolve => setTimeout(resolve, ms))
+}
+
+function isProcessAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else
+    return errorCode(err) !== 'ESRCH'
+  }
+}
+
+function serialize (store: Store): string {
+  const doc: FileDocumentV1 = {
+    version: FORMAT_VERSION,
+    routes: Object.fromEntries(store.routes),
+    global: store.global,
+    audit: store.audit
+  }
+  return JSON.stringify(doc, null, 2) + '\n'
+}
+
+/** Parses the file's text; throws a plain message describing what is wrong. */
+function parseDocument (raw: string): Store {
+  // an empty file holds nothing that could be lost: treat it like a missing one
+  if (raw.trim() === '') return emptyStore()
+  const data: unknown = JSON.parse(raw)
+  if (!isRecord(data)) throw new TypeError('the top level is not a JSON object')
+  if (data.version !== FORMAT_VERSION) {
+    throw new TypeError(`unsupported format version ${JSON.stringify(data.version) ?? 'undefined'} (expected ${FORMAT_VERSION})`)
+  }
+  const store = emptyStore()
+  const routes = data.routes ?? {}
+  if (!isRecord(routes)) throw new TypeError('"routes" is not an object')
+  for (const [key, state] of Object.entries(routes)) {
+    if (!isRecord(state) || state.key !== key || !ROUTE_STATUSES.includes(state.status as never)) {
+      throw new TypeError(`routes[${JSON.stringify(key)}] is not a route state for that key`)
+    }
+    store.routes.set(key, state as unknown as RouteState)
+  }
+  const global = data.global ?? null
+  if (global !== null && (!isRecord(global) || typeof global.enabled !== 'boolean' || !Array.isArray(global.exemptPaths))) {
+    throw new TypeError('"global" is not a global maintenance record')
+  }
+  store.global = global as GlobalMaintenance | null
+  const audit = data.audit ?? []
+  if (!Array.isArray(audit)) throw new TypeError('"audit" is not an array')
+  for (const [i, entry] of audit.entries()) {
+    if (!isRecord(entry) || typeof entry.id !== 'string' || typeof entry.timestamp !== 'string') {
+      throw new TypeError(`audit[${i}] is not an audit entry`)
+    }
+  }
+  store.audit = audit as AuditEntry[]
+  return store
+}
+
+function sameJson (a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b)
+}
+
+/**
+ * Keeps routes, global maintenance and the audit trail in one JSON file (format version 1:
+ * `{ version, routes, global, audit }`). Fits one host: several processes may share the file.
+ * Every write is a read-modify-write under an exclusive lock file (`<path>.lock`) and replaces
+ * the file atomically, so no update is lost; changes written by other processes are picked up
+ * by watching the file (plus polling) and announced through `subscribe`. A file that cannot be
+ * parsed is reported as `WG_ERR_BACKEND_UNAVAILABLE` and never overwritten.
+ */
+export function createFileBackend (options: FileBackendOptions): WaygateBackend {
+  let maxAudit: number
+  let pollIntervalMs: number
+  let lockTimeoutMs: number
+  if (!isRecord(options) || typeof options.path !== 'string' || options.path.trim() === '') {
+    throw new WG_ERR_OPTIONS_INVALID('path must be a non-empty string')
+  }
+  try {
+    maxAudit = positiveInteger(options.maxAuditEntries, 'maxAuditEntries', DEFAULT_MAX_AUDIT_ENTRIES)
+    pollIntervalMs = positiveInteger(options.pollIntervalMs, 'pollIntervalMs', DEFAULT_POLL_INTERVAL_MS)
+    lockTimeoutMs = positiveInteger(options.lockTimeoutMs, 'lockTimeoutMs', DEFAULT_LOCK_TIMEOUT_MS)
+  } catch (err) {
+    throw new WG_ERR_OPTIONS_INVALID((err as Error).message)
+  }
+
+  const path = resolve(options.path)
+  const dir = dirname(path)
+  const base = basename(path)
+  const lockPath = `${path}.lock`
+  const host = hostname()
+  const emitter = new ChangeEmitter()
+
+  // what this instance last read or wrote: the base every diff is computed against
+  let known: Store = emptyStore()
+  let knownRaw: string | undefined
+  let tail: Promise<unknown> = Promise.resolve()
+  let closed = false
+  let polling = false
+  let dirWatcher: FSWatcher | null = null
+  let refreshTimer: NodeJS.Timeout | null = null
+
+  /** Runs tasks of this instance one at a time, so reads and diffs never go back in time. */
+  function serial<T> (task: () => Promise<T>): Promise<T> {
+    const run = tail.then(task, task)
+    tail = run.catch(() => {})
+    return run
+  }
+
+  async function readStore (): Promise<{ raw: string, store: Store }> {
+    let raw: string
+    try {
+      raw = await readFile(path, 'utf8')
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT') return { raw: '', store: emptyStore() }
+      throw new WG_ERR_BACKEND_UNAVAILABLE(`cannot read ${path}`, { cause: err })
+    }
+    try {
+      return { raw, store: parseDocument(raw) }
+    } catch (err) {
+      throw new WG_ERR_BACKEND_UNAVAILABLE(
+        `${path} is corrupt (${(err as Error).message}); fix or remove it, waygate will not overwrite it`, { cause: err })
+    }
+  }
+
+  /** Announces what differs between two contents of the file. */
+  function emitDiff (before: Store, after: Store): void {
+    for (const [key, state] of after.routes) {
+      const previous = before.routes.get(key)
+      if (previous === undefined || !sameJson(previous, state)) emitter.emit({ type: 'route', state: structuredClone(state) })
+    }
+    for (const key of before.routes.keys()) {
+      if (!after.routes.has(key)) emitter.emit({ type: 'route_deleted', key })
+    }
+    if (!sameJson(before.global, after.global)) {
+      emitter.emit({ type: 'global', global: structuredClone(after.global ?? defaultGlobalMaintenance()) })
+    }
+    const seen = new Set(before.audit.map(e => e.id))
+    const added = after.audit.filter(e => !seen.has(e.id))
+    for (let i = added.length - 1; i >= 0; i--) emitter.emit({ type: 'audit', entry: structuredClone(added[i]!) })
+  }
+
+  /** Makes freshly read or written content the known one, announcing the difference. */
+  function absorb (raw: string, store: Store): Store {
+    // the first read only sets the baseline: what was there before this instance is not a change
+    if (knownRaw !== undefined && raw !== knownRaw) emitDiff(known, store)
+    known = store
+    knownRaw = raw
+    return store
+  }
+
+  async function refresh (): Promise<Store> {
+    const { raw, store } = await readStore()
+    return absorb(raw, store)
+  }
+
+  // ---- the lock file ----
+
+  async function readLock (): Promise<string | null> {
+    try {
+      return await readFile(lockPath, 'utf8')
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT') return null
+      throw err
+    }
+  }
+
+  async function isStale (raw: string): Promise<boolean> {
+    let info: Partial<LockInfo> = {}
+    try {
+      const parsed: unknown = JSON.parse(raw)
+      if (isRecord(parsed)) info = parsed as Partial<LockInfo>
+    } catch {
+      // still being written, or garbage: only its age can tell
+    }
+    if (typeof info.pid === 'number' && info.host === host) {
+      if (info.pid === process.pid) {
+        if (typeof info.token === 'string' && !heldLockTokens.has(info.token)) return true
+      } else if (!isProcessAlive(info.pid)) {
+        return true
+      }
+    }
+    let createdAt = typeof info.createdAt === 'string' ? Date.parse(info.createdAt) : Number.NaN
+    if (Number.isNaN(createdAt)) {
+      try {
+        createdAt = (await stat(lockPath)).mtimeMs
+      } catch {
+        return true
+      }
+    }
+    return Date.now() - createdAt > lockTimeoutMs
+  }
+
+  /** Removes an abandoned lock; `seen` is its content, so a fresh lock taken meanwhile is left alone. */
+  async function breakLock (seen: string): Promise<void> {
+    // renaming is atomic: of several processes breaking the same lock, one gets it
+    const grave = `${lockPath}.${randomUUID()}.stale`
+    try {
+      await rename(lockPath, grave)
+    } catch {
+      return
+    }
+    const taken = await readFile(grave, 'utf8').catch(() => '')
+    if (taken !== seen) {
+      // a live lock replaced the stale one between our read and our rename: give it back
+      await link(grave, lockPath).catch(() => {})
+    }
+    await unlink(grave).catch(() => {})
+  }
+
+  async function acquireLock (): Promise<string> {
+    const deadline = Date.now() + lockTimeoutMs
+    let backoff = 2
+    let holder = ''
+    for (;;) {
+      const info: LockInfo = { pid: process.pid, host, token: randomUUID(), createdAt: new Date().toISOString() }
+      const content = JSON.stringify(info)
+      let created = false
+      // registered before the lock exists, so another instance of this process never takes it for a dead one's
+      heldLockTokens.add(info.token)
+      try {
+        const handle = await open(lockPath, 'wx')
+        created = true
+        try {
+          await handle.writeFile(content)
+        } finally {
+          await handle.close()
+        }
+        return content
+      } catch (err) {
+        heldLockTokens.delete(info.token)
+        const code = errorCode(err)
+        if (created) {
+          await unlink(lockPath).catch(() => {})
+          throw new WG_ERR_BACKEND_UNAVAILABLE(`cannot write lock file ${lockPath}`, { cause: err })
+        }
+        if (code === 'ENOENT') {
+          try {
+            await mkdir(dir, { recursive: true })
+          } catch (mkdirErr) {
+            throw new WG_ERR_BACKEND_UNAVAILABLE(`cannot create directory ${dir}`, { cause: mkdirErr })
+          }
+          continue
+        }
+        if (code !== 'EEXIST') throw new WG_ERR_BACKEND_UNAVAILABLE(`cannot create lock file ${lockPath}`, { cause: err })
+      }
+      let current: string | null | undefined
+      try {
+        current = await readLock()
+      } catch {
+        // unreadable (a directory, no permission): wait for it like for a live lock, then fail
+        current = undefined
+      }
+      if (current === null) continue
+      if (current !== undefined) {
+        holder = current
+        if (await isStale(current)) {
+          await breakLock(current)
+          continue
+        }
+      }
+      if (Date.now() >= deadline) {
+        throw new WG_ERR_BACKEND_UNAVAILABLE(`could not lock ${path} within ${lockTimeoutMs} ms; held by ${holder || 'an unknown writer'}`)
+      }
+      await sleep(backoff + Math.random() * backoff)
+      backoff = Math.min(backoff * 2, MAX_LOCK_BACKOFF_MS)
+    }
+  }
+
+  async function ownsLock (content: string): Promise<boolean> {
+    return (await readLock().catch(() => null)) === content
+  }
+
+  async function releaseLock (content: string): Promise<void> {
+    try {
+      if (await ownsLock(content)) await unlink(lockPath)
+    } catch {
+      // already gone or taken over: nothing of ours to remove
+    }
+    heldLockTokens.delete((JSON.parse(content) as LockInfo).token)
+  }
+
+  // ---- writing ----
+
+  /** Replaces the file atomically; resolves false (nothing written) when the lock was lost. */
+  async function writeAtomic (raw: string, lock: string): Promise<boolean> {
+    const temp = join(dir, `.${base}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`)
+    try {
+      // the rename replaces the file: keep the permissions an operator gave it
+      const mode = await stat(path).then(s => s.mode & 0o777, () => 0o666)
+      const handle = await open(temp, 'wx', mode)
+      try {
+        await handle.writeFile(raw)
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+      if (!await ownsLock(lock)) {
+        await unlink(temp)
+        return false
+      }
+      await rename(temp, path)
+    } catch (err) {
+      await unlink(temp).catch(() => {})
+      throw new WG_ERR_BACKEND_UNAVAILABLE(`cannot write ${path}`, { cause: err })
+    }
+    await syncDirectory()
+    return true
+  }
+
+  async function syncDirectory (): Promise<void> {
+    // makes the rename itself durable; not supported everywhere (Windows), hence best effort
+    try {
+      const handle = await open(dir, 'r')
+      try {
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+    } catch {}
+  }
+
+  /**
+   * Read-modify-write under the lock. `change` gets the current content and returns the new one
+   * (or undefined to write nothing) plus the value to resolve; it must not modify its argument.
+   */
+  function mutate<T> (change: (store: Store) => { next?: Store, result: T }): Promise<T> {
+    return serial(async () => {
+      for (let attempt = 1; ; attempt++) {
+        const lock = await acquireLock()
+        let outcome: { next?: Store, result: T }
+        let raw: string
+        try {
+          const current = await refresh()
+          outcome = change(current)
+          if (outcome.next === undefined) return outcome.result
+          raw = serialize(outcome.next)
+          if (!await writeAtomic(raw, lock)) {
+            // our lock was broken as stale (we were paused too long): redo the whole update
+            if (attempt < 3) continue
+            throw new WG_ERR_BACKEND_UNAVAILABLE(`lost the lock on ${path} while writing`)
+          }
+        } finally {
+          await releaseLock(lock)
+        }
+        watchDirectory()
+        const before = known
+        known = outcome.next
+        knownRaw = raw
+        // announced now rather than when the watcher fires: the engine reads its snapshot right after a write
+        emitDiff(before, outcome.next)
+        return outcome.result
+      }
+    })
+  }
+
+  function withAudit (audit: AuditEntry[], entry: AuditEntry | undefined): AuditEntry[] {
+    if (entry === undefined) return audit
+    return [structuredClone(entry), ...audit].slice(0, maxAudit)
+  }
+
+  // ---- following other processes ----
+
+  function scheduleRefresh (): void {
+    if (closed || refreshTimer !== null) return
+    refreshTimer = setTimeout(() => {
+      refreshTimer = null
+      if (closed) return
+      serial(refresh).catch(() => {
+        // a corrupt or unreadable file: health() says so, and the next change is tried again
+      })
+    }, REFRESH_DEBOUNCE_MS)
+    refreshTimer.unref()
+  }
+
+  function onPoll (currentStats: Stats, previousStats: Stats): void {
+    if (currentStats.mtimeMs !== previousStats.mtimeMs || currentStats.ino !== previousStats.ino || currentStats.size !== previousStats.size) {
+      scheduleRefresh()
+    }
+    watchDirectory()
+  }
+
+  function watchDirectory (): void {
+    if (closed || !polling || dirWatcher !== null) return
+    try {
+      // the directory, not the file: the file is replaced by a rename at every write
+      const watcher = watch(dir, { persistent: false }, (_event, filename) => {
+        if (filename === null || filename === base) scheduleRefresh()
+      })
+      watcher.on('error', () => {
+        watcher.close()
+        if (dirWatcher === watcher) dirWatcher = null
+      })
+      dirWatcher = watcher
+    } catch {
+      // no directory yet: polling notices the file, and the first write starts the watcher
+    }
+  }
+
+  function startWatching (): void {
+    if (closed || polling) return
+    polling = true
+    watchFile(path, { persistent: false, interval: pollIntervalMs }, onPoll)
+    watchDirectory()
+    // the content now is the base for what subscribers are told, not whatever the first event finds
+    if (knownRaw === undefined) serial(refresh).catch(() => {})
+  }
+
+  return {
+    kind: 'file',
+    async init () {
+      startWatching()
+      await serial(refresh)
+    },
+    async load (): Promise<BackendSnapshot> {
+      const store = await serial(refresh)
+      return {
+        routes: [...store.routes.values()].map(s => structuredClone(s)),
+        global: store.global === null ? null : structuredClone(store.global)
+      }
+    },
+    async getRoute (key) {
+      const store = await serial(refresh)
+      const state = store.routes.get(key)
+      return state === undefined ? null : structuredClone(state)
+    },
+    updateRoute (key, updater: Updater<RouteState, RouteState | null>) {
+      return mutate(store => {
+        const current = store.routes.get(key) ?? null
+        const update = updater(current === null ? null : structuredClone(current))
+        if (update === undefined) return { result: current === null ? null : structuredClone(current) }
+        const next = structuredClone(update.next)
+        const routes = new Map(store.routes)
+        routes.set(key, next)
+        return {
+          next: { routes, global: store.global, audit: withAudit(store.audit, update.audit) },
+          result: structuredClone(next)
+        }
+      })
+    },
+    registerRoutes (states) {
+      return mutate(store => {
+        const added: string[] = []
+        const routes = new Map(store.routes)
+        for (const state of states) {
+          if (routes.has(state.key)) continue
+          routes.set(state.key, structuredClone(state))
+          added.push(state.key)
+        }
+        if (added.length === 0) return { result: added }
+        return { next: { ...store, routes }, result: added }
+      })
+    },
+    deleteRoute (key) {
+      return mutate(store => {
+        if (!store.routes.has(key)) return { result: false }
+        const routes = new Map(store.routes)
+        routes.delete(key)
+        return { next: { ...store, routes }, result: true }
+      })
+    },
+    updateGlobal (updater: Updater<GlobalMaintenance, GlobalMaintenance>) {
+      return mutate(store => {
+        const current = store.global ?? defaultGlobalMaintenance()
+        const update = updater(structuredClone(current))
+        if (update === undefined) return { result: structuredClone(current) }
+        const next = structuredClone(update.next)
+        return {
+          next: { routes: store.routes, global: next, audit: withAudit(store.audit, update.audit) },
+          result: structuredClone(next)
+        }
+      })
+    },
+    appendAudit (entry) {
+      return mutate(store => {
+        if (store.audit.some(e => e.id === entry.id)) return { result: false }
+        return { next: { ...store, audit: withAudit(store.audit, entry) }, result: true }
+      })
+    },
+    async listAudit (query?: AuditQuery) {
+      const store = await serial(refresh)
+      return filterAudit(store.audit, query).map(e => structuredClone(e))
+    },
+    subscribe (listener) {
+      startWatching()
+      return emitter.subscribe(listener)
+    },
+    async health (): Promise<BackendHealth> {
+      try {
+        await serial(refresh)
+        return { ok: true }
+      } catch (err) {
+        return { ok: false, detail: (err as Error).message }
+      }
+    },
+    async close () {
+      closed = true
+      if (refreshTimer !== null) clearTimeout(refreshTimer)
+      refreshTimer = null
+      if (polling) unwatchFile(path, onPoll)
+      dirWatcher?.close()
+      dirWatcher = null
+      // let writes already queued finish, so close() means the file is settled
+      await tail
+      emitter.clear()
+    }
+  }
+}

@@ -1,0 +1,429 @@
+import type { AuditEntry, GlobalMaintenance, RouteState } from '../models.js'
+import { defaultGlobalMaintenance } from '../models.js'
+import type { BackendChange, Update, WaygateBackend } from '../backends/types.js'
+
+/**
+ * The part of a test object the contract uses. tap's `Test` satisfies it; so does any runner
+ * with the same assertions, since the contract imports no test framework.
+ */
+export interface BackendContractTest {
+  test (name: string, fn: (t: BackendContractTest) => Promise<void>): PromiseLike<unknown>
+  equal (found: unknown, wanted: unknown, ...message: [] | [string]): unknown
+  same (found: unknown, wanted: unknown, ...message: [] | [string]): unknown
+  match (found: unknown, wanted: unknown, ...message: [] | [string]): unknown
+  ok (value: unknown, ...message: [] | [string]): unknown
+  /** Runs `fn` when the test ends, whatever its outcome. */
+  teardown (fn: () => unknown): unknown
+}
+
+/** Options the contract passes to `create`; a backend must honour them. */
+export interface BackendContractCreateOptions {
+  /** How many audit entries the backend keeps. Absent: the backend's default. */
+  maxAuditEntries?: number
+}
+
+/** Options of {@link backendContract}. */
+export interface BackendContractOptions {
+  /** Names the group of tests, e.g. `'file backend'`. */
+  name: string
+  /**
+   * Returns a new backend over empty storage, each call its own. The contract calls `init()` if
+   * the backend has one and closes the backend when the test ends.
+   */
+  create: (options: BackendContractCreateOptions) => Promise<WaygateBackend> | WaygateBackend
+  /** How long to wait for something a backend delivers asynchronously. Default 2000 ms. */
+  changeTimeoutMs?: number
+}
+
+const BASE_TIME = Date.parse('2025-03-01T12:00:00.000Z')
+
+function at (minutes: number): string {
+  return new Date(BASE_TIME + minutes * 60_000).toISOString()
+}
+
+function routeState (key: string, fields: Partial<RouteState> = {}): RouteState {
+  const colon = key.indexOf(':')
+  return {
+    key,
+    path: key[0] === '/' ? key : key.slice(colon + 1),
+    method: key[0] === '/' ? null : key.slice(0, colon),
+    service: null,
+    status: 'active',
+    reason: '',
+    allowedEnvs: [],
+    window: null,
+    sunset: null,
+    successor: null,
+    forceActive: false,
+    updatedAt: at(0),
+    updatedBy: 'contract',
+    ...fields
+  }
+}
+
+function auditEntry (id: string, fields: Partial<AuditEntry> = {}): AuditEntry {
+  return {
+    id,
+    timestamp: at(0),
+    key: 'GET:/contract',
+    service: null,
+    action: 'disable',
+    actor: 'alice',
+    platform: 'api',
+    reason: '',
+    previousStatus: 'active',
+    newStatus: 'disabled',
+    ...fields
+  }
+}
+
+function ids (entries: readonly AuditEntry[]): string[] {
+  return entries.map(e => e.id)
+}
+
+function sleep (ms: number): Promise<void> {
+  return new Promise(resolve => setTimeout(resolve, ms))
+}
+
+/**
+ * The behaviour every {@link WaygateBackend} must have, as a tap-style test suite: run it against
+ * a custom backend to check that the engine can rely on it.
+ *
+ * ```ts
+ * import t from 'tap'
+ * import { backendContract } from '@waygate/core/testing'
+ * backendContract(t, { name: 'my backend', create: options => createMyBackend(options) })
+ * ```
+ */
+export function backendContract (t: BackendContractTest, options: BackendContractOptions): PromiseLike<unknown> {
+  const changeTimeoutMs = options.changeTimeoutMs ?? 2000
+
+  async function open (t: BackendContractTest, createOptions: BackendContractCreateOptions = {}): Promise<WaygateBackend> {
+    const backend = await options.create(createOptions)
+    t.teardown(() => backend.close())
+    await backend.init?.()
+    return backend
+  }
+
+  async function waitFor (condition: () => boolean): Promise<boolean> {
+    const deadline = Date.now() + changeTimeoutMs
+    while (!condition()) {
+      if (Date.now() >= deadline) return false
+      await sleep(10)
+    }
+    return true
+  }
+
+  function record (backend: WaygateBackend): { changes: BackendChange[], stop: () => void } {
+    const changes: BackendChange[] = []
+    const stop = backend.subscribe(change => { changes.push(change) })
+    return { changes, stop }
+  }
+
+  function set (state: RouteState, audit?: AuditEntry) {
+    return (): Update<RouteState> => audit === undefined ? { next: state } : { next: state, audit }
+  }
+
+  return t.test(options.name, async t => {
+    t.test('load() of an empty store has no routes and no global maintenance', async t => {
+      const backend = await open(t)
+      const snapshot = await backend.load()
+      t.same(snapshot.routes, [])
+      t.same(snapshot.global ?? defaultGlobalMaintenance(), defaultGlobalMaintenance(), 'global is null or the default')
+      t.equal(await backend.getRoute('GET:/missing'), null)
+      t.same(await backend.listAudit(), [])
+    })
+
+    t.test('updateRoute creates a state, resolves it and records its audit entry', async t => {
+      const backend = await open(t)
+      const state = routeState('GET:/users', { status: 'disabled', reason: 'migration' })
+      const entry = auditEntry('a1', { key: 'GET:/users' })
+      let seen: RouteState | null | undefined
+      const stored = await backend.updateRoute('GET:/users', current => {
+        seen = current
+        return { next: state, audit: entry }
+      })
+      t.equal(seen, null, 'the updater sees no current state')
+      t.same(stored, state, 'resolves the stored state')
+      t.same(await backend.getRoute('GET:/users'), state)
+      t.same((await backend.load()).routes, [state])
+      t.same(await backend.listAudit(), [entry], 'the audit entry was written with the state')
+    })
+
+    t.test('updateRoute hands the stored state to the updater and replaces it', async t => {
+      const backend = await open(t)
+      const first = routeState('POST:/orders', { status: 'maintenance', reason: 'one' })
+      await backend.updateRoute('POST:/orders', set(first, auditEntry('b1', { key: 'POST:/orders' })))
+      let seen: RouteState | null | undefined
+      const second = routeState('POST:/orders', { status: 'active', reason: 'two', updatedBy: 'bob' })
+      const stored = await backend.updateRoute('POST:/orders', current => {
+        seen = current
+        return { next: second, audit: auditEntry('b2', { key: 'POST:/orders', action: 'enable' }) }
+      })
+      t.same(seen, first, 'the updater sees the stored state')
+      t.same(stored, second)
+      t.same(await backend.getRoute('POST:/orders'), second)
+      t.same(ids(await backend.listAudit()), ['b2', 'b1'], 'newest entry first')
+    })
+
+    t.test('an updater returning undefined writes nothing and records no audit', async t => {
+      const backend = await open(t)
+      const state = routeState('GET:/a', { reason: 'kept' })
+      await backend.updateRoute('GET:/a', set(state))
+      const { changes } = record(backend)
+      t.same(await backend.updateRoute('GET:/a', () => undefined), state, 'resolves the unchanged state')
+      t.equal(await backend.updateRoute('GET:/none', () => undefined), null, 'resolves null for a missing key')
+      t.same(await backend.getRoute('GET:/a'), state)
+      t.equal(await backend.getRoute('GET:/none'), null, 'no state was created')
+      t.same(await backend.listAudit(), [])
+      await sleep(50)
+      t.same(changes, [], 'no change announced')
+    })
+
+    t.test('an updater that throws rejects with its error and writes nothing', async t => {
+      const backend = await open(t)
+      const state = routeState('GET:/a', { reason: 'kept' })
+      await backend.updateRoute('GET:/a', set(state))
+      const boom = new Error('updater refused')
+      for (const key of ['GET:/a', 'GET:/none']) {
+        let caught: unknown
+        try {
+          await backend.updateRoute(key, () => { throw boom })
+        } catch (err) {
+          caught = err
+        }
+        t.equal(caught, boom, `rejects with the updater's own error (${key})`)
+      }
+      const globalBoom = new Error('global updater refused')
+      let caught: unknown
+      try {
+        await backend.updateGlobal(() => { throw globalBoom })
+      } catch (err) {
+        caught = err
+      }
+      t.equal(caught, globalBoom, 'updateGlobal rejects with the updater\'s own error')
+      t.same(await backend.getRoute('GET:/a'), state)
+      t.equal(await backend.getRoute('GET:/none'), null)
+      t.same((await backend.load()).global ?? defaultGlobalMaintenance(), defaultGlobalMaintenance())
+      t.same(await backend.listAudit(), [])
+    })
+
+    t.test('registerRoutes adds missing states only and resolves the keys it added', async t => {
+      const backend = await open(t)
+      const existing = routeState('GET:/a', { status: 'disabled', reason: 'set by an operator' })
+      await backend.updateRoute('GET:/a', set(existing))
+      const added = await backend.registerRoutes([
+        routeState('GET:/a'),
+        routeState('GET:/b'),
+        routeState('/c', { status: 'maintenance' })
+      ])
+      t.same([...added].sort(), ['/c', 'GET:/b'])
+      t.same(await backend.getRoute('GET:/a'), existing, 'a stored state is never overwritten')
+      t.same(await backend.getRoute('GET:/b'), routeState('GET:/b'))
+      t.same(await backend.getRoute('/c'), routeState('/c', { status: 'maintenance' }))
+      t.same(await backend.registerRoutes([routeState('GET:/b', { status: 'disabled' })]), [], 'nothing added the second time')
+      t.same(await backend.getRoute('GET:/b'), routeState('GET:/b'))
+      t.equal((await backend.load()).routes.length, 3)
+    })
+
+    t.test('deleteRoute removes a state and tells whether it existed', async t => {
+      const backend = await open(t)
+      await backend.registerRoutes([routeState('GET:/a'), routeState('GET:/b')])
+      t.equal(await backend.deleteRoute('GET:/a'), true)
+      t.equal(await backend.deleteRoute('GET:/a'), false, 'already gone')
+      t.equal(await backend.deleteRoute('GET:/never'), false)
+      t.equal(await backend.getRoute('GET:/a'), null)
+      t.same((await backend.load()).routes, [routeState('GET:/b')], 'other states are kept')
+    })
+
+    t.test('updateGlobal starts from the default and stores what the updater returns', async t => {
+      const backend = await open(t)
+      let seen: GlobalMaintenance | undefined
+      t.same(await backend.updateGlobal(current => { seen = current; return undefined }), defaultGlobalMaintenance())
+      t.same(seen, defaultGlobalMaintenance(), 'the updater sees the default before any write')
+      const on: GlobalMaintenance = { enabled: true, reason: 'upgrade', exemptPaths: ['/health', 'GET:/status'], includeForceActive: false, since: at(5) }
+      const entry = auditEntry('g1', { key: '*', action: 'global_maintenance_on', previousStatus: 'active', newStatus: 'maintenance' })
+      t.same(await backend.updateGlobal(() => ({ next: on, audit: entry })), on, 'resolves the stored value')
+      t.same((await backend.load()).global, on)
+      t.same(await backend.listAudit(), [entry])
+      const off = { ...on, enabled: false, since: null }
+      t.same(await backend.updateGlobal(current => {
+        seen = current
+        return { next: off }
+      }), off)
+      t.same(seen, on, 'the updater sees the stored value')
+      t.same((await backend.load()).global, off)
+      t.same(await backend.updateGlobal(() => undefined), off, 'undefined keeps the stored value')
+      t.equal((await backend.listAudit()).length, 1, 'no audit without an entry')
+    })
+
+    t.test('appendAudit refuses a second entry with the same id', async t => {
+      const backend = await open(t)
+      const entry = auditEntry('dup', { reason: 'first' })
+      t.equal(await backend.appendAudit(entry), true)
+      t.equal(await backend.appendAudit({ ...entry, reason: 'second' }), false, 'resolves false on a duplicate id')
+      t.equal(await backend.appendAudit(auditEntry('other')), true)
+      t.same(await backend.listAudit(), [auditEntry('other'), entry], 'the first entry is kept, once')
+    })
+
+    t.test('listAudit returns entries newest first and applies every filter', async t => {
+      const backend = await open(t)
+      const entries = [
+        auditEntry('e1', { timestamp: at(1), key: 'GET:/a', action: 'disable', actor: 'alice' }),
+        auditEntry('e2', { timestamp: at(2), key: 'GET:/b', action: 'enable', actor: 'bob', service: 'billing' }),
+        auditEntry('e3', { timestamp: at(3), key: 'GET:/a', action: 'maintenance_on', actor: 'bob' }),
+        auditEntry('e4', { timestamp: at(4), key: '*', action: 'global_maintenance_on', actor: 'alice' }),
+        auditEntry('e5', { timestamp: at(5), key: 'GET:/a', action: 'enable', actor: 'carol', service: 'billing' }),
+        auditEntry('e6', { timestamp: at(6), key: 'GET:/b', action: 'disable', actor: 'alice' })
+      ]
+      for (const entry of entries) await backend.appendAudit(entry)
+      t.same(ids(await backend.listAudit()), ['e6', 'e5', 'e4', 'e3', 'e2', 'e1'])
+      t.same(await backend.listAudit({ key: 'GET:/a' }), [entries[4], entries[2], entries[0]], 'by key, whole entries')
+      t.same(ids(await backend.listAudit({ service: 'billing' })), ['e5', 'e2'], 'by service')
+      t.same(ids(await backend.listAudit({ action: 'enable' })), ['e5', 'e2'], 'by action')
+      t.same(ids(await backend.listAudit({ actor: 'alice' })), ['e6', 'e4', 'e1'], 'by actor')
+      t.same(ids(await backend.listAudit({ since: at(4) })), ['e6', 'e5', 'e4'], 'since is inclusive')
+      t.same(ids(await backend.listAudit({ until: at(3) })), ['e2', 'e1'], 'until is exclusive')
+      t.same(ids(await backend.listAudit({ since: at(2), until: at(5) })), ['e4', 'e3', 'e2'])
+      t.same(ids(await backend.listAudit({ before: 'e4' })), ['e3', 'e2', 'e1'], 'before: older than the cursor')
+      t.same(ids(await backend.listAudit({ limit: 2 })), ['e6', 'e5'], 'limit')
+      t.same(ids(await backend.listAudit({ key: 'GET:/a', actor: 'bob' })), ['e3'], 'filters combine')
+      const pages: string[][] = []
+      let before: string | undefined
+      for (;;) {
+        const page = await backend.listAudit(before === undefined ? { limit: 4 } : { limit: 4, before })
+        if (page.length === 0) break
+        pages.push(ids(page))
+        before = page[page.length - 1]!.id
+      }
+      t.same(pages, [['e6', 'e5', 'e4', 'e3'], ['e2', 'e1']], 'pages with before + limit')
+    })
+
+    t.test('listAudit returns 100 entries unless asked for more', async t => {
+      const backend = await open(t)
+      for (let i = 1; i <= 105; i++) await backend.appendAudit(auditEntry(`n${i}`, { timestamp: at(i) }))
+      const page = await backend.listAudit()
+      t.equal(page.length, 100)
+      t.equal(page[0]?.id, 'n105')
+      t.equal((await backend.listAudit({ limit: 500 })).length, 105)
+    })
+
+    t.test('the audit trail keeps the newest maxAuditEntries entries', async t => {
+      const backend = await open(t, { maxAuditEntries: 5 })
+      for (let i = 1; i <= 6; i++) await backend.appendAudit(auditEntry(`c${i}`, { timestamp: at(i) }))
+      await backend.updateRoute('GET:/a', set(routeState('GET:/a'), auditEntry('c7', { timestamp: at(7) })))
+      await backend.updateGlobal(() => ({ next: defaultGlobalMaintenance(), audit: auditEntry('c8', { timestamp: at(8), key: '*' }) }))
+      t.same(ids(await backend.listAudit({ limit: 100 })), ['c8', 'c7', 'c6', 'c5', 'c4'])
+    })
+
+    t.test('values are copies: changing what goes in or comes out does not change the store', async t => {
+      const backend = await open(t)
+      const input = routeState('GET:/a', { allowedEnvs: ['prod'] })
+      await backend.registerRoutes([input])
+      input.allowedEnvs.push('dev')
+      input.reason = 'changed after registerRoutes'
+      const next = routeState('GET:/b', { allowedEnvs: ['prod'] })
+      const entry = auditEntry('x1', { reason: 'original' })
+      const stored = await backend.updateRoute('GET:/b', () => ({ next, audit: entry }))
+      next.reason = 'changed after updateRoute'
+      entry.reason = 'changed after updateRoute'
+      stored!.allowedEnvs.push('out')
+      const loose = auditEntry('x2', { reason: 'original' })
+      await backend.appendAudit(loose)
+      loose.reason = 'changed after appendAudit'
+      const global = await backend.updateGlobal(() => ({ next: { ...defaultGlobalMaintenance(), exemptPaths: ['/health'] } }))
+      global.exemptPaths.push('/mutated')
+
+      const got = await backend.getRoute('GET:/a')
+      got!.reason = 'mutated result'
+      const snapshot = await backend.load()
+      for (const state of snapshot.routes) state.allowedEnvs.push('mutated')
+      snapshot.global!.exemptPaths.push('/mutated')
+      const listed = await backend.listAudit()
+      for (const e of listed) e.reason = 'mutated'
+      await backend.updateRoute('GET:/a', current => {
+        current!.reason = 'mutated inside an updater that changes nothing'
+        return undefined
+      })
+
+      t.same(await backend.getRoute('GET:/a'), routeState('GET:/a', { allowedEnvs: ['prod'] }))
+      t.same(await backend.getRoute('GET:/b'), routeState('GET:/b', { allowedEnvs: ['prod'] }))
+      t.same((await backend.load()).global, { ...defaultGlobalMaintenance(), exemptPaths: ['/health'] })
+      t.same((await backend.listAudit()).map(e => e.reason), ['original', 'original'])
+    })
+
+    t.test('subscribe announces this instance\'s changes before the write resolves', async t => {
+      const backend = await open(t)
+      const { changes, stop } = record(backend)
+      const state = routeState('GET:/a', { status: 'disabled' })
+      const entry = auditEntry('s1', { key: 'GET:/a' })
+      await backend.updateRoute('GET:/a', set(state, entry))
+      t.same(changes, [{ type: 'route', state }, { type: 'audit', entry }],
+        'route and audit changes arrive before updateRoute resolves (the engine reads its snapshot right after)')
+
+      changes.length = 0
+      const on = { ...defaultGlobalMaintenance(), enabled: true, reason: 'upgrade' }
+      const globalEntry = auditEntry('s2', { key: '*', action: 'global_maintenance_on' })
+      await backend.updateGlobal(() => ({ next: on, audit: globalEntry }))
+      t.same(changes, [{ type: 'global', global: on }, { type: 'audit', entry: globalEntry }])
+
+      changes.length = 0
+      const loose = auditEntry('s3')
+      await backend.appendAudit(loose)
+      await backend.appendAudit(loose)
+      t.same(changes, [{ type: 'audit', entry: loose }], 'a refused duplicate is not announced')
+
+      changes.length = 0
+      await backend.registerRoutes([routeState('GET:/a'), routeState('GET:/b')])
+      t.same(changes, [{ type: 'route', state: routeState('GET:/b') }], 'only added states are announced')
+
+      changes.length = 0
+      await backend.deleteRoute('GET:/b')
+      await backend.deleteRoute('GET:/b')
+      t.same(changes, [{ type: 'route_deleted', key: 'GET:/b' }])
+
+      stop()
+      changes.length = 0
+      await backend.updateRoute('GET:/a', set(routeState('GET:/a'), auditEntry('s4')))
+      await backend.updateGlobal(() => ({ next: defaultGlobalMaintenance() }))
+      await sleep(100)
+      t.same(changes, [], 'nothing arrives after unsubscribe')
+    })
+
+    t.test('a listener that throws does not stop other listeners or fail the write', async t => {
+      const backend = await open(t)
+      backend.subscribe(() => { throw new Error('listener bug') })
+      const { changes } = record(backend)
+      const state = routeState('GET:/a')
+      t.same(await backend.updateRoute('GET:/a', set(state)), state)
+      t.ok(await waitFor(() => changes.length > 0), 'the other listener got the change')
+      t.same(changes, [{ type: 'route', state }])
+    })
+
+    t.test('50 concurrent updates of one route lose nothing', async t => {
+      const backend = await open(t)
+      const key = 'GET:/counter'
+      await Promise.all(Array.from({ length: 50 }, (_, i) => backend.updateRoute(key, current => {
+        const count = Number(current?.reason ?? '0') + 1
+        return {
+          next: routeState(key, { reason: String(count) }),
+          audit: auditEntry(`inc-${i}`, { key, reason: String(count) })
+        }
+      })))
+      t.equal((await backend.getRoute(key))?.reason, '50')
+      const trail = await backend.listAudit({ key, limit: 1000 })
+      t.equal(trail.length, 50, 'one audit entry per update')
+      t.same(trail.map(e => e.reason), Array.from({ length: 50 }, (_, i) => String(50 - i)), 'each entry recorded with its own update')
+    })
+
+    t.test('health() reports ok and close() resolves', async t => {
+      const backend = await options.create({})
+      await backend.init?.()
+      t.match(await backend.health(), { ok: true })
+      t.equal(typeof backend.kind, 'string')
+      t.ok(backend.kind.length > 0, 'kind names the backend')
+      const closed = backend.close().then(() => true)
+      t.ok(await Promise.race([closed, sleep(changeTimeoutMs).then(() => false)]), 'close() resolves')
+    })
+  })
+}

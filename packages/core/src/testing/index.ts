@@ -1,0 +1,2 @@
+export { backendContract } from './backend-contract.js'
+export type { BackendContractTest, BackendContractOptions, BackendContractCreateOptions } from './backend-contract.js'

@@ -1,0 +1,311 @@
+import { spawn } from 'node:child_process'
+import { existsSync, unlinkSync } from 'node:fs'
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { hostname, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t, { type Test } from 'tap'
+import { createFileBackend, defaultGlobalMaintenance } from '@waygate/core'
+import type { AuditEntry, BackendChange, FileBackendOptions, RouteState, WaygateBackend } from '@waygate/core'
+import { backendContract } from '@waygate/core/testing'
+
+const childScript = fileURLToPath(new URL('../helpers/file-backend-child.ts', import.meta.url))
+// the same TypeScript loader and source condition as this process; tap's mock loader is not needed there
+const childExecArgv = process.execArgv.filter(arg => !arg.includes('@tapjs/mock'))
+
+async function tempDir (t: Test): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'waygate-file-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+function open (t: Test, options: FileBackendOptions): WaygateBackend {
+  const backend = createFileBackend(options)
+  t.teardown(() => backend.close())
+  return backend
+}
+
+function state (key: string, fields: Partial<RouteState> = {}): RouteState {
+  return {
+    key,
+    path: key.slice(key.indexOf(':') + 1),
+    method: key.slice(0, key.indexOf(':')),
+    service: null,
+    status: 'active',
+    reason: '',
+    allowedEnvs: [],
+    window: null,
+    sunset: null,
+    successor: null,
+    forceActive: false,
+    updatedAt: '2025-03-01T12:00:00.000Z',
+    updatedBy: 'test',
+    ...fields
+  }
+}
+
+function entry (id: string, fields: Partial<AuditEntry> = {}): AuditEntry {
+  return {
+    id,
+    timestamp: '2025-03-01T12:00:00.000Z',
+    key: 'GET:/a',
+    service: null,
+    action: 'disable',
+    actor: 'alice',
+    platform: 'cli',
+    reason: '',
+    previousStatus: 'active',
+    newStatus: 'disabled',
+    ...fields
+  }
+}
+
+async function waitFor (condition: () => boolean, timeoutMs = 2000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) return false
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+  return true
+}
+
+/** The pid of a process that has exited. */
+async function deadPid (): Promise<number> {
+  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' })
+  await new Promise(resolve => child.once('exit', resolve))
+  return child.pid!
+}
+
+let files = 0
+const contractDir = await mkdtemp(join(tmpdir(), 'waygate-file-contract-'))
+t.teardown(() => rm(contractDir, { recursive: true, force: true }))
+
+backendContract(t, {
+  name: 'file backend',
+  create: options => createFileBackend({ path: join(contractDir, `store-${++files}.json`), pollIntervalMs: 100, ...options })
+})
+
+t.test('state and audit survive a restart', async t => {
+  const path = join(await tempDir(t), 'state.json')
+  const first = createFileBackend({ path })
+  await first.updateRoute('GET:/a', () => ({ next: state('GET:/a', { status: 'disabled', reason: 'down' }), audit: entry('r1') }))
+  await first.updateGlobal(() => ({ next: { ...defaultGlobalMaintenance(), enabled: true, reason: 'upgrade' } }))
+  await first.close()
+
+  const second = open(t, { path })
+  const snapshot = await second.load()
+  t.same(snapshot.routes, [state('GET:/a', { status: 'disabled', reason: 'down' })])
+  t.match(snapshot.global, { enabled: true, reason: 'upgrade' })
+  t.same(await second.listAudit(), [entry('r1')])
+  t.equal(await second.appendAudit(entry('r1')), false, 'ids seen before the restart are still refused')
+})
+
+t.test('writes the documented format atomically and leaves no temporary or lock file', async t => {
+  const dir = await tempDir(t)
+  const path = join(dir, 'state.json')
+  const backend = open(t, { path })
+  await Promise.all(Array.from({ length: 10 }, (_, i) =>
+    backend.updateRoute(`GET:/r${i}`, () => ({ next: state(`GET:/r${i}`), audit: entry(`w${i}`, { key: `GET:/r${i}` }) }))))
+  t.same(await readdir(dir), ['state.json'])
+  const doc = JSON.parse(await readFile(path, 'utf8'))
+  t.equal(doc.version, 1)
+  t.same(Object.keys(doc.routes).sort(), Array.from({ length: 10 }, (_, i) => `GET:/r${i}`).sort())
+  t.equal(doc.global, null)
+  t.equal(doc.audit.length, 10)
+})
+
+t.test('a missing file is an empty store, created with its directory on first write', async t => {
+  const dir = await tempDir(t)
+  const path = join(dir, 'nested', 'deeper', 'state.json')
+  const backend = open(t, { path })
+  await backend.init?.()
+  t.same(await backend.load(), { routes: [], global: null })
+  t.notOk(existsSync(path), 'reading does not create the file')
+  await backend.registerRoutes([state('GET:/a')])
+  t.ok(existsSync(path))
+  t.same(await open(t, { path }).getRoute('GET:/a'), state('GET:/a'))
+})
+
+t.test('keeps the permissions of an existing file', { skip: process.platform === 'win32' && 'no POSIX modes' }, async t => {
+  const path = join(await tempDir(t), 'state.json')
+  await writeFile(path, '')
+  await chmod(path, 0o600)
+  const backend = open(t, { path })
+  await backend.registerRoutes([state('GET:/a')])
+  t.equal((await stat(path)).mode & 0o777, 0o600)
+})
+
+t.test('an empty file is an empty store', async t => {
+  const path = join(await tempDir(t), 'state.json')
+  await writeFile(path, '')
+  const backend = open(t, { path })
+  t.same(await backend.load(), { routes: [], global: null })
+  t.same(await backend.registerRoutes([state('GET:/a')]), ['GET:/a'])
+})
+
+t.test('a corrupt file is an error, never overwritten', async t => {
+  const path = join(await tempDir(t), 'state.json')
+  for (const content of ['{"version":1,"routes":{', '{"version":2,"routes":{},"audit":[]}', '[1,2]', '{"version":1,"routes":{"GET:/a":{"key":"GET:/b"}}}']) {
+    await writeFile(path, content)
+    const backend = open(t, { path })
+    await t.rejects(backend.load(), { code: 'WG_ERR_BACKEND_UNAVAILABLE', message: /corrupt/ }, `load() of ${content}`)
+    await t.rejects(backend.updateRoute('GET:/a', () => ({ next: state('GET:/a') })), { code: 'WG_ERR_BACKEND_UNAVAILABLE' })
+    await t.rejects(backend.registerRoutes([state('GET:/a')]), { code: 'WG_ERR_BACKEND_UNAVAILABLE' })
+    t.match(await backend.health(), { ok: false, detail: /corrupt/ })
+    t.equal(await readFile(path, 'utf8'), content, 'the file is left as it was')
+  }
+  const backend = open(t, { path })
+  await writeFile(path, 'nope')
+  const error = await backend.load().catch((err: Error) => err)
+  t.ok(error instanceof Error && error.cause instanceof SyntaxError, 'the parse error is the cause')
+})
+
+t.test('a lock left by a dead process is broken at once', async t => {
+  const path = join(await tempDir(t), 'state.json')
+  await writeFile(`${path}.lock`, JSON.stringify({ pid: await deadPid(), host: hostname(), token: 'gone', createdAt: new Date().toISOString() }))
+  const backend = open(t, { path })
+  const started = Date.now()
+  await backend.registerRoutes([state('GET:/a')])
+  t.ok(Date.now() - started < 1000, 'did not wait for the lock to age')
+  t.same(await backend.getRoute('GET:/a'), state('GET:/a'))
+  t.notOk(existsSync(`${path}.lock`), 'the lock is released')
+})
+
+t.test('a lock older than lockTimeoutMs is broken even if its process lives', async t => {
+  const path = join(await tempDir(t), 'state.json')
+  const old = new Date(Date.now() - 60_000).toISOString()
+  await writeFile(`${path}.lock`, JSON.stringify({ pid: process.ppid, host: hostname(), token: 'old', createdAt: old }))
+  const backend = open(t, { path, lockTimeoutMs: 500 })
+  t.same(await backend.registerRoutes([state('GET:/a')]), ['GET:/a'])
+  t.notOk(existsSync(`${path}.lock`))
+})
+
+t.test('a lock held by a live writer longer than lockTimeoutMs fails the write with a coded error', async t => {
+  const path = join(await tempDir(t), 'state.json')
+  const lock = `${path}.lock`
+  const hold = (): Promise<void> => writeFile(lock, JSON.stringify({ pid: process.ppid, host: hostname(), token: 'busy', createdAt: new Date().toISOString() }))
+  await hold()
+  // a busy writer that keeps its lock fresh
+  const timer = setInterval(() => { hold().catch(() => {}) }, 50)
+  t.teardown(() => clearInterval(timer))
+  const backend = open(t, { path, lockTimeoutMs: 300 })
+  const started = Date.now()
+  await t.rejects(backend.registerRoutes([state('GET:/a')]), { code: 'WG_ERR_BACKEND_UNAVAILABLE', message: /could not lock/ })
+  t.ok(Date.now() - started >= 300, 'waited lockTimeoutMs')
+  clearInterval(timer)
+  await rm(lock, { force: true })
+  t.same(await backend.registerRoutes([state('GET:/a')]), ['GET:/a'], 'works again once the lock is free')
+})
+
+t.test('an update whose lock was taken away mid-write is redone, not written blind', async t => {
+  const dir = await tempDir(t)
+  const path = join(dir, 'state.json')
+  const backend = open(t, { path })
+  await backend.registerRoutes([state('GET:/a', { reason: '0' })])
+  let calls = 0
+  const stored = await backend.updateRoute('GET:/a', current => {
+    calls++
+    // as if another process had judged our lock stale and broken it while we computed
+    if (calls === 1) unlinkSync(`${path}.lock`)
+    return { next: { ...current!, reason: String(Number(current!.reason) + 1) }, audit: entry(`l${calls}`) }
+  })
+  t.equal(calls, 2, 'the updater ran again under a new lock')
+  t.equal(stored?.reason, '1')
+  t.same((await backend.listAudit()).map(e => e.id), ['l2'], 'only the redone update was written')
+  t.same(await readdir(dir), ['state.json'], 'the abandoned temporary file was removed')
+})
+
+t.test('changes written by another instance arrive through subscribe, without duplicates', async t => {
+  const path = join(await tempDir(t), 'state.json')
+  const reader = open(t, { path, pollIntervalMs: 100 })
+  const writer = open(t, { path, pollIntervalMs: 100 })
+  await writer.registerRoutes([state('GET:/gone')])
+  await reader.init?.()
+  const changes: BackendChange[] = []
+  reader.subscribe(change => { changes.push(change) })
+
+  const disabled = state('GET:/a', { status: 'disabled', reason: 'from elsewhere' })
+  const global = { ...defaultGlobalMaintenance(), enabled: true, reason: 'upgrade' }
+  await writer.updateRoute('GET:/a', () => ({ next: disabled, audit: entry('x1') }))
+  await writer.updateGlobal(() => ({ next: global }))
+  await writer.deleteRoute('GET:/gone')
+  const expected: BackendChange[] = [
+    { type: 'route', state: disabled },
+    { type: 'global', global },
+    { type: 'audit', entry: entry('x1') },
+    { type: 'route_deleted', key: 'GET:/gone' }
+  ]
+  const has = (wanted: BackendChange): boolean => changes.some(c => JSON.stringify(c) === JSON.stringify(wanted))
+  t.ok(await waitFor(() => expected.every(has), 2000), 'every change arrived within 2 s')
+  t.same(await reader.getRoute('GET:/a'), disabled)
+
+  // the reader's own write is announced once: immediately, not again when the watcher fires
+  changes.length = 0
+  await reader.updateRoute('GET:/b', () => ({ next: state('GET:/b'), audit: entry('x2') }))
+  t.equal(changes.length, 2)
+  await new Promise(resolve => setTimeout(resolve, 300))
+  t.same(changes, [{ type: 'route', state: state('GET:/b') }, { type: 'audit', entry: entry('x2') }])
+})
+
+t.test('a subscriber that never called init() is told about the first change made elsewhere', async t => {
+  const path = join(await tempDir(t), 'state.json')
+  const writer = open(t, { path })
+  await writer.registerRoutes([state('GET:/a')])
+  const reader = open(t, { path, pollIntervalMs: 100 })
+  const changes: BackendChange[] = []
+  reader.subscribe(change => { changes.push(change) })
+  await reader.health()
+  await writer.updateRoute('GET:/a', () => ({ next: state('GET:/a', { status: 'maintenance' }) }))
+  t.ok(await waitFor(() => changes.length > 0), 'a change arrived')
+  t.same(changes, [{ type: 'route', state: state('GET:/a', { status: 'maintenance' }) }], 'only the change, not the whole store')
+})
+
+t.test('a file that turns corrupt is reported by health() and followed again once fixed', async t => {
+  const path = join(await tempDir(t), 'state.json')
+  const writer = open(t, { path })
+  await writer.registerRoutes([state('GET:/a')])
+  const reader = open(t, { path, pollIntervalMs: 100 })
+  await reader.init?.()
+  const changes: BackendChange[] = []
+  reader.subscribe(change => { changes.push(change) })
+  const good = await readFile(path, 'utf8')
+  await writeFile(path, good.slice(0, 20))
+  t.match(await reader.health(), { ok: false, detail: /corrupt/ })
+  await writeFile(path, good.replace('"status": "active"', '"status": "disabled"'))
+  t.ok(await waitFor(() => changes.length > 0), 'the fixed file is read again')
+  t.same(changes, [{ type: 'route', state: state('GET:/a', { status: 'disabled' }) }])
+  t.match(await reader.health(), { ok: true })
+})
+
+t.test('two processes incrementing the same counter lose no update', async t => {
+  const path = join(await tempDir(t), 'shared.json')
+  const children = ['p1', 'p2'].map(prefix => {
+    const child = spawn(process.execPath, [...childExecArgv, childScript, path, '25', prefix], { stdio: ['pipe', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { err += chunk.toString() })
+    const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
+    t.teardown(() => { child.kill() })
+    return { child, exited, out: () => out, err: () => err }
+  })
+  t.ok(await waitFor(() => children.every(c => c.out().includes('ready')), 8000), 'both children started')
+  for (const c of children) c.child.stdin.write('go\n')
+  for (const c of children) {
+    t.equal(await c.exited, 0, `child exits cleanly ${c.err()}`)
+  }
+  const backend = open(t, { path })
+  t.equal((await backend.getRoute('GET:/counter'))?.reason, '50')
+  const trail = await backend.listAudit({ limit: 1000 })
+  t.equal(trail.length, 50)
+  t.same(trail.map(e => e.reason), Array.from({ length: 50 }, (_, i) => String(50 - i)), 'each increment saw the one before')
+  t.same(new Set(trail.map(e => e.actor)), new Set(['p1', 'p2']))
+})
+
+t.test('rejects invalid options', async t => {
+  t.throws(() => createFileBackend({ path: '' }), { code: 'WG_ERR_OPTIONS_INVALID' })
+  t.throws(() => createFileBackend(undefined as unknown as FileBackendOptions), { code: 'WG_ERR_OPTIONS_INVALID' })
+  t.throws(() => createFileBackend({ path: 'x.json', lockTimeoutMs: 0 }), { code: 'WG_ERR_OPTIONS_INVALID' })
+  t.throws(() => createFileBackend({ path: 'x.json', pollIntervalMs: 1.5 }), { code: 'WG_ERR_OPTIONS_INVALID' })
+  t.throws(() => createFileBackend({ path: 'x.json', maxAuditEntries: -1 }), { code: 'WG_ERR_OPTIONS_INVALID' })
+})

@@ -1,0 +1,12 @@
+import t from 'tap'
+import { createMemoryBackend } from '@waygate/core'
+import { backendContract } from '@waygate/core/testing'
+
+backendContract(t, {
+  name: 'memory backend',
+  create: options => createMemoryBackend(options)
+})
+
+t.test('rejects an invalid maxAuditEntries', async t => {
+  t.throws(() => createMemoryBackend({ maxAuditEntries: 0 }), { code: 'WG_ERR_OPTIONS_INVALID' })
+})
