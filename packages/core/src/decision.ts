@@ -71,7 +71,7 @@ function httpDate (iso: string): string | null {
 }
 
 function deprecatedDecision (state: RouteState): DeprecatedDecision {
-  const since = Date.parse(state.updatedAt)
+  const since = Date.parse(state.deprecatedAt ?? state.updatedAt)
   return Object.freeze({
     action: 'deprecated' as const,
     deprecation: `@${Math.floor((Number.isNaN(since) ? 0 : since) / 1000)}`,

@@ -181,6 +181,7 @@ function initialState (key: string, method: string | null, path: string, decl: R
     window: null,
     sunset: null,
     successor: null,
+    deprecatedAt: null,
     forceActive: decl.forceActive === true,
     updatedAt: nowIso,
     updatedBy: 'config'
@@ -196,6 +197,7 @@ function initialState (key: string, method: string | null, path: string, decl: R
     state.reason = decl.deprecated.reason ?? ''
     state.sunset = decl.deprecated.sunset === undefined ? null : toIso(decl.deprecated.sunset, 'deprecated.sunset')
     state.successor = decl.deprecated.successor ?? null
+    state.deprecatedAt = nowIso
   }
   if (decl.envOnly !== undefined) {
     state.status = 'env_gated'
@@ -344,7 +346,8 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       emit({ type: 'resynced', version })
     } catch (err) {
       markFailure(err, 'load')
-      throw err
+      if ((err as { code?: unknown } | null)?.code === 'WG_ERR_BACKEND_UNAVAILABLE') throw err
+      throw new WG_ERR_BACKEND_UNAVAILABLE('load failed', { cause: err })
     }
   }
 
@@ -508,7 +511,11 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       markHealthy()
       return result
     } catch (err) {
-      if (err !== null && typeof err === 'object' && 'code' in err && typeof err.code === 'string' && err.code.startsWith('WG_ERR_')) throw err
+      if (err !== null && typeof err === 'object' && 'code' in err && typeof err.code === 'string' && err.code.startsWith('WG_ERR_')) {
+        // a backend may report its own failure already coded (the file backend does)
+        if (err.code === 'WG_ERR_BACKEND_UNAVAILABLE') markFailure(err, what)
+        throw err
+      }
       markFailure(err, what)
       throw new WG_ERR_BACKEND_UNAVAILABLE(`${what} failed`, { cause: err })
     }
@@ -548,8 +555,11 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
   }
 
   function windowFields (current: RouteState, start: string, end: string | null, reason: string): Partial<RouteState> {
-    // the window overlays the route's lasting status, which it returns to when the window ends
-    const keep = current.status === 'deprecated' || current.status === 'env_gated'
+    // The window overlays the route's lasting status, which it returns to when the window ends.
+    // A window scheduled for later leaves the current status alone until then; one starting now
+    // replaces an open-ended maintenance or a disablement, so that it really ends at its end.
+    const keep = Date.parse(start) > now() ||
+      current.status === 'deprecated' || current.status === 'env_gated' || current.status === 'active'
     return { status: keep ? current.status : 'active', window: { start, end, reason } }
   }
 
@@ -710,7 +720,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     async enable (key, options) {
       return mutateRoutes(key, options, 'enable', '', current => {
         if (current.status === 'active' && current.window === null && current.reason === '') return undefined
-        return { status: 'active', reason: '', allowedEnvs: [], window: null, sunset: null, successor: null }
+        return { status: 'active', reason: '', allowedEnvs: [], window: null, sunset: null, successor: null, deprecatedAt: null }
       })
     },
 
@@ -767,7 +777,14 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       if (successor !== null && (typeof successor !== 'string' || successor.length === 0 || successor.length > 2048 || /[\s<>]/.test(successor))) {
         throw new WG_ERR_INPUT_INVALID('successor must be a URL or path without spaces or angle brackets')
       }
-      return mutateRoutes(key, options, 'deprecate', reason, () => ({ status: 'deprecated', reason, sunset, successor }))
+      return mutateRoutes(key, options, 'deprecate', reason, current => ({
+        status: 'deprecated',
+        reason,
+        sunset,
+        successor,
+        // deprecating again (to add a sunset, say) keeps the original Deprecation date
+        deprecatedAt: current.status === 'deprecated' && current.deprecatedAt !== null ? current.deprecatedAt : new Date(now()).toISOString()
+      }))
     },
 
     async enableGlobalMaintenance (options) {

@@ -56,3 +56,7 @@ export type {
   Update,
   Updater
 } from './backends/types.js'
+export { createFileBackend } from './backends/file.js'
+export type { FileBackendOptions } from './backends/file.js'
+export { createEngineFromEnv, loadWaygateConfig, WAYGATE_CONFIG_FILE, DEFAULT_STATE_FILE } from './config.js'
+export type { EngineFromEnvOptions, LoadConfigOptions, WaygateConfig, BackendName, BackendFactory, ConfigSource, ConfigField } from './config.js'

@@ -49,6 +49,7 @@ export const RouteState = Type.Object({
   window: Type.Union([MaintenanceWindow, Type.Null()]),
   sunset: Type.Union([Type.String(), Type.Null()], { description: 'Sunset date (ISO 8601) of a deprecated route' }),
   successor: Type.Union([Type.String(), Type.Null()], { description: 'URL of the replacement of a deprecated route' }),
+  deprecatedAt: Type.Union([IsoDate, Type.Null()], { description: 'When the route was deprecated: the date of its Deprecation header' }),
   forceActive: Type.Boolean(),
   updatedAt: IsoDate,
   updatedBy: Type.String()

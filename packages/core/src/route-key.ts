@@ -59,6 +59,7 @@ export function resolveRouteKeys (known: ReadonlySet<string> | ReadonlyMap<strin
   const prefixLength = parsed.path.length
   const matches: string[] = []
   for (const key of known.keys()) {
+    if (key[0] === '/') continue // a bare key, even one whose pattern contains ':/'
     const colon = key.indexOf(':/')
     if (colon > 0 && key.length - colon - 1 === prefixLength && key.endsWith(parsed.path)) matches.push(key)
   }

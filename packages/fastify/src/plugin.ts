@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import {
-  createEngine,
+  createEngineFromEnv,
   type BlockDecision,
   type Decision,
   type RouteDeclaration,
@@ -31,7 +31,7 @@ export interface WaygateRouteConfig {
 
 /** Options of the waygate Fastify plugin. */
 export interface WaygatePluginOptions {
-  /** The engine to use. Default: a new engine on a memory backend, logging through `fastify.log`. */
+  /** The engine to use. Default: `createEngineFromEnv()` (WAYGATE_BACKEND, WAYGATE_ENV, .waygate…), logging through `fastify.log`. */
   engine?: WaygateEngine
   /** Plugin-wide blocked responses, for routes without their own `response`. */
   responses?: WaygateResponses
@@ -111,7 +111,7 @@ function loggerFrom (fastify: FastifyInstance): WaygateLogger {
 async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOptions): Promise<void> {
   checkOptions(options)
   const ownEngine = options.engine === undefined
-  const engine = options.engine ?? createEngine({ logger: loggerFrom(fastify) })
+  const engine = options.engine ?? createEngineFromEnv({ logger: loggerFrom(fastify) })
   const log = ownEngine ? engine.logger : loggerFrom(fastify)
   const responses = options.responses ?? {}
   const ignorePrefixes = options.ignorePrefixes ?? []

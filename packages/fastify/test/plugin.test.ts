@@ -1,6 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import { createEngine, createMemoryBackend } from '@waygate/core'
+import { join } from 'node:path'
+import { createEngine, createFileBackend, createMemoryBackend } from '@waygate/core'
 import { waygate } from '@waygate/fastify'
 import { buildApp, fakeClock } from './helpers/app.js'
 
@@ -295,4 +296,33 @@ t.test('fail-open: a backend that cannot load still lets the app start and serve
   t.equal((await engine.status()).healthy, false)
   await t.rejects(engine.disable('GET:/a'), { code: 'WG_ERR_BACKEND_UNAVAILABLE', statusCode: 503 })
   t.equal((await app.inject('/a')).statusCode, 200, 'a failed write changes nothing')
+})
+
+t.test('on the file backend, a runtime change survives a restart of the app', async t => {
+  const path = join(t.testdir(), 'state.json')
+  const routes = (app: import('fastify').FastifyInstance) => {
+    app.get('/payments', { config: { waygate: { maintenance: { reason: 'from config' } } } }, ok)
+    app.get('/orders', ok)
+  }
+  const first = await buildApp(t, routes, { engine: { backend: createFileBackend({ path }) } })
+  t.equal((await first.app.inject('/payments')).statusCode, 503)
+  await first.engine.enable('GET:/payments', { actor: 'ops', platform: 'cli' })
+  await first.engine.disable('GET:/orders', { reason: 'hotfix' })
+  await first.app.close()
+
+  const second = await buildApp(t, routes, { engine: { backend: createFileBackend({ path }) } })
+  t.equal((await second.app.inject('/payments')).statusCode, 200, 'config does not overwrite the persisted state')
+  t.equal((await second.app.inject('/orders')).json().error.reason, 'hotfix')
+  const audit = await second.engine.listAudit({ key: 'GET:/payments' })
+  t.match(audit[0], { action: 'enable', actor: 'ops', platform: 'cli', previousStatus: 'maintenance', newStatus: 'active' })
+})
+
+t.test('without an engine option the plugin builds one from the environment', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(waygate)
+  app.get('/a', { config: { waygate: { envOnly: ['dev'] } } }, ok)
+  await app.ready()
+  t.equal(app.waygate.env, process.env.WAYGATE_ENV ?? 'dev')
+  t.equal((await app.inject('/a')).statusCode, app.waygate.env === 'dev' ? 200 : 404)
 })

@@ -54,6 +54,7 @@ function routeState (key: string, fields: Partial<RouteState> = {}): RouteState 
     window: null,
     sunset: null,
     successor: null,
+    deprecatedAt: null,
     forceActive: false,
     updatedAt: at(0),
     updatedBy: 'contract',

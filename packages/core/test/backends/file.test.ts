@@ -37,6 +37,7 @@ function state (key: string, fields: Partial<RouteState> = {}): RouteState {
     window: null,
     sunset: null,
     successor: null,
+    deprecatedAt: null,
     forceActive: false,
     updatedAt: '2025-03-01T12:00:00.000Z',
     updatedBy: 'test',

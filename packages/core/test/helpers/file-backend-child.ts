@@ -30,6 +30,7 @@ await Promise.all(Array.from({ length: Number(countArg) }, (_, i) => backend.upd
       window: null,
       sunset: null,
       successor: null,
+      deprecatedAt: null,
       forceActive: false,
       updatedAt: now,
       updatedBy: prefix
