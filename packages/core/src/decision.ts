@@ -114,6 +114,12 @@ export function compilePlan (target: PlanTarget, state: RouteState | undefined, 
     default:
       outside = PASS
   }
+  if (state.status === 'disabled' && state.disabledUntil !== null) {
+    // disabled until a time: the block applies from always to then, with that time as Retry-After
+    const until = Date.parse(state.disabledUntil)
+    const inside = block('disabled', state.key, state.reason, false, until)
+    return { outside: PASS, inside, windowStart: -Infinity, windowEnd: until }
+  }
   const window = state.window
   // a disabled route stays disabled, and a route hidden from this env stays hidden, in a window
   if (window === null || state.status === 'disabled' || (outside.action === 'block' && outside.kind === 'env_gated')) {
@@ -127,6 +133,7 @@ export function compilePlan (target: PlanTarget, state: RouteState | undefined, 
 
 /** The status a state has at `now`, with its maintenance window applied. */
 export function effectiveStatus (state: RouteState, now: number): RouteState['status'] {
+  if (state.status === 'disabled' && state.disabledUntil !== null && now >= Date.parse(state.disabledUntil)) return 'active'
   const window = state.window
   if (window === null || state.status === 'disabled') return state.status
   const start = Date.parse(window.start)

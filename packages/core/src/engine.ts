@@ -34,7 +34,11 @@ export interface MutationOptions {
   all?: boolean
 }
 
-export interface DisableOptions extends MutationOptions { reason?: string }
+export interface DisableOptions extends MutationOptions {
+  reason?: string
+  /** Disabled until then, active again afterwards. */
+  until?: TimeInput
+}
 export interface MaintenanceOptions extends MutationOptions {
   reason?: string
   /** Start of the maintenance window; default now when `end` is given. */
@@ -182,6 +186,7 @@ function initialState (key: string, method: string | null, path: string, decl: R
     sunset: null,
     successor: null,
     deprecatedAt: null,
+    disabledUntil: null,
     forceActive: decl.forceActive === true,
     updatedAt: nowIso,
     updatedBy: 'config'
@@ -388,6 +393,11 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     const t = now()
     let next = Infinity
     for (const state of routes.values()) {
+      if (state.status === 'disabled' && state.disabledUntil !== null) {
+        const until = Date.parse(state.disabledUntil)
+        if (until > t && until < next) next = until
+        continue
+      }
       const window = state.window
       if (window === null) continue
       const start = Date.parse(window.start)
@@ -437,11 +447,38 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     }
   }
 
+  /** Ends a timed disablement: the stored state becomes active, audited once by the scheduler. */
+  async function endDisable (state: RouteState): Promise<void> {
+    const until = state.disabledUntil!
+    await backend.updateRoute(state.key, current => {
+      if (current === null || current.status !== 'disabled' || current.disabledUntil !== until) return undefined
+      return {
+        next: { ...current, status: 'active', reason: '', disabledUntil: null, updatedAt: until, updatedBy: 'scheduler' },
+        audit: {
+          id: `disable_end:${state.key}:${until}`,
+          timestamp: until,
+          key: state.key,
+          service: state.service,
+          action: 'disable_end',
+          actor: 'scheduler',
+          platform: 'scheduler',
+          reason: current.reason,
+          previousStatus: 'disabled',
+          newStatus: 'active'
+        }
+      }
+    }).catch(err => markFailure(err, 'disable end'))
+  }
+
   async function runDueTransitions (): Promise<void> {
     if (closed) return
     const t = now()
     const work: Array<Promise<void>> = []
     for (const state of routes.values()) {
+      if (state.status === 'disabled' && state.disabledUntil !== null && t >= Date.parse(state.disabledUntil)) {
+        work.push(endDisable(state))
+        continue
+      }
       const phase = windowPhase(state, t)
       const id = `${state.key}|${state.window?.start ?? ''}|${state.window?.end ?? ''}`
       const before = phases.get(id) ?? 'pending'
@@ -560,7 +597,9 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     // replaces an open-ended maintenance or a disablement, so that it really ends at its end.
     const keep = Date.parse(start) > now() ||
       current.status === 'deprecated' || current.status === 'env_gated' || current.status === 'active'
-    return { status: keep ? current.status : 'active', window: { start, end, reason } }
+    return keep
+      ? { status: current.status, window: { start, end, reason } }
+      : { status: 'active', window: { start, end, reason }, disabledUntil: null }
   }
 
   async function mutateGlobal (options: Omit<MutationOptions, 'all'> | undefined, action: AuditAction, reason: string,
@@ -720,19 +759,25 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     async enable (key, options) {
       return mutateRoutes(key, options, 'enable', '', current => {
         if (current.status === 'active' && current.window === null && current.reason === '') return undefined
-        return { status: 'active', reason: '', allowedEnvs: [], window: null, sunset: null, successor: null, deprecatedAt: null }
+        return { status: 'active', reason: '', allowedEnvs: [], window: null, sunset: null, successor: null, deprecatedAt: null, disabledUntil: null }
       })
     },
 
     async disable (key, options) {
       const reason = checkReason(options?.reason)
-      return mutateRoutes(key, options, 'disable', reason, () => ({ status: 'disabled', reason, window: null }))
+      let disabledUntil: string | null = null
+      if (options?.until !== undefined) {
+        const until = toEpochMs(options.until, 'until')
+        if (until <= now()) throw new WG_ERR_INPUT_INVALID('until is in the past')
+        disabledUntil = new Date(until).toISOString()
+      }
+      return mutateRoutes(key, options, 'disable', reason, () => ({ status: 'disabled', reason, window: null, disabledUntil }))
     },
 
     async setMaintenance (key, options) {
       const reason = checkReason(options?.reason)
       if (options?.start === undefined && options?.end === undefined) {
-        return mutateRoutes(key, options, 'maintenance_on', reason, () => ({ status: 'maintenance', reason, window: null }))
+        return mutateRoutes(key, options, 'maintenance_on', reason, () => ({ status: 'maintenance', reason, window: null, disabledUntil: null }))
       }
       const t = now()
       const start = options.start === undefined ? t : toEpochMs(options.start, 'start')
@@ -767,7 +812,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       const allowed = checkEnvs(envs)
       const reason = checkReason(options?.reason)
       return mutateRoutes(key, options, 'env_gate', reason || `only in ${allowed.join(', ')}`,
-        () => ({ status: 'env_gated', allowedEnvs: allowed, reason }))
+        () => ({ status: 'env_gated', allowedEnvs: allowed, reason, disabledUntil: null }))
     },
 
     async deprecate (key, options) {
@@ -779,6 +824,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       }
       return mutateRoutes(key, options, 'deprecate', reason, current => ({
         status: 'deprecated',
+        disabledUntil: null,
         reason,
         sunset,
         successor,

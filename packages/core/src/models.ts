@@ -50,6 +50,7 @@ export const RouteState = Type.Object({
   sunset: Type.Union([Type.String(), Type.Null()], { description: 'Sunset date (ISO 8601) of a deprecated route' }),
   successor: Type.Union([Type.String(), Type.Null()], { description: 'URL of the replacement of a deprecated route' }),
   deprecatedAt: Type.Union([IsoDate, Type.Null()], { description: 'When the route was deprecated: the date of its Deprecation header' }),
+  disabledUntil: Type.Union([IsoDate, Type.Null()], { description: 'A disabled route becomes active again at this time' }),
   forceActive: Type.Boolean(),
   updatedAt: IsoDate,
   updatedBy: Type.String()
@@ -78,6 +79,7 @@ export const AuditAction = Type.Union([
   Type.Literal('schedule_cancel'),
   Type.Literal('window_start'),
   Type.Literal('window_end'),
+  Type.Literal('disable_end'),
   Type.Literal('global_maintenance_on'),
   Type.Literal('global_maintenance_off'),
   Type.Literal('global_exempt_add'),

@@ -31,6 +31,7 @@ await Promise.all(Array.from({ length: Number(countArg) }, (_, i) => backend.upd
       sunset: null,
       successor: null,
       deprecatedAt: null,
+      disabledUntil: null,
       forceActive: false,
       updatedAt: now,
       updatedBy: prefix

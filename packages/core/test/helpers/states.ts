@@ -18,6 +18,7 @@ export function routeState (key: string, fields: Partial<RouteState> = {}): Rout
     sunset: null,
     successor: null,
     deprecatedAt: null,
+    disabledUntil: null,
     forceActive: false,
     updatedAt: '2030-01-01T00:00:00.000Z',
     updatedBy: 'test',
