@@ -812,7 +812,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       const allowed = checkEnvs(envs)
       const reason = checkReason(options?.reason)
       return mutateRoutes(key, options, 'env_gate', reason || `only in ${allowed.join(', ')}`,
-        () => ({ status: 'env_gated', allowedEnvs: allowed, reason, disabledUntil: null }))
+        () => ({ status: 'env_gated', allowedEnvs: allowed, reason, window: null, disabledUntil: null }))
     },
 
     async deprecate (key, options) {

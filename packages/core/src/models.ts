@@ -7,7 +7,7 @@ export const RouteStatus = Type.Union([
   Type.Literal('disabled'),
   Type.Literal('env_gated'),
   Type.Literal('deprecated')
-], { $id: 'WaygateRouteStatus', description: 'Lifecycle status of a route' })
+], { description: 'Lifecycle status of a route' })
 export type RouteStatus = Static<typeof RouteStatus>
 
 /** Every status value, in display order. */
@@ -34,7 +34,7 @@ export const MaintenanceWindow = Type.Object({
   start: IsoDate,
   end: Type.Union([IsoDate, Type.Null()]),
   reason: Type.String({ maxLength: 2000 })
-}, { $id: 'WaygateMaintenanceWindow', additionalProperties: false })
+}, { additionalProperties: false })
 export type MaintenanceWindow = Static<typeof MaintenanceWindow>
 
 /** The persisted lifecycle state of one route key. */
@@ -54,7 +54,7 @@ export const RouteState = Type.Object({
   forceActive: Type.Boolean(),
   updatedAt: IsoDate,
   updatedBy: Type.String()
-}, { $id: 'WaygateRouteState', additionalProperties: false })
+}, { additionalProperties: false })
 export type RouteState = Static<typeof RouteState>
 
 /** Site-wide maintenance. */
@@ -64,7 +64,7 @@ export const GlobalMaintenance = Type.Object({
   exemptPaths: Type.Array(Type.String(), { description: 'Bare /pattern or METHOD:/pattern keys that stay reachable' }),
   includeForceActive: Type.Boolean({ description: 'Also block force-active routes' }),
   since: Type.Union([IsoDate, Type.Null()])
-}, { $id: 'WaygateGlobalMaintenance', additionalProperties: false })
+}, { additionalProperties: false })
 export type GlobalMaintenance = Static<typeof GlobalMaintenance>
 
 /** What an audit entry records. */
@@ -99,7 +99,7 @@ export const AuditEntry = Type.Object({
   reason: Type.String(),
   previousStatus: Type.Union([RouteStatus, Type.Null()]),
   newStatus: Type.Union([RouteStatus, Type.Null()])
-}, { $id: 'WaygateAuditEntry', additionalProperties: false })
+}, { additionalProperties: false })
 export type AuditEntry = Static<typeof AuditEntry>
 
 /** The key audit entries of global maintenance use. */

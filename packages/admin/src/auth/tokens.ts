@@ -1,0 +1,66 @@
+import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
+
+/** Who a token was issued for. `api` tokens come from a plain REST login. */
+export type TokenPlatform = 'cli' | 'dashboard' | 'sdk' | 'api'
+
+/** What a token carries. */
+export interface TokenClaims {
+  /** The user. */
+  sub: string
+  plat: TokenPlatform
+  /** Issued at, epoch seconds. */
+  iat: number
+  /** Expires at, epoch seconds. */
+  exp: number
+  /** Unique id, the handle for revocation. */
+  jti: string
+}
+
+const PREFIX = 'wg1'
+
+function b64url (data: Buffer | string): string {
+  return Buffer.from(data).toString('base64url')
+}
+
+/** Signs and verifies waygate tokens: `wg1.<claims>.<HMAC-SHA256>`, all base64url. */
+export interface TokenSigner {
+  sign(user: string, platform: TokenPlatform, ttlSeconds: number, now: number): { token: string, claims: TokenClaims }
+  /** Returns the claims of a well-formed, correctly signed, unexpired token, else null. */
+  verify(token: string, now: number): TokenClaims | null
+}
+
+/** A random secret for when none is configured. */
+export function randomSecret (): string {
+  return randomBytes(32).toString('base64url')
+}
+
+export function createTokenSigner (secret: string): TokenSigner {
+  const mac = (data: string): Buffer => createHmac('sha256', secret).update(data).digest()
+  return {
+    sign (user, platform, ttlSeconds, now) {
+      const iat = Math.floor(now / 1000)
+      const claims: TokenClaims = { sub: user, plat: platform, iat, exp: iat + ttlSeconds, jti: randomUUID() }
+      const body = `${PREFIX}.${b64url(JSON.stringify(claims))}`
+      return { token: `${body}.${b64url(mac(body))}`, claims }
+    },
+    verify (token, now) {
+      if (typeof token !== 'string' || token.length > 4096) return null
+      const parts = token.split('.')
+      if (parts.length !== 3 || parts[0] !== PREFIX) return null
+      const body = `${parts[0]}.${parts[1]}`
+      const given = Buffer.from(parts[2]!, 'base64url')
+      const expected = mac(body)
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null
+      let claims: TokenClaims
+      try {
+        claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'))
+      } catch {
+        return null
+      }
+      if (typeof claims !== 'object' || claims === null || typeof claims.sub !== 'string' || typeof claims.exp !== 'number' ||
+          typeof claims.jti !== 'string' || !['cli', 'dashboard', 'sdk', 'api'].includes(claims.plat)) return null
+      if (claims.exp * 1000 <= now) return null
+      return claims
+    }
+  }
+}

@@ -1,0 +1,19 @@
+import createError from '@fastify/error'
+
+/** No valid credentials: missing, malformed, expired or revoked token. */
+export const WG_ERR_AUTH_REQUIRED = createError<[string]>('WG_ERR_AUTH_REQUIRED', 'Authentication required: %s', 401)
+
+/** Wrong username or password. */
+export const WG_ERR_AUTH_INVALID = createError('WG_ERR_AUTH_INVALID', 'Invalid username or password', 401)
+
+/** Too many failed logins from this client for this user. */
+export const WG_ERR_AUTH_THROTTLED = createError<[number]>('WG_ERR_AUTH_THROTTLED', 'Too many failed logins; retry in %d seconds', 429)
+
+/** The request's input failed validation. */
+export const WG_ERR_REQUEST_INVALID = createError<[string]>('WG_ERR_REQUEST_INVALID', 'Invalid request: %s', 400)
+
+/** The admin plugin's options are invalid. */
+export const WG_ERR_ADMIN_OPTIONS_INVALID = createError<[string]>('WG_ERR_ADMIN_OPTIONS_INVALID', 'Invalid waygate admin options: %s', 500)
+
+/** Nothing is served at this admin path. */
+export const WG_ERR_NOT_FOUND = createError<[string]>('WG_ERR_NOT_FOUND', 'Nothing here: %s', 404)

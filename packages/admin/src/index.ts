@@ -1,0 +1,16 @@
+export { waygateAdmin, REVOKED_NAMESPACE } from './plugin.js'
+export type { WaygateAdminOptions, AdminPrincipal } from './plugin.js'
+export { hashPassword, verifyPassword } from './auth/passwords.js'
+export type { AdminUser, Authenticator, AuthOption } from './auth/users.js'
+export type { TokenPlatform, TokenClaims } from './auth/tokens.js'
+export type { ThrottleOptions } from './auth/throttle.js'
+export { decodeKeyParam, resolveWhen } from './params.js'
+export { ADMIN_VERSION } from './version.js'
+export {
+  WG_ERR_AUTH_REQUIRED,
+  WG_ERR_AUTH_INVALID,
+  WG_ERR_AUTH_THROTTLED,
+  WG_ERR_REQUEST_INVALID,
+  WG_ERR_ADMIN_OPTIONS_INVALID,
+  WG_ERR_NOT_FOUND
+} from './errors.js'

@@ -1,0 +1,216 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { WG_ERR_BACKEND_UNAVAILABLE, type Platform, type WaygateEngine } from '@waygate/core'
+import { createLoginThrottle, type ThrottleOptions } from './auth/throttle.js'
+import { createTokenSigner, randomSecret, type TokenClaims, type TokenPlatform } from './auth/tokens.js'
+import { authProblems, createCredentialCheck, type AuthOption } from './auth/users.js'
+import { WG_ERR_ADMIN_OPTIONS_INVALID, WG_ERR_AUTH_INVALID, WG_ERR_AUTH_REQUIRED, WG_ERR_AUTH_THROTTLED, WG_ERR_NOT_FOUND } from './errors.js'
+import { registerApiRoutes } from './routes/api.js'
+import { registerAuthRoutes } from './routes/auth.js'
+import { ErrorBody } from './schemas.js'
+import { createAdminValidatorCompiler } from './validation.js'
+
+/** Options of the waygate admin plugin. */
+export interface WaygateAdminOptions {
+  /** The engine to control. Default: `fastify.waygate`, set by the waygate plugin. */
+  engine?: WaygateEngine
+  /** Where the admin is mounted. Default `/waygate`. Nothing under it is subject to waygate. */
+  prefix?: string
+  /**
+   * Who may log in: `{ username, password }`, an array of them (plain or `hashPassword()` hashes),
+   * `{ authenticate(username, password) }`, or `false` for an open admin (development only).
+   */
+  auth: AuthOption
+  /** HMAC key for tokens. Default: `WAYGATE_SECRET_KEY`, else a random key (tokens die on restart). */
+  secretKey?: string
+  /** Lifetime of CLI, API and dashboard tokens, in seconds. Default 86400 (24 h). */
+  tokenExpiry?: number
+  /** Lifetime of SDK (service-to-service) tokens, in seconds. Default 2592000 (30 days). */
+  sdkTokenExpiry?: number
+  /** Failed-login throttle per client and user. Default 5 failures per 300 s. */
+  loginThrottle?: ThrottleOptions
+  /** Largest request body the admin accepts, in bytes. Default 65536. */
+  bodyLimit?: number
+}
+
+/** Who is calling, as the admin resolved it. */
+export interface AdminPrincipal {
+  user: string
+  platform: Platform
+  /** Null when the admin runs without auth. */
+  claims: TokenClaims | null
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the waygate admin on its own routes once the caller is authenticated. */
+    waygatePrincipal: AdminPrincipal | null
+  }
+}
+
+/** What route modules share. */
+export interface AdminContext {
+  engine: WaygateEngine
+  authEnabled: boolean
+  /** Checks a username and password; null when the admin is open. */
+  checkCredentials: ((username: string, password: string) => Promise<string | null>) | null
+  issueToken(user: string, platform: TokenPlatform): { token: string, claims: TokenClaims }
+  revoke(claims: TokenClaims): Promise<void>
+  /** Failed logins per client and user. */
+  throttle: ReturnType<typeof createLoginThrottle>
+  /** Failed logins per client, whatever the user (four times the per-user allowance). */
+  clientThrottle: ReturnType<typeof createLoginThrottle>
+  /** Resolves the caller of a request, or throws a 401. */
+  authenticate(request: FastifyRequest): Promise<AdminPrincipal>
+  /** Largest accepted body, bytes. */
+  bodyLimit: number
+}
+
+export const REVOKED_NAMESPACE = 'waygate:revoked-tokens'
+const ACTOR_HEADER = 'x-waygate-actor'
+const PLATFORMS_FROM_HEADER = new Set(['cli', 'dashboard', 'sdk', 'api'])
+
+function positiveSeconds (value: unknown, name: string, fallback: number, problems: string[]): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 366 * 86400) {
+    problems.push(`${name}: expected whole seconds between 1 and 31622400`)
+    return fallback
+  }
+  return value
+}
+
+function tokenOf (request: FastifyRequest): string | null {
+  const header = request.headers['x-waygate-token']
+  if (typeof header === 'string' && header.length > 0) return header
+  const authorization = request.headers.authorization
+  if (typeof authorization === 'string' && /^bearer /i.test(authorization)) return authorization.slice(7).trim()
+  return null
+}
+
+async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptions & { engine: WaygateEngine }): Promise<void> {
+  const engine = options.engine
+  const log = fastify.log.child({ name: 'waygate-admin' })
+  const problems: string[] = authProblems(options.auth)
+  const tokenExpiry = positiveSeconds(options.tokenExpiry, 'tokenExpiry', 86_400, problems)
+  const sdkTokenExpiry = positiveSeconds(options.sdkTokenExpiry, 'sdkTokenExpiry', 30 * 86_400, problems)
+  if (options.secretKey !== undefined && (typeof options.secretKey !== 'string' || options.secretKey.length < 16)) {
+    problems.push('secretKey: expected a string of at least 16 characters')
+  }
+  if (problems.length > 0) throw new WG_ERR_ADMIN_OPTIONS_INVALID(problems.join('; '))
+
+  let secret = options.secretKey ?? process.env.WAYGATE_SECRET_KEY
+  if (secret === undefined || secret === '') {
+    secret = randomSecret()
+    log.warn('waygate admin: no secretKey or WAYGATE_SECRET_KEY configured; using a random key, so every token dies on restart')
+  } else if (secret.length < 16) {
+    throw new WG_ERR_ADMIN_OPTIONS_INVALID('WAYGATE_SECRET_KEY: expected at least 16 characters')
+  }
+  const signer = createTokenSigner(secret)
+  const checkCredentials = createCredentialCheck(options.auth)
+  if (checkCredentials === null) {
+    log.warn('waygate admin: auth is false, so anyone who can reach the admin can change routes; never do this in production')
+  }
+
+  const ctx: AdminContext = {
+    engine,
+    bodyLimit: options.bodyLimit ?? 65_536,
+    authEnabled: checkCredentials !== null,
+    checkCredentials,
+    throttle: createLoginThrottle(options.loginThrottle),
+    clientThrottle: createLoginThrottle({
+      maxAttempts: (options.loginThrottle?.maxAttempts ?? 5) * 4,
+      windowSeconds: options.loginThrottle?.windowSeconds ?? 300
+    }),
+    issueToken (user, platform) {
+      return signer.sign(user, platform, platform === 'sdk' ? sdkTokenExpiry : tokenExpiry, engine.now())
+    },
+    async revoke (claims) {
+      await engine.backend.putRecord(REVOKED_NAMESPACE, claims.jti, { user: claims.sub }, { expiresAt: claims.exp * 1000 })
+    },
+    async authenticate (request) {
+      if (checkCredentials === null) {
+        const actor = request.headers[ACTOR_HEADER]
+        const platform = request.headers['x-waygate-platform']
+        return {
+          user: typeof actor === 'string' && /^[\x20-\x7e]{1,200}$/.test(actor) ? actor : 'anonymous',
+          platform: (typeof platform === 'string' && PLATFORMS_FROM_HEADER.has(platform) ? platform : 'api') as Platform,
+          claims: null
+        }
+      }
+      const token = tokenOf(request)
+      if (token === null) throw new WG_ERR_AUTH_REQUIRED('send a token in X-Waygate-Token or Authorization: Bearer (run: waygate login)')
+      const claims = signer.verify(token, engine.now())
+      if (claims === null) throw new WG_ERR_AUTH_REQUIRED('the token is invalid or expired (run: waygate login)')
+      try {
+        if (await engine.backend.getRecord(REVOKED_NAMESPACE, claims.jti) !== null) {
+          throw new WG_ERR_AUTH_REQUIRED('the token was revoked (run: waygate login)')
+        }
+      } catch (err) {
+        if ((err as FastifyError).code === 'WG_ERR_AUTH_REQUIRED') throw err
+        // revocations cannot be checked: reads may go on from the snapshot, changes may not
+        if (request.method !== 'GET') throw new WG_ERR_BACKEND_UNAVAILABLE('cannot check token revocation', { cause: err })
+        log.warn({ err }, 'waygate admin: token revocation check failed; allowing a read')
+      }
+      return { user: claims.sub, platform: (claims.plat === 'api' ? 'api' : claims.plat) as Platform, claims }
+    }
+  }
+
+  fastify.decorateRequest('waygatePrincipal', null)
+  fastify.setValidatorCompiler(createAdminValidatorCompiler())
+
+  fastify.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    if (err.validation !== undefined) {
+      reply.code(400).send({ error: { code: 'WG_ERR_REQUEST_INVALID', message: `${err.validationContext ?? 'request'} ${err.message.replace(/^(body|querystring|params|headers)\/?/, '')}`.trim() } })
+      return
+    }
+    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+    if (err.code === 'WG_ERR_AUTH_THROTTLED') reply.header('retry-after', String((err as FastifyError & { retryAfter?: number }).retryAfter ?? 60))
+    if (status >= 500 && err.code !== 'WG_ERR_BACKEND_UNAVAILABLE') {
+      log.error({ err }, 'waygate admin: unexpected error')
+      reply.code(500).send({ error: { code: 'WG_ERR_INTERNAL', message: 'Internal error; see the server log' } })
+      return
+    }
+    const body: { code: string, message: string, matches?: string[] } = { code: err.code ?? 'WG_ERR_REQUEST_INVALID', message: err.message }
+    const matches = (err as FastifyError & { matches?: unknown }).matches
+    if (Array.isArray(matches)) body.matches = matches as string[]
+    reply.code(status).send({ error: body })
+  })
+
+  const api = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  registerAuthRoutes(api, ctx)
+  registerApiRoutes(api, ctx)
+
+  // Everything under the prefix is the admin's, so global maintenance never answers for it.
+  fastify.route({
+    method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    url: '/*',
+    config: { waygate: false },
+    schema: { hide: true, response: { 404: ErrorBody } },
+    handler: async (request) => { throw new WG_ERR_NOT_FOUND(request.url.split('?')[0]!) }
+  })
+}
+
+/**
+ * The waygate admin: REST API (and, later, the dashboard) under a prefix, default `/waygate`.
+ *
+ * @example
+ * await app.register(waygate, { engine })
+ * await app.register(waygateAdmin, { auth: { username: 'admin', password: 'secret' } })
+ */
+export const waygateAdmin = fp(async function waygateAdminMount (fastify: FastifyInstance, options: WaygateAdminOptions) {
+  const engine = options.engine ?? (fastify.hasDecorator('waygate') ? fastify.waygate : undefined)
+  if (engine === undefined) {
+    throw new WG_ERR_ADMIN_OPTIONS_INVALID('engine: pass { engine } or register @waygate/fastify before the admin')
+  }
+  if (options.auth === undefined) {
+    throw new WG_ERR_ADMIN_OPTIONS_INVALID('auth: required ({ username, password }, users, an authenticator, or false for an open admin)')
+  }
+  const prefix = options.prefix ?? '/waygate'
+  if (typeof prefix !== 'string' || !/^\/[A-Za-z0-9._~\-/]*$/.test(prefix) || prefix.endsWith('/')) {
+    throw new WG_ERR_ADMIN_OPTIONS_INVALID('prefix: expected a path such as /waygate (no trailing slash)')
+  }
+  await fastify.register(adminPlugin, { ...options, engine, prefix, bodyLimit: options.bodyLimit ?? 65_536 } as never)
+}, { fastify: '5.x', name: '@waygate/admin' })
+
+export { WG_ERR_AUTH_INVALID, WG_ERR_AUTH_THROTTLED }

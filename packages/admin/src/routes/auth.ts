@@ -1,0 +1,80 @@
+import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { WG_ERR_AUTH_INVALID, WG_ERR_AUTH_THROTTLED } from '../errors.js'
+import type { AdminContext } from '../plugin.js'
+import { ErrorBody, LoginBody, LoginReply, MeReply } from '../schemas.js'
+
+type Api = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>
+
+const errors = { 400: ErrorBody, 401: ErrorBody, 429: ErrorBody, 503: ErrorBody }
+
+/** Login, logout and who-am-I. */
+export function registerAuthRoutes (api: Api, ctx: AdminContext): void {
+  api.post('/api/auth/login', {
+    config: { waygate: false },
+    bodyLimit: ctx.bodyLimit,
+    schema: {
+      tags: ['waygate-auth'],
+      summary: 'Exchange a username and password for a token',
+      body: LoginBody,
+      response: { 200: LoginReply, ...errors }
+    }
+  }, async (request) => {
+    const { username, password, platform = 'api' } = request.body
+    if (ctx.checkCredentials === null) {
+      const { token, claims } = ctx.issueToken(username, platform)
+      return { token, user: claims.sub, platform, expiresAt: new Date(claims.exp * 1000).toISOString() }
+    }
+    const now = ctx.engine.now()
+    // throttle per client and user, and per client whatever the user, so a spray of names is slowed too
+    const userKey = `${request.ip}|${username}`
+    const clientKey = `${request.ip}|*`
+    const wait = Math.max(ctx.throttle.blockedFor(userKey, now), ctx.clientThrottle.blockedFor(clientKey, now))
+    if (wait > 0) throw Object.assign(new WG_ERR_AUTH_THROTTLED(wait), { retryAfter: wait })
+    const user = await ctx.checkCredentials(username, password)
+    if (user === null) {
+      ctx.throttle.fail(userKey, now)
+      ctx.clientThrottle.fail(clientKey, now)
+      request.log.info({ user: username, ip: request.ip }, 'waygate admin: failed login')
+      throw new WG_ERR_AUTH_INVALID()
+    }
+    ctx.throttle.reset(userKey)
+    const { token, claims } = ctx.issueToken(user, platform)
+    request.log.info({ user, platform }, 'waygate admin: login')
+    return { token, user, platform, expiresAt: new Date(claims.exp * 1000).toISOString() }
+  })
+
+  api.post('/api/auth/logout', {
+    config: { waygate: false },
+    bodyLimit: ctx.bodyLimit,
+    schema: {
+      tags: ['waygate-auth'],
+      summary: 'Revoke the token of this request',
+      response: { 200: Type.Object({ revoked: Type.Boolean() }), ...errors }
+    }
+  }, async (request) => {
+    const principal = await ctx.authenticate(request)
+    if (principal.claims === null) return { revoked: false }
+    await ctx.revoke(principal.claims)
+    request.log.info({ user: principal.user }, 'waygate admin: logout')
+    return { revoked: true }
+  })
+
+  api.get('/api/auth/me', {
+    config: { waygate: false },
+    schema: {
+      tags: ['waygate-auth'],
+      summary: 'Who the token belongs to',
+      response: { 200: MeReply, ...errors }
+    }
+  }, async (request) => {
+    const principal = await ctx.authenticate(request)
+    return {
+      user: principal.user,
+      platform: principal.platform,
+      expiresAt: principal.claims === null ? null : new Date(principal.claims.exp * 1000).toISOString(),
+      authenticated: principal.claims !== null
+    }
+  })
+}
