@@ -125,8 +125,12 @@ export interface WaygateEngine {
   registerDeclaredRoutes(): Promise<void>
   /** The per-request check: synchronous, no I/O. */
   decide(handle: RouteHandle): Decision
-  /** The check for a request that matched no route (global maintenance still applies). `url` may carry a query. */
-  decideUnmatched(url: string, method: string): Decision
+  /**
+   * The check for a request that matched no route (global maintenance still applies). `url` may
+   * carry a query; `preflight` marks a CORS preflight (OPTIONS with Access-Control-Request-Method),
+   * which is never blocked.
+   */
+  decideUnmatched(url: string, method: string, preflight?: boolean): Decision
 
   /** The state of one key with its window applied at the current time, or null. */
   getState(key: string): RouteState | null
@@ -223,6 +227,20 @@ function initialState (key: string, method: string | null, path: string, decl: R
     }
   }
   return state
+}
+
+/**
+ * Checks a route declaration the way `declareRoute` will, without declaring anything: throws
+ * WG_ERR_INPUT_INVALID naming `where` and every problem. Lets route guards fail at startup.
+ */
+export function checkRouteDeclaration (declaration: unknown, where: string): void {
+  const errors = schemaErrors(RouteDeclaration, declaration)
+  if (errors.length > 0) throw new WG_ERR_INPUT_INVALID(`${where}: ${errors.join('; ')}`)
+  try {
+    initialState('GET:/', 'GET', '/', declaration as RouteDeclaration, new Date().toISOString())
+  } catch (err) {
+    throw new WG_ERR_INPUT_INVALID(`${where}: ${(err as Error).message}`, { cause: err })
+  }
 }
 
 /**
@@ -704,10 +722,10 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       return plan.outside
     },
 
-    decideUnmatched (url, method) {
+    decideUnmatched (url, method, preflight = false) {
       if (testBypass || unmatchedBlock === null) return PASS
       // CORS preflights must keep working for browsers that will show the maintenance answer
-      if (method === 'OPTIONS') return PASS
+      if (preflight && method === 'OPTIONS') return PASS
       const q = url.indexOf('?')
       const path = q === -1 ? url : url.slice(0, q)
       if (isExempt(global.exemptPaths, `${method}:${path}`, path)) return PASS

@@ -23,7 +23,7 @@ export {
   WG_ERR_BACKEND_UNAVAILABLE,
   WG_ERR_ENGINE_CLOSED
 } from './errors.js'
-export { createEngine } from './engine.js'
+export { createEngine, checkRouteDeclaration } from './engine.js'
 export type {
   WaygateEngine,
   EngineOptions,
@@ -46,7 +46,7 @@ export { silentLogger } from './logger.js'
 export type { WaygateLogger } from './logger.js'
 export { createMemoryBackend } from './backends/memory.js'
 export type { MemoryBackendOptions } from './backends/memory.js'
-export { filterAudit, DEFAULT_MAX_AUDIT_ENTRIES } from './backends/shared.js'
+export { filterAudit, DEFAULT_MAX_AUDIT_ENTRIES, ChangeEmitter, checkRecordKey, recordJson, recordExpiry, isLive } from './backends/shared.js'
 export type {
   WaygateBackend,
   BackendChange,
@@ -54,7 +54,8 @@ export type {
   BackendHealth,
   AuditQuery,
   Update,
-  Updater
+  Updater,
+  BackendRecord
 } from './backends/types.js'
 export { createFileBackend } from './backends/file.js'
 export type { FileBackendOptions } from './backends/file.js'

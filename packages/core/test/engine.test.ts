@@ -246,7 +246,8 @@ t.test('global maintenance', async t => {
   t.test('unmatched paths are blocked, except CORS preflights and exempt paths', async t => {
     t.match(engine.decideUnmatched('/nope', 'GET'), { action: 'block', kind: 'maintenance', key: '*', global: true, reason: 'v2 launch' })
     t.match(engine.decideUnmatched('/nope', 'POST'), { action: 'block' })
-    t.equal(engine.decideUnmatched('/nope', 'OPTIONS'), PASS)
+    t.equal(engine.decideUnmatched('/nope', 'OPTIONS', true), PASS)
+    t.equal(engine.decideUnmatched('/nope', 'OPTIONS').action, 'block', 'a plain OPTIONS is not a preflight')
     t.equal(engine.decideUnmatched('/health', 'GET'), PASS)
     t.equal(engine.decideUnmatched('/health?verbose=1', 'GET'), PASS, 'the query string does not defeat an exemption')
     t.equal(engine.decideUnmatched('/webhooks', 'POST'), PASS)

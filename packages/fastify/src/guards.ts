@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import type { RouteHandle, WaygateEngine } from '@waygate/core'
+import { checkRouteDeclaration, type RouteHandle, type WaygateEngine } from '@waygate/core'
 import type { WaygateRouteConfig } from './plugin.js'
 import { respondBlocked, type WaygateResponses } from './responses.js'
 
@@ -41,6 +41,9 @@ export function createGuards (engine: WaygateEngine, options: GuardOptions = {})
 
   function guard (config: WaygateRouteConfig = {}): WaygateGuard {
     const { response, ...declaration } = config
+    // fail where the route is defined, not on its first request
+    checkRouteDeclaration(declaration, 'waygate guard')
+    if (response !== undefined && typeof response !== 'function') throw new TypeError('waygate guard: response must be a function')
     // one handle per method this hook serves, resolved on the first request of each
     const handles: Record<string, RouteHandle> = Object.create(null)
     return function waygateGuard (request, reply, done) {

@@ -121,8 +121,9 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
     env_gated: responses.envGated
   }
 
+  // printRoutes lists each path with its methods in parentheses, "(GET, HEAD)"; "(empty tree)" when none
   const existing = fastify.printRoutes({ commonPrefix: false })
-  if (existing.includes('(') && options.unmanagedRoutes !== 'ignore') {
+  if (/\([A-Z]+(, [A-Z]+)*\)/.test(existing) && options.unmanagedRoutes !== 'ignore') {
     const list = existing.trim()
     if (options.unmanagedRoutes === 'error') throw new WG_ERR_ROUTES_BEFORE_PLUGIN(list)
     log.warn({ routes: list }, 'waygate: routes declared before the plugin was registered are NOT managed; register waygate first')
@@ -214,7 +215,8 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
 
   // Under global maintenance, paths that match no route answer 503 too (except exempt ones and preflights).
   fastify.addHook('onRequest', function waygateUnmatched (request, reply, done) {
-    const decision = engine.decideUnmatched(request.url, request.method)
+    const decision = engine.decideUnmatched(request.url, request.method,
+      request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined)
     if (decision.action !== 'block' || !request.is404) {
       done()
       return

@@ -71,7 +71,9 @@ function sendBuiltIn (request: FastifyRequest, reply: FastifyReply, ctx: BlockCo
     path: ctx.path
   }
   if (ctx.retryAt !== null) {
-    error.retryAfter = ctx.retryAt
+    // seconds, as in the Retry-After header, and the time itself
+    error.retryAfter = ctx.retryAfterSeconds
+    error.retryAt = ctx.retryAt
     reply.header('retry-after', String(ctx.retryAfterSeconds))
   }
   // serialised here so a route's own response schema never reshapes waygate's body

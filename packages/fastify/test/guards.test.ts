@@ -37,6 +37,12 @@ t.test('guards enforce state per route without the plugin, through the same engi
   t.equal((await app.inject('/plain')).statusCode, 200)
 })
 
+t.test('a bad guard declaration fails where the route is defined', async t => {
+  const guards = createGuards(createEngine())
+  t.throws(() => guards.envOnly(), { code: 'WG_ERR_INPUT_INVALID', message: /waygate guard: .*envOnly/ })
+  t.throws(() => guards.maintenance({ start: '2030-01-02', end: '2030-01-01' }), { code: 'WG_ERR_INPUT_INVALID', message: /end must be after/ })
+})
+
 t.test('guards use their own response, then the guard-wide responses', async t => {
   const engine = createEngine()
   await engine.start()

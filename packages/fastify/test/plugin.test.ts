@@ -40,7 +40,8 @@ t.test('a maintenance window applies from start to end, with Retry-After while i
   const during = await app.inject('/payments')
   t.equal(during.statusCode, 503, 'at the start')
   t.equal(during.headers['retry-after'], '3600', 'Retry-After is delay-seconds until the end')
-  t.equal(during.json().error.retryAfter, new Date(end).toISOString())
+  t.equal(during.json().error.retryAfter, 3600)
+  t.equal(during.json().error.retryAt, new Date(end).toISOString())
   clock.set(end - 1500)
   t.equal((await app.inject('/payments')).headers['retry-after'], '2', 'rounded up, never 0')
   clock.set(end)
@@ -117,6 +118,7 @@ t.test('global maintenance blocks routes and unmatched paths, spares exempt keys
   t.equal(unmatched.json().error.path, '/nowhere')
   const preflight = await app.inject({ method: 'OPTIONS', url: '/nowhere', headers: { origin: 'http://x', 'access-control-request-method': 'GET' } })
   t.equal(preflight.statusCode, 404, 'a CORS preflight is not answered with 503')
+  t.equal((await app.inject({ method: 'OPTIONS', url: '/nowhere' })).statusCode, 503, 'a plain OPTIONS is not a preflight')
 
   await engine.disableGlobalMaintenance()
   t.equal((await app.inject('/a')).statusCode, 200)
@@ -201,6 +203,16 @@ t.test('invalid plugin options are refused at registration', async t => {
     code: 'WG_ERR_PLUGIN_OPTIONS_INVALID',
     message: /responses\.maintenance.*unmanagedRoutes/
   })
+})
+
+t.test('an app with no earlier routes gets no warning about them', async t => {
+  const lines: string[] = []
+  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(line) } } } })
+  t.teardown(() => app.close())
+  await app.register(waygate, { unmanagedRoutes: 'error' })
+  app.get('/a', ok)
+  await app.ready()
+  t.same(lines, [])
 })
 
 t.test('routes declared before the plugin are reported, not silently skipped', async t => {

@@ -6,7 +6,20 @@ import { basename, dirname, join, resolve } from 'node:path'
 import type { AuditEntry, GlobalMaintenance, RouteState } from '../models.js'
 import { ROUTE_STATUSES, defaultGlobalMaintenance } from '../models.js'
 import { WG_ERR_BACKEND_UNAVAILABLE, WG_ERR_OPTIONS_INVALID } from '../errors.js'
-import { ChangeEmitter, DEFAULT_MAX_AUDIT_ENTRIES, filterAudit, positiveInteger } from './shared.js'
+import {
+  ChangeEmitter,
+  DEFAULT_MAX_AUDIT_ENTRIES,
+  checkRecordKey,
+  clockOption,
+  compareIds,
+  filterAudit,
+  isLive,
+  positiveInteger,
+  recordExpiry,
+  recordJson,
+  recordOf,
+  type StoredRecord
+} from './shared.js'
 import type { AuditQuery, BackendHealth, BackendSnapshot, Updater, WaygateBackend } from './types.js'
 
 /** Options of {@link createFileBackend}. */
@@ -22,6 +35,8 @@ export interface FileBackendOptions {
    * within this time fails with `WG_ERR_BACKEND_UNAVAILABLE`. Default 10000 ms.
    */
   lockTimeoutMs?: number
+  /** The clock records expire by, epoch ms. Default `Date.now`. Locks always age by real time. */
+  now?: () => number
 }
 
 /**
@@ -29,21 +44,35 @@ export interface FileBackendOptions {
  * whole (write to a temporary file, fsync, rename), so readers never see a partial write.
  *
  * ```json
- * { "version": 1, "routes": { "GET:/users": { ...RouteState } }, "global": null, "audit": [ ...AuditEntry ] }
+ * {
+ *   "version": 1,
+ *   "routes": { "GET:/users": { ...RouteState } },
+ *   "global": null,
+ *   "audit": [ ...AuditEntry ],
+ *   "records": { "revoked-tokens": { "jti-1": { "value": { ... }, "expiresAt": 1767225600000 } } }
+ * }
  * ```
+ *
+ * `records` came later within version 1: a file without it holds no records, and every write
+ * adds it. Expired records stay until the next write, which drops them.
  */
 interface FileDocumentV1 {
   version: 1
   routes: Record<string, RouteState>
   global: GlobalMaintenance | null
   audit: AuditEntry[]
+  records?: Record<string, Record<string, StoredRecord>>
 }
+
+/** Records by namespace, then id. A namespace is never an empty map. */
+type Records = Map<string, Map<string, StoredRecord>>
 
 /** The document as held in memory. */
 interface Store {
   routes: Map<string, RouteState>
   global: GlobalMaintenance | null
   audit: AuditEntry[]
+  records: Records
 }
 
 /** What the lock file holds: who took it, and when. */
@@ -65,7 +94,7 @@ const MAX_LOCK_BACKOFF_MS = 50
 const heldLockTokens = new Set<string>()
 
 function emptyStore (): Store {
-  return { routes: new Map(), global: null, audit: [] }
+  return { routes: new Map(), global: null, audit: [], records: new Map() }
 }
 
 function isRecord (value: unknown): value is Record<string, unknown> {
@@ -95,7 +124,8 @@ function serialize (store: Store): string {
     version: FORMAT_VERSION,
     routes: Object.fromEntries(store.routes),
     global: store.global,
-    audit: store.audit
+    audit: store.audit,
+    records: Object.fromEntries([...store.records].map(([namespace, held]) => [namespace, Object.fromEntries(held)]))
   }
   return JSON.stringify(doc, null, 2) + '\n'
 }
@@ -131,7 +161,55 @@ function parseDocument (raw: string): Store {
     }
   }
   store.audit = audit as AuditEntry[]
+  const records = data.records ?? {}
+  if (!isRecord(records)) throw new TypeError('"records" is not an object')
+  for (const [namespace, entries] of Object.entries(records)) {
+    if (!isRecord(entries)) throw new TypeError(`records[${JSON.stringify(namespace)}] is not an object`)
+    const held = new Map<string, StoredRecord>()
+    for (const [id, record] of Object.entries(entries)) {
+      // a hand-written record may leave out expiresAt: it then never expires
+      const expiresAt = isRecord(record) ? record.expiresAt ?? null : undefined
+      if (!isRecord(record) || !('value' in record) || !(expiresAt === null || (typeof expiresAt === 'number' && Number.isFinite(expiresAt)))) {
+        throw new TypeError(`records[${JSON.stringify(namespace)}][${JSON.stringify(id)}] is not a record ({ value, expiresAt })`)
+      }
+      held.set(id, { value: record.value, expiresAt })
+    }
+    if (held.size > 0) store.records.set(namespace, held)
+  }
   return store
+}
+
+/** The records of a namespace that are there at `now`. */
+function liveRecords (store: Store, namespace: string, now: number): Map<string, StoredRecord> {
+  const live = new Map<string, StoredRecord>()
+  for (const [id, record] of store.records.get(namespace) ?? []) {
+    if (isLive(record, now)) live.set(id, record)
+  }
+  return live
+}
+
+/** `records` without the expired ones; the same map when none expired. */
+function sweepRecords (records: Records, now: number): Records {
+  let swept: Records | undefined
+  for (const [namespace, held] of records) {
+    const live = [...held].filter(([, record]) => isLive(record, now))
+    if (live.length === held.size) continue
+    swept ??= new Map(records)
+    if (live.length === 0) swept.delete(namespace)
+    else swept.set(namespace, new Map(live))
+  }
+  return swept ?? records
+}
+
+/** `records` with one record set, or removed when `record` is undefined; `records` itself is left as it is. */
+function withRecord (records: Records, namespace: string, id: string, record: StoredRecord | undefined): Records {
+  const next = new Map(records)
+  const held = new Map(records.get(namespace))
+  if (record === undefined) held.delete(id)
+  else held.set(id, record)
+  if (held.size === 0) next.delete(namespace)
+  else next.set(namespace, held)
+  return next
 }
 
 function sameJson (a: unknown, b: unknown): boolean {
@@ -139,17 +217,19 @@ function sameJson (a: unknown, b: unknown): boolean {
 }
 
 /**
- * Keeps routes, global maintenance and the audit trail in one JSON file (format version 1:
- * `{ version, routes, global, audit }`). Fits one host: several processes may share the file.
- * Every write is a read-modify-write under an exclusive lock file (`<path>.lock`) and replaces
- * the file atomically, so no update is lost; changes written by other processes are picked up
- * by watching the file (plus polling) and announced through `subscribe`. A file that cannot be
- * parsed is reported as `WG_ERR_BACKEND_UNAVAILABLE` and never overwritten.
+ * Keeps routes, global maintenance, the audit trail and records in one JSON file (format
+ * version 1: `{ version, routes, global, audit, records }`). Fits one host: several processes
+ * may share the file. Every write is a read-modify-write under an exclusive lock file
+ * (`<path>.lock`) and replaces the file atomically, so no update is lost; changes written by
+ * other processes are picked up by watching the file (plus polling) and announced through
+ * `subscribe`. A file that cannot be parsed is reported as `WG_ERR_BACKEND_UNAVAILABLE` and
+ * never overwritten.
  */
 export function createFileBackend (options: FileBackendOptions): WaygateBackend {
   let maxAudit: number
   let pollIntervalMs: number
   let lockTimeoutMs: number
+  let now: () => number
   if (!isRecord(options) || typeof options.path !== 'string' || options.path.trim() === '') {
     throw new WG_ERR_OPTIONS_INVALID('path must be a non-empty string')
   }
@@ -157,6 +237,7 @@ export function createFileBackend (options: FileBackendOptions): WaygateBackend 
     maxAudit = positiveInteger(options.maxAuditEntries, 'maxAuditEntries', DEFAULT_MAX_AUDIT_ENTRIES)
     pollIntervalMs = positiveInteger(options.pollIntervalMs, 'pollIntervalMs', DEFAULT_POLL_INTERVAL_MS)
     lockTimeoutMs = positiveInteger(options.lockTimeoutMs, 'lockTimeoutMs', DEFAULT_LOCK_TIMEOUT_MS)
+    now = clockOption(options.now)
   } catch (err) {
     throw new WG_ERR_OPTIONS_INVALID((err as Error).message)
   }
@@ -200,8 +281,8 @@ export function createFileBackend (options: FileBackendOptions): WaygateBackend 
     }
   }
 
-  /** Announces what differs between two contents of the file. */
-  function emitDiff (before: Store, after: Store): void {
+  /** Announces what differs between two contents of the file, records as they stand at `at`. */
+  function emitDiff (before: Store, after: Store, at: number): void {
     for (const [key, state] of after.routes) {
       const previous = before.routes.get(key)
       if (previous === undefined || !sameJson(previous, state)) emitter.emit({ type: 'route', state: structuredClone(state) })
@@ -212,6 +293,20 @@ export function createFileBackend (options: FileBackendOptions): WaygateBackend 
     if (!sameJson(before.global, after.global)) {
       emitter.emit({ type: 'global', global: structuredClone(after.global ?? defaultGlobalMaintenance()) })
     }
+    for (const namespace of new Set([...before.records.keys(), ...after.records.keys()])) {
+      // compared as they stand now, so a record that expired and was swept is no deletion
+      const was = liveRecords(before, namespace, at)
+      const is = liveRecords(after, namespace, at)
+      for (const [id, record] of is) {
+        const previous = was.get(id)
+        if (previous === undefined || !sameJson(previous, record)) {
+          emitter.emit({ type: 'record', namespace, id, record: recordOf(id, record) })
+        }
+      }
+      for (const id of was.keys()) {
+        if (!is.has(id)) emitter.emit({ type: 'record', namespace, id, record: null })
+      }
+    }
     const seen = new Set(before.audit.map(e => e.id))
     const added = after.audit.filter(e => !seen.has(e.id))
     for (let i = added.length - 1; i >= 0; i--) emitter.emit({ type: 'audit', entry: structuredClone(added[i]!) })
@@ -220,7 +315,7 @@ export function createFileBackend (options: FileBackendOptions): WaygateBackend 
   /** Makes freshly read or written content the known one, announcing the difference. */
   function absorb (raw: string, store: Store): Store {
     // the first read only sets the baseline: what was there before this instance is not a change
-    if (knownRaw !== undefined && raw !== knownRaw) emitDiff(known, store)
+    if (knownRaw !== undefined && raw !== knownRaw) emitDiff(known, store, now())
     known = store
     knownRaw = raw
     return store
@@ -398,19 +493,23 @@ export function createFileBackend (options: FileBackendOptions): WaygateBackend 
   }
 
   /**
-   * Read-modify-write under the lock. `change` gets the current content and returns the new one
-   * (or undefined to write nothing) plus the value to resolve; it must not modify its argument.
+   * Read-modify-write under the lock. `change` gets the current content and the time records are
+   * judged by, and returns the new content (or undefined to write nothing) plus the value to
+   * resolve; it must not modify its argument. Every write drops the records expired by then.
    */
-  function mutate<T> (change: (store: Store) => { next?: Store, result: T }): Promise<T> {
+  function mutate<T> (change: (store: Store, at: number) => { next?: Store, result: T }): Promise<T> {
     return serial(async () => {
       for (let attempt = 1; ; attempt++) {
         const lock = await acquireLock()
         let outcome: { next?: Store, result: T }
         let raw: string
+        let at: number
         try {
           const current = await refresh()
-          outcome = change(current)
+          at = now()
+          outcome = change(current, at)
           if (outcome.next === undefined) return outcome.result
+          outcome.next = { ...outcome.next, records: sweepRecords(outcome.next.records, at) }
           raw = serialize(outcome.next)
           if (!await writeAtomic(raw, lock)) {
             // our lock was broken as stale (we were paused too long): redo the whole update
@@ -425,7 +524,7 @@ export function createFileBackend (options: FileBackendOptions): WaygateBackend 
         known = outcome.next
         knownRaw = raw
         // announced now rather than when the watcher fires: the engine reads its snapshot right after a write
-        emitDiff(before, outcome.next)
+        emitDiff(before, outcome.next, at)
         return outcome.result
       }
     })
@@ -510,7 +609,7 @@ export function createFileBackend (options: FileBackendOptions): WaygateBackend 
         const routes = new Map(store.routes)
         routes.set(key, next)
         return {
-          next: { routes, global: store.global, audit: withAudit(store.audit, update.audit) },
+          next: { ...store, routes, audit: withAudit(store.audit, update.audit) },
           result: structuredClone(next)
         }
       })
@@ -543,7 +642,7 @@ export function createFileBackend (options: FileBackendOptions): WaygateBackend 
         if (update === undefined) return { result: structuredClone(current) }
         const next = structuredClone(update.next)
         return {
-          next: { routes: store.routes, global: next, audit: withAudit(store.audit, update.audit) },
+          next: { ...store, global: next, audit: withAudit(store.audit, update.audit) },
           result: structuredClone(next)
         }
       })
@@ -557,6 +656,45 @@ export function createFileBackend (options: FileBackendOptions): WaygateBackend 
     async listAudit (query?: AuditQuery) {
       const store = await serial(refresh)
       return filterAudit(store.audit, query).map(e => structuredClone(e))
+    },
+    async putRecord (namespace, id, value, options) {
+      checkRecordKey(namespace, 'namespace')
+      checkRecordKey(id, 'id')
+      const json = recordJson(value)
+      const expiresAt = recordExpiry(options)
+      return mutate((store, at) => {
+        const current = store.records.get(namespace)?.get(id)
+        const next: StoredRecord = { value: JSON.parse(json), expiresAt }
+        if (!isLive(next, at)) {
+          // already expired: storing it is removing what the id held
+          if (current === undefined) return { result: undefined }
+          return { next: { ...store, records: withRecord(store.records, namespace, id, undefined) }, result: undefined }
+        }
+        if (current !== undefined && isLive(current, at) && sameJson(current, next)) return { result: undefined }
+        return { next: { ...store, records: withRecord(store.records, namespace, id, next) }, result: undefined }
+      })
+    },
+    async getRecord (namespace, id) {
+      checkRecordKey(namespace, 'namespace')
+      checkRecordKey(id, 'id')
+      const store = await serial(refresh)
+      const record = store.records.get(namespace)?.get(id)
+      return record === undefined || !isLive(record, now()) ? null : recordOf(id, record)
+    },
+    async listRecords (namespace) {
+      checkRecordKey(namespace, 'namespace')
+      const store = await serial(refresh)
+      return [...liveRecords(store, namespace, now())].map(([id, record]) => recordOf(id, record)).sort(compareIds)
+    },
+    async deleteRecord (namespace, id) {
+      checkRecordKey(namespace, 'namespace')
+      checkRecordKey(id, 'id')
+      return mutate((store, at) => {
+        const current = store.records.get(namespace)?.get(id)
+        // an expired record is already gone; the next write sweeps it
+        if (current === undefined || !isLive(current, at)) return { result: false }
+        return { next: { ...store, records: withRecord(store.records, namespace, id, undefined) }, result: true }
+      })
     },
     subscribe (listener) {
       startWatching()

@@ -1,13 +1,32 @@
 import type { AuditEntry, GlobalMaintenance, RouteState } from '../models.js'
 import { defaultGlobalMaintenance } from '../models.js'
 import { WG_ERR_OPTIONS_INVALID } from '../errors.js'
-import { ChangeEmitter, DEFAULT_MAX_AUDIT_ENTRIES, filterAudit, positiveInteger } from './shared.js'
-import type { AuditQuery, BackendChange, BackendHealth, BackendSnapshot, Updater, WaygateBackend } from './types.js'
+import {
+  ChangeEmitter,
+  DEFAULT_MAX_AUDIT_ENTRIES,
+  checkRecordKey,
+  clockOption,
+  compareIds,
+  filterAudit,
+  isLive,
+  positiveInteger,
+  recordExpiry,
+  recordJson
+} from './shared.js'
+import type { AuditQuery, BackendChange, BackendHealth, BackendRecord, BackendSnapshot, Updater, WaygateBackend } from './types.js'
 
 /** Options of {@link createMemoryBackend}. */
 export interface MemoryBackendOptions {
   /** How many audit entries to keep; older ones are dropped. Default 1000. */
   maxAuditEntries?: number
+  /** The clock records expire by, epoch ms. Default `Date.now`. */
+  now?: () => number
+}
+
+/** A record held as its JSON text, which makes copies in and out and comparisons cheap. */
+interface HeldRecord {
+  json: string
+  expiresAt: number | null
 }
 
 /**
@@ -16,8 +35,10 @@ export interface MemoryBackendOptions {
  */
 export function createMemoryBackend (options: MemoryBackendOptions = {}): WaygateBackend {
   let maxAudit: number
+  let now: () => number
   try {
     maxAudit = positiveInteger(options.maxAuditEntries, 'maxAuditEntries', DEFAULT_MAX_AUDIT_ENTRIES)
+    now = clockOption(options.now)
   } catch (err) {
     throw new WG_ERR_OPTIONS_INVALID((err as Error).message)
   }
@@ -25,6 +46,7 @@ export function createMemoryBackend (options: MemoryBackendOptions = {}): Waygat
   let global: GlobalMaintenance | null = null
   let audit: AuditEntry[] = []
   const auditIds = new Set<string>()
+  const records = new Map<string, Map<string, HeldRecord>>()
   const emitter = new ChangeEmitter()
 
   function pushAudit (entry: AuditEntry): void {
@@ -38,6 +60,30 @@ export function createMemoryBackend (options: MemoryBackendOptions = {}): Waygat
 
   function announce (change: BackendChange): void {
     emitter.emit(change)
+  }
+
+  function recordOf (id: string, held: HeldRecord): BackendRecord {
+    return { id, value: JSON.parse(held.json), expiresAt: held.expiresAt }
+  }
+
+  function deleteHeld (namespace: string, id: string): void {
+    const held = records.get(namespace)
+    held?.delete(id)
+    if (held?.size === 0) records.delete(namespace)
+  }
+
+  /** The unexpired records of a namespace; expired ones are dropped on the way. */
+  function liveRecords (namespace: string, at: number): Map<string, HeldRecord> | undefined {
+    const held = records.get(namespace)
+    if (held === undefined) return undefined
+    for (const [id, record] of held) {
+      if (!isLive(record, at)) held.delete(id)
+    }
+    if (held.size === 0) {
+      records.delete(namespace)
+      return undefined
+    }
+    return held
   }
 
   return {
@@ -96,6 +142,47 @@ export function createMemoryBackend (options: MemoryBackendOptions = {}): Waygat
     },
     async listAudit (query?: AuditQuery) {
       return filterAudit(audit, query).map(e => structuredClone(e))
+    },
+    async putRecord (namespace, id, value, options) {
+      checkRecordKey(namespace, 'namespace')
+      checkRecordKey(id, 'id')
+      const next: HeldRecord = { json: recordJson(value), expiresAt: recordExpiry(options) }
+      const at = now()
+      const current = liveRecords(namespace, at)?.get(id)
+      if (!isLive(next, at)) {
+        if (current === undefined) return
+        deleteHeld(namespace, id)
+        announce({ type: 'record', namespace, id, record: null })
+        return
+      }
+      if (current !== undefined && current.json === next.json && current.expiresAt === next.expiresAt) return
+      let held = records.get(namespace)
+      if (held === undefined) {
+        held = new Map()
+        records.set(namespace, held)
+      }
+      held.set(id, next)
+      announce({ type: 'record', namespace, id, record: recordOf(id, next) })
+    },
+    async getRecord (namespace, id) {
+      checkRecordKey(namespace, 'namespace')
+      checkRecordKey(id, 'id')
+      const held = liveRecords(namespace, now())?.get(id)
+      return held === undefined ? null : recordOf(id, held)
+    },
+    async listRecords (namespace) {
+      checkRecordKey(namespace, 'namespace')
+      const held = liveRecords(namespace, now())
+      if (held === undefined) return []
+      return [...held].map(([id, record]) => recordOf(id, record)).sort(compareIds)
+    },
+    async deleteRecord (namespace, id) {
+      checkRecordKey(namespace, 'namespace')
+      checkRecordKey(id, 'id')
+      if (liveRecords(namespace, now())?.has(id) !== true) return false
+      deleteHeld(namespace, id)
+      announce({ type: 'record', namespace, id, record: null })
+      return true
     },
     subscribe (listener) {
       return emitter.subscribe(listener)

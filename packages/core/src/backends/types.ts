@@ -29,12 +29,30 @@ export interface AuditQuery {
   limit?: number
 }
 
+/**
+ * A stored record of a namespace: data kept beside route state (token revocations, policies…)
+ * that every instance shares and that survives restarts.
+ */
+export interface BackendRecord {
+  /** Unique within its namespace. */
+  id: string
+  /** The stored value, as a JSON round trip gives it back. */
+  value: unknown
+  /** Epoch ms from which the record is gone, or null when it never expires. */
+  expiresAt: number | null
+}
+
 /** A change a backend announces, made by this process or another one. */
 export type BackendChange =
   | { type: 'route', state: RouteState }
   | { type: 'route_deleted', key: string }
   | { type: 'global', global: GlobalMaintenance }
   | { type: 'audit', entry: AuditEntry }
+  /**
+   * A record was stored, replaced or removed (`record: null`). A record that merely expires is
+   * not announced: whoever holds it can tell from its `expiresAt`.
+   */
+  | { type: 'record', namespace: string, id: string, record: BackendRecord | null }
   /** Anything may have changed (a reconnect, a file replaced): reload everything. */
   | { type: 'resync' }
 
@@ -54,6 +72,8 @@ export interface BackendHealth {
  * Storage behind the engine. The engine never calls a backend on the request path: it reads
  * everything once, keeps a snapshot and follows `subscribe`. Each update runs its updater and
  * writes the new value with its audit entry atomically, so two writers never lose an update.
+ * Beside routes it keeps records, keyed by namespace and id, for features that need shared,
+ * durable data (revoked tokens, policies); those are read on demand, not part of the snapshot.
  */
 export interface WaygateBackend {
   /** Short name shown in status output: `memory`, `file`, `redis`… */
@@ -79,6 +99,21 @@ export interface WaygateBackend {
   appendAudit(entry: AuditEntry): Promise<boolean>
   /** Reads audit entries, newest first. */
   listAudit(query?: AuditQuery): Promise<AuditEntry[]>
+  /**
+   * Stores a record, replacing the one with the same id. `value` must be plain JSON data (no
+   * functions, `undefined`, BigInt, non-finite numbers or class instances such as `Date`), else
+   * the call rejects with `WG_ERR_INPUT_INVALID`; so do a namespace or id that is not a string of
+   * 1 to 200 characters and an `expiresAt` (epoch ms) that is not a finite number. From
+   * `expiresAt` on, by the backend's clock, the record is gone: an `expiresAt` already past
+   * stores nothing and removes the record with the same id.
+   */
+  putRecord(namespace: string, id: string, value: unknown, options?: { expiresAt?: number }): Promise<void>
+  /** Reads one record; null when it is absent or expired. */
+  getRecord(namespace: string, id: string): Promise<BackendRecord | null>
+  /** Reads the unexpired records of a namespace, sorted by id (code unit order, as `sort()` sorts strings). */
+  listRecords(namespace: string): Promise<BackendRecord[]>
+  /** Removes a record. Resolves whether an unexpired one existed. */
+  deleteRecord(namespace: string, id: string): Promise<boolean>
   /**
    * Follows changes, including this process's own, which must be delivered before the write that
    * made them resolves (the engine reads its snapshot right after awaiting a write). Returns the

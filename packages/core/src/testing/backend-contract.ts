@@ -1,6 +1,6 @@
 import type { AuditEntry, GlobalMaintenance, RouteState } from '../models.js'
 import { defaultGlobalMaintenance } from '../models.js'
-import type { BackendChange, Update, WaygateBackend } from '../backends/types.js'
+import type { BackendChange, BackendRecord, Update, WaygateBackend } from '../backends/types.js'
 
 /**
  * The part of a test object the contract uses. tap's `Test` satisfies it; so does any runner
@@ -20,6 +20,8 @@ export interface BackendContractTest {
 export interface BackendContractCreateOptions {
   /** How many audit entries the backend keeps. Absent: the backend's default. */
   maxAuditEntries?: number
+  /** The clock records expire by, epoch ms. Absent: real time (`Date.now`). */
+  now?: () => number
 }
 
 /** Options of {@link backendContract}. */
@@ -36,6 +38,8 @@ export interface BackendContractOptions {
 }
 
 const BASE_TIME = Date.parse('2025-03-01T12:00:00.000Z')
+/** An expiry that real time does not reach while the tests run. */
+const FAR_FUTURE = Date.parse('2100-01-01T00:00:00.000Z')
 
 function at (minutes: number): string {
   return new Date(BASE_TIME + minutes * 60_000).toISOString()
@@ -55,6 +59,7 @@ function routeState (key: string, fields: Partial<RouteState> = {}): RouteState 
     sunset: null,
     successor: null,
     deprecatedAt: null,
+    disabledUntil: null,
     forceActive: false,
     updatedAt: at(0),
     updatedBy: 'contract',
@@ -84,6 +89,35 @@ function ids (entries: readonly AuditEntry[]): string[] {
 
 function sleep (ms: number): Promise<void> {
   return new Promise(resolve => setTimeout(resolve, ms))
+}
+
+/** A clock the tests move by hand, so expiry is tested without sleeping. */
+function manualClock (start = BASE_TIME): { now: () => number, set: (to: number) => void } {
+  let time = start
+  return { now: () => time, set: to => { time = to } }
+}
+
+/**
+ * What a call rejects with, undefined when it resolves. A synchronous throw is reported as a
+ * failure of its own: callers chain `.catch()` on what a backend returns.
+ */
+async function rejection (call: () => Promise<unknown>): Promise<unknown> {
+  let pending: Promise<unknown>
+  try {
+    pending = call()
+  } catch (err) {
+    return new Error(`threw synchronously instead of rejecting: ${String(err)}`)
+  }
+  try {
+    await pending
+  } catch (err) {
+    return err
+  }
+  return undefined
+}
+
+function recordIds (records: readonly BackendRecord[]): string[] {
+  return records.map(r => r.id)
 }
 
 /**
@@ -351,6 +385,214 @@ export function backendContract (t: BackendContractTest, options: BackendContrac
       t.same(await backend.getRoute('GET:/b'), routeState('GET:/b', { allowedEnvs: ['prod'] }))
       t.same((await backend.load()).global, { ...defaultGlobalMaintenance(), exemptPaths: ['/health'] })
       t.same((await backend.listAudit()).map(e => e.reason), ['original', 'original'])
+    })
+
+    t.test('putRecord stores records that getRecord and listRecords return', async t => {
+      const backend = await open(t)
+      const token = { jti: 'abc', revokedBy: 'alice', scopes: ['admin', 'read'], meta: { n: 1.5, ok: true, none: null } }
+      t.equal(await backend.putRecord('tokens', 'b', token), undefined, 'resolves nothing')
+      await backend.putRecord('tokens', 'a', 'plain text', { expiresAt: FAR_FUTURE })
+      await backend.putRecord('tokens', 'B', null)
+      await backend.putRecord('tokens', '__proto__', [1, 'two', false])
+      t.same(await backend.getRecord('tokens', 'b'), { id: 'b', value: token, expiresAt: null }, 'no expiresAt: null')
+      t.same(await backend.getRecord('tokens', 'a'), { id: 'a', value: 'plain text', expiresAt: FAR_FUTURE })
+      t.same(await backend.getRecord('tokens', 'B'), { id: 'B', value: null, expiresAt: null }, 'a null value is a record, not a missing one')
+      t.same(await backend.getRecord('tokens', '__proto__'), { id: '__proto__', value: [1, 'two', false], expiresAt: null }, 'any id is data, even __proto__')
+      t.equal(await backend.getRecord('tokens', 'missing'), null)
+      t.equal(await backend.getRecord('other', 'b'), null)
+      t.same(recordIds(await backend.listRecords('tokens')), ['B', '__proto__', 'a', 'b'], 'sorted by id in code unit order')
+      t.same((await backend.listRecords('tokens'))[3], { id: 'b', value: token, expiresAt: null }, 'whole records')
+      t.same(await backend.listRecords('empty'), [])
+      await backend.putRecord('tokens', 'past', 1, { expiresAt: Date.now() - 60_000 })
+      t.equal(await backend.getRecord('tokens', 'past'), null, 'without a clock given, real time decides expiry')
+      const longest = 'n'.repeat(200)
+      await backend.putRecord(longest, longest, 0)
+      t.same(await backend.getRecord(longest, longest), { id: longest, value: 0, expiresAt: null }, '200 characters are allowed')
+    })
+
+    t.test('putRecord replaces a record, value and expiry', async t => {
+      const backend = await open(t)
+      await backend.putRecord('policies', 'p1', { limit: 10 }, { expiresAt: FAR_FUTURE })
+      t.same(await backend.getRecord('policies', 'p1'), { id: 'p1', value: { limit: 10 }, expiresAt: FAR_FUTURE })
+      await backend.putRecord('policies', 'p1', { limit: 20 })
+      t.same(await backend.getRecord('policies', 'p1'), { id: 'p1', value: { limit: 20 }, expiresAt: null }, 'a put without expiresAt keeps the record for good')
+      await backend.putRecord('policies', 'p1', { limit: 30 }, { expiresAt: FAR_FUTURE + 1 })
+      t.same(await backend.listRecords('policies'), [{ id: 'p1', value: { limit: 30 }, expiresAt: FAR_FUTURE + 1 }], 'one record per id')
+    })
+
+    t.test('deleteRecord removes a record and tells whether it existed', async t => {
+      const backend = await open(t)
+      await backend.putRecord('tokens', 'a', 1)
+      await backend.putRecord('tokens', 'b', 2)
+      t.equal(await backend.deleteRecord('tokens', 'a'), true)
+      t.equal(await backend.deleteRecord('tokens', 'a'), false, 'already gone')
+      t.equal(await backend.deleteRecord('tokens', 'never'), false)
+      t.equal(await backend.deleteRecord('nowhere', 'b'), false)
+      t.equal(await backend.getRecord('tokens', 'a'), null)
+      t.same(await backend.listRecords('tokens'), [{ id: 'b', value: 2, expiresAt: null }], 'other records are kept')
+      await backend.putRecord('tokens', 'a', 'again')
+      t.same(await backend.getRecord('tokens', 'a'), { id: 'a', value: 'again', expiresAt: null }, 'a deleted id can be stored again')
+    })
+
+    t.test('namespaces are isolated, whatever characters they hold', async t => {
+      const backend = await open(t)
+      await backend.putRecord('a', 'x', 'in a')
+      await backend.putRecord('b', 'x', 'in b')
+      // a backend joining namespace and id into one key must not confuse these
+      await backend.putRecord('a:b', 'c', 'in a:b')
+      await backend.putRecord('a', 'b:c', 'in a, id b:c')
+      await backend.putRecord('a/b', 'c', 'in a/b')
+      await backend.putRecord('a*', 'y', 'in a*')
+      t.same(await backend.listRecords('a'), [
+        { id: 'b:c', value: 'in a, id b:c', expiresAt: null },
+        { id: 'x', value: 'in a', expiresAt: null }
+      ], 'only the namespace\'s own records, none of a namespace it prefixes')
+      t.same(await backend.listRecords('a:b'), [{ id: 'c', value: 'in a:b', expiresAt: null }])
+      t.same(await backend.getRecord('a:b', 'c'), { id: 'c', value: 'in a:b', expiresAt: null })
+      t.same(await backend.getRecord('a', 'b:c'), { id: 'b:c', value: 'in a, id b:c', expiresAt: null })
+      t.equal(await backend.deleteRecord('a', 'x'), true)
+      t.same(await backend.getRecord('b', 'x'), { id: 'x', value: 'in b', expiresAt: null }, 'deleting in one namespace leaves the same id in another')
+      t.same(recordIds(await backend.listRecords('a*')), ['y'])
+      t.same(recordIds(await backend.listRecords('a/b')), ['c'])
+    })
+
+    t.test('a record is gone from its expiresAt on, by the clock the backend was given', async t => {
+      const clock = manualClock()
+      const backend = await open(t, { now: clock.now })
+      await backend.putRecord('tokens', 'short', 'soon gone', { expiresAt: BASE_TIME + 1000 })
+      await backend.putRecord('tokens', 'kept', 'for good')
+      clock.set(BASE_TIME + 999)
+      t.same(await backend.getRecord('tokens', 'short'), { id: 'short', value: 'soon gone', expiresAt: BASE_TIME + 1000 }, 'there until the last millisecond')
+      t.same(recordIds(await backend.listRecords('tokens')), ['kept', 'short'])
+      clock.set(BASE_TIME + 1000)
+      t.equal(await backend.getRecord('tokens', 'short'), null, 'gone at expiresAt')
+      t.same(recordIds(await backend.listRecords('tokens')), ['kept'], 'not listed')
+      t.equal(await backend.deleteRecord('tokens', 'short'), false, 'an expired record does not exist')
+
+      clock.set(BASE_TIME + 5000)
+      await backend.putRecord('tokens', 'short', 'fresh', { expiresAt: BASE_TIME + 6000 })
+      t.same(await backend.getRecord('tokens', 'short'), { id: 'short', value: 'fresh', expiresAt: BASE_TIME + 6000 }, 'an expired id can be stored again')
+      await backend.putRecord('tokens', 'short', 'already over', { expiresAt: BASE_TIME + 5000 })
+      t.equal(await backend.getRecord('tokens', 'short'), null, 'a put that has already expired removes the record')
+      await backend.putRecord('tokens', 'never', 'already over', { expiresAt: BASE_TIME })
+      t.equal(await backend.getRecord('tokens', 'never'), null, 'and stores nothing')
+      t.same(recordIds(await backend.listRecords('tokens')), ['kept'])
+    })
+
+    t.test('record values are copies: changing what goes in or comes out does not change the store', async t => {
+      const backend = await open(t)
+      const { changes } = record(backend)
+      const value = { scopes: ['read'], nested: { level: 1 } }
+      await backend.putRecord('tokens', 'a', value)
+      value.scopes.push('changed after putRecord')
+      value.nested.level = 2
+      const got = await backend.getRecord('tokens', 'a')
+      ;(got!.value as { scopes: string[] }).scopes.push('mutated result')
+      const listed = await backend.listRecords('tokens')
+      ;(listed[0]!.value as { nested: { level: number } }).nested.level = 3
+      for (const change of changes) {
+        if (change.type === 'record' && change.record !== null) (change.record.value as { scopes: string[] }).scopes.push('mutated event')
+      }
+      t.same(await backend.getRecord('tokens', 'a'), { id: 'a', value: { scopes: ['read'], nested: { level: 1 } }, expiresAt: null })
+    })
+
+    t.test('invalid record input rejects with WG_ERR_INPUT_INVALID and stores nothing', async t => {
+      const backend = await open(t)
+      const badKeys: Array<[unknown, string]> = [
+        ['', 'an empty string'],
+        ['x'.repeat(201), '201 characters'],
+        [42, 'a number'],
+        [null, 'null'],
+        [undefined, 'undefined']
+      ]
+      for (const [bad, what] of badKeys) {
+        const key = bad as string
+        for (const [name, call] of [
+          ['putRecord namespace', () => backend.putRecord(key, 'id', 1)],
+          ['putRecord id', () => backend.putRecord('ns', key, 1)],
+          ['getRecord namespace', () => backend.getRecord(key, 'id')],
+          ['getRecord id', () => backend.getRecord('ns', key)],
+          ['listRecords namespace', () => backend.listRecords(key)],
+          ['deleteRecord namespace', () => backend.deleteRecord(key, 'id')],
+          ['deleteRecord id', () => backend.deleteRecord('ns', key)]
+        ] as Array<[string, () => Promise<unknown>]>) {
+          t.match(await rejection(call), { code: 'WG_ERR_INPUT_INVALID' }, `${name}: ${what}`)
+        }
+      }
+      const cycle: Record<string, unknown> = { a: 1 }
+      cycle.self = cycle
+      const badValues: Array<[unknown, string]> = [
+        [() => 1, 'a function'],
+        [undefined, 'undefined'],
+        [10n, 'a BigInt'],
+        [Symbol('s'), 'a symbol'],
+        [Number.NaN, 'NaN'],
+        [Number.POSITIVE_INFINITY, 'Infinity'],
+        [new Date(BASE_TIME), 'a Date (JSON gives back a string)'],
+        [new Map([['a', 1]]), 'a Map (JSON gives back {})'],
+        [{ ok: true, nested: { fn: () => 1 } }, 'a function deep inside'],
+        [{ gone: undefined }, 'an undefined property (JSON drops it)'],
+        [[1, undefined], 'undefined in an array (JSON gives back null)'],
+        [{ big: [1n] }, 'a BigInt deep inside'],
+        [cycle, 'a cycle']
+      ]
+      for (const [value, what] of badValues) {
+        t.match(await rejection(() => backend.putRecord('ns', 'id', value)), { code: 'WG_ERR_INPUT_INVALID' }, `value: ${what}`)
+      }
+      const badOptions: Array<[unknown, string]> = [
+        [{ expiresAt: Number.NaN }, 'expiresAt NaN'],
+        [{ expiresAt: Number.POSITIVE_INFINITY }, 'expiresAt Infinity'],
+        [{ expiresAt: '2030-01-01' }, 'expiresAt a string'],
+        [{ expiresAt: null }, 'expiresAt null'],
+        ['soon', 'options a string']
+      ]
+      for (const [options, what] of badOptions) {
+        t.match(await rejection(() => backend.putRecord('ns', 'id', 1, options as { expiresAt?: number })), { code: 'WG_ERR_INPUT_INVALID' }, what)
+      }
+      t.same(await backend.listRecords('ns'), [], 'nothing was stored')
+    })
+
+    t.test('record changes are announced before the write resolves', async t => {
+      const clock = manualClock()
+      const backend = await open(t, { now: clock.now })
+      const { changes, stop } = record(backend)
+      await backend.putRecord('tokens', 'a', { by: 'alice' }, { expiresAt: BASE_TIME + 1000 })
+      t.same(changes, [{ type: 'record', namespace: 'tokens', id: 'a', record: { id: 'a', value: { by: 'alice' }, expiresAt: BASE_TIME + 1000 } }])
+
+      changes.length = 0
+      await backend.putRecord('tokens', 'a', { by: 'bob' })
+      t.same(changes, [{ type: 'record', namespace: 'tokens', id: 'a', record: { id: 'a', value: { by: 'bob' }, expiresAt: null } }], 'a replaced record')
+
+      changes.length = 0
+      t.equal(await backend.deleteRecord('tokens', 'a'), true)
+      t.equal(await backend.deleteRecord('tokens', 'a'), false)
+      t.same(changes, [{ type: 'record', namespace: 'tokens', id: 'a', record: null }], 'a deletion, once')
+
+      changes.length = 0
+      await backend.putRecord('tokens', 'b', 1)
+      await backend.putRecord('tokens', 'b', 2, { expiresAt: BASE_TIME })
+      t.same(changes, [
+        { type: 'record', namespace: 'tokens', id: 'b', record: { id: 'b', value: 1, expiresAt: null } },
+        { type: 'record', namespace: 'tokens', id: 'b', record: null }
+      ], 'a put that has already expired announces the removal')
+
+      changes.length = 0
+      await backend.putRecord('tokens', 'c', 1, { expiresAt: BASE_TIME - 1 })
+      await backend.putRecord('tokens', 'd', 1, { expiresAt: BASE_TIME + 10 })
+      clock.set(BASE_TIME + 10)
+      t.equal(await backend.deleteRecord('tokens', 'd'), false)
+      await backend.putRecord('tokens', 'e', 1)
+      t.same(changes, [
+        { type: 'record', namespace: 'tokens', id: 'd', record: { id: 'd', value: 1, expiresAt: BASE_TIME + 10 } },
+        { type: 'record', namespace: 'tokens', id: 'e', record: { id: 'e', value: 1, expiresAt: null } }
+      ], 'storing nothing announces nothing, and neither does expiry')
+
+      stop()
+      changes.length = 0
+      await backend.putRecord('tokens', 'f', 1)
+      await backend.deleteRecord('tokens', 'f')
+      await sleep(100)
+      t.same(changes, [], 'nothing arrives after unsubscribe')
     })
 
     t.test('subscribe announces this instance\'s changes before the write resolves', async t => {

@@ -8,6 +8,7 @@ import t, { type Test } from 'tap'
 import { createFileBackend, defaultGlobalMaintenance } from '@waygate/core'
 import type { AuditEntry, BackendChange, FileBackendOptions, RouteState, WaygateBackend } from '@waygate/core'
 import { backendContract } from '@waygate/core/testing'
+import { createClock, HOUR, MINUTE, SECOND } from '../helpers/clock.js'
 
 const childScript = fileURLToPath(new URL('../helpers/file-backend-child.ts', import.meta.url))
 // the same TypeScript loader and source condition as this process; tap's mock loader is not needed there
@@ -38,6 +39,7 @@ function state (key: string, fields: Partial<RouteState> = {}): RouteState {
     sunset: null,
     successor: null,
     deprecatedAt: null,
+    disabledUntil: null,
     forceActive: false,
     updatedAt: '2025-03-01T12:00:00.000Z',
     updatedBy: 'test',
@@ -101,6 +103,51 @@ t.test('state and audit survive a restart', async t => {
   t.equal(await second.appendAudit(entry('r1')), false, 'ids seen before the restart are still refused')
 })
 
+t.test('records survive a restart; those expired meanwhile do not', async t => {
+  const path = join(await tempDir(t), 'state.json')
+  const clock = createClock('2030-01-01T00:00:00.000Z')
+  const first = createFileBackend({ path, now: clock.now })
+  await first.putRecord('tokens', 'long', { by: 'alice' }, { expiresAt: clock.now() + HOUR })
+  await first.putRecord('tokens', 'short', { by: 'bob' }, { expiresAt: clock.now() + MINUTE })
+  await first.putRecord('policies', 'p1', { limit: 10 })
+  await first.close()
+
+  clock.advance(MINUTE)
+  const second = open(t, { path, now: clock.now })
+  t.same(await second.listRecords('tokens'), [{ id: 'long', value: { by: 'alice' }, expiresAt: clock.now() - MINUTE + HOUR }])
+  t.equal(await second.getRecord('tokens', 'short'), null)
+  t.same(await second.getRecord('policies', 'p1'), { id: 'p1', value: { limit: 10 }, expiresAt: null })
+})
+
+t.test('a file written before records existed has none, and keeps everything else on a record write', async t => {
+  const path = join(await tempDir(t), 'state.json')
+  const before = { version: 1, routes: { 'GET:/a': state('GET:/a', { status: 'disabled' }) }, global: null, audit: [entry('old')] }
+  await writeFile(path, JSON.stringify(before))
+  const backend = open(t, { path })
+  t.same(await backend.listRecords('tokens'), [])
+  await backend.putRecord('tokens', 'a', true)
+  const doc = JSON.parse(await readFile(path, 'utf8'))
+  t.same(doc, { ...before, records: { tokens: { a: { value: true, expiresAt: null } } } })
+  t.same(await backend.getRoute('GET:/a'), state('GET:/a', { status: 'disabled' }))
+})
+
+t.test('a write drops the expired records, so the file does not grow without bound', async t => {
+  const path = join(await tempDir(t), 'state.json')
+  const clock = createClock()
+  const backend = open(t, { path, now: clock.now })
+  for (let i = 0; i < 20; i++) await backend.putRecord('tokens', `t${i}`, i, { expiresAt: clock.now() + SECOND })
+  await backend.putRecord('other', 'o1', 'expires too', { expiresAt: clock.now() + SECOND })
+  await backend.putRecord('other', 'o2', 'kept')
+  clock.advance(SECOND)
+  t.equal(Object.keys(JSON.parse(await readFile(path, 'utf8')).records.tokens).length, 20, 'reads leave the file alone')
+  t.same(await backend.listRecords('tokens'), [])
+  await backend.putRecord('tokens', 'fresh', 'new')
+  t.same(JSON.parse(await readFile(path, 'utf8')).records, {
+    tokens: { fresh: { value: 'new', expiresAt: null } },
+    other: { o2: { value: 'kept', expiresAt: null } }
+  }, 'the write swept expired records of its namespace and of the others')
+})
+
 t.test('writes the documented format atomically and leaves no temporary or lock file', async t => {
   const dir = await tempDir(t)
   const path = join(dir, 'state.json')
@@ -113,6 +160,18 @@ t.test('writes the documented format atomically and leaves no temporary or lock 
   t.same(Object.keys(doc.routes).sort(), Array.from({ length: 10 }, (_, i) => `GET:/r${i}`).sort())
   t.equal(doc.global, null)
   t.equal(doc.audit.length, 10)
+  t.same(doc.records, {}, 'an empty records section')
+  await backend.putRecord('tokens', 'jti-1', { by: 'alice' }, { expiresAt: 4102444800000 })
+  await backend.putRecord('tokens', 'jti-2', 'forever')
+  t.same(JSON.parse(await readFile(path, 'utf8')).records, {
+    tokens: {
+      'jti-1': { value: { by: 'alice' }, expiresAt: 4102444800000 },
+      'jti-2': { value: 'forever', expiresAt: null }
+    }
+  }, 'records by namespace, then id')
+  await backend.deleteRecord('tokens', 'jti-1')
+  await backend.deleteRecord('tokens', 'jti-2')
+  t.same(JSON.parse(await readFile(path, 'utf8')).records, {}, 'a namespace without records is not kept')
 })
 
 t.test('a missing file is an empty store, created with its directory on first write', async t => {
@@ -121,6 +180,9 @@ t.test('a missing file is an empty store, created with its directory on first wr
   const backend = open(t, { path })
   await backend.init?.()
   t.same(await backend.load(), { routes: [], global: null })
+  t.same(await backend.listRecords('tokens'), [])
+  t.equal(await backend.getRecord('tokens', 'a'), null)
+  t.equal(await backend.deleteRecord('tokens', 'a'), false)
   t.notOk(existsSync(path), 'reading does not create the file')
   await backend.registerRoutes([state('GET:/a')])
   t.ok(existsSync(path))
@@ -146,12 +208,23 @@ t.test('an empty file is an empty store', async t => {
 
 t.test('a corrupt file is an error, never overwritten', async t => {
   const path = join(await tempDir(t), 'state.json')
-  for (const content of ['{"version":1,"routes":{', '{"version":2,"routes":{},"audit":[]}', '[1,2]', '{"version":1,"routes":{"GET:/a":{"key":"GET:/b"}}}']) {
+  for (const content of [
+    '{"version":1,"routes":{',
+    '{"version":2,"routes":{},"audit":[]}',
+    '[1,2]',
+    '{"version":1,"routes":{"GET:/a":{"key":"GET:/b"}}}',
+    '{"version":1,"records":[]}',
+    '{"version":1,"records":{"tokens":[]}}',
+    '{"version":1,"records":{"tokens":{"a":{"expiresAt":null}}}}',
+    '{"version":1,"records":{"tokens":{"a":{"value":1,"expiresAt":"soon"}}}}'
+  ]) {
     await writeFile(path, content)
     const backend = open(t, { path })
     await t.rejects(backend.load(), { code: 'WG_ERR_BACKEND_UNAVAILABLE', message: /corrupt/ }, `load() of ${content}`)
     await t.rejects(backend.updateRoute('GET:/a', () => ({ next: state('GET:/a') })), { code: 'WG_ERR_BACKEND_UNAVAILABLE' })
     await t.rejects(backend.registerRoutes([state('GET:/a')]), { code: 'WG_ERR_BACKEND_UNAVAILABLE' })
+    await t.rejects(backend.putRecord('tokens', 'a', 1), { code: 'WG_ERR_BACKEND_UNAVAILABLE' })
+    await t.rejects(backend.listRecords('tokens'), { code: 'WG_ERR_BACKEND_UNAVAILABLE' })
     t.match(await backend.health(), { ok: false, detail: /corrupt/ })
     t.equal(await readFile(path, 'utf8'), content, 'the file is left as it was')
   }
@@ -248,6 +321,43 @@ t.test('changes written by another instance arrive through subscribe, without du
   t.same(changes, [{ type: 'route', state: state('GET:/b') }, { type: 'audit', entry: entry('x2') }])
 })
 
+t.test('records changed by another instance arrive through subscribe; a swept expired one is no deletion', async t => {
+  const path = join(await tempDir(t), 'state.json')
+  const clock = createClock()
+  const reader = open(t, { path, pollIntervalMs: 100, now: clock.now })
+  const writer = open(t, { path, pollIntervalMs: 100, now: clock.now })
+  await writer.putRecord('tokens', 'gone', 'to be deleted')
+  await writer.putRecord('tokens', 'changed', 'before')
+  await writer.putRecord('tokens', 'expiring', 'soon', { expiresAt: clock.now() + SECOND })
+  await reader.init?.()
+  const changes: BackendChange[] = []
+  reader.subscribe(change => { changes.push(change) })
+
+  clock.advance(SECOND)
+  await writer.putRecord('tokens', 'new', { by: 'alice' }, { expiresAt: clock.now() + HOUR })
+  await writer.putRecord('tokens', 'changed', 'after')
+  await writer.deleteRecord('tokens', 'gone')
+  await writer.putRecord('policies', 'p1', 1)
+  const expected: BackendChange[] = [
+    { type: 'record', namespace: 'tokens', id: 'new', record: { id: 'new', value: { by: 'alice' }, expiresAt: clock.now() + HOUR } },
+    { type: 'record', namespace: 'tokens', id: 'changed', record: { id: 'changed', value: 'after', expiresAt: null } },
+    { type: 'record', namespace: 'tokens', id: 'gone', record: null },
+    { type: 'record', namespace: 'policies', id: 'p1', record: { id: 'p1', value: 1, expiresAt: null } }
+  ]
+  const has = (wanted: BackendChange): boolean => changes.some(c => JSON.stringify(c) === JSON.stringify(wanted))
+  t.ok(await waitFor(() => expected.every(has), 2000), 'every change arrived within 2 s')
+  await new Promise(resolve => setTimeout(resolve, 300))
+  t.equal(changes.length, expected.length, 'nothing else: the expired record the writer swept is not announced')
+  t.same(await reader.getRecord('tokens', 'changed'), { id: 'changed', value: 'after', expiresAt: null })
+
+  // the reader's own record write is announced once: immediately, not again when the watcher fires
+  changes.length = 0
+  await reader.putRecord('tokens', 'mine', 1)
+  t.equal(changes.length, 1)
+  await new Promise(resolve => setTimeout(resolve, 300))
+  t.same(changes, [{ type: 'record', namespace: 'tokens', id: 'mine', record: { id: 'mine', value: 1, expiresAt: null } }])
+})
+
 t.test('a subscriber that never called init() is told about the first change made elsewhere', async t => {
   const path = join(await tempDir(t), 'state.json')
   const writer = open(t, { path })
@@ -309,4 +419,5 @@ t.test('rejects invalid options', async t => {
   t.throws(() => createFileBackend({ path: 'x.json', lockTimeoutMs: 0 }), { code: 'WG_ERR_OPTIONS_INVALID' })
   t.throws(() => createFileBackend({ path: 'x.json', pollIntervalMs: 1.5 }), { code: 'WG_ERR_OPTIONS_INVALID' })
   t.throws(() => createFileBackend({ path: 'x.json', maxAuditEntries: -1 }), { code: 'WG_ERR_OPTIONS_INVALID' })
+  t.throws(() => createFileBackend({ path: 'x.json', now: 'today' as unknown as () => number }), { code: 'WG_ERR_OPTIONS_INVALID', message: /now must be a function/ })
 })

@@ -7,6 +7,7 @@ backendContract(t, {
   create: options => createMemoryBackend(options)
 })
 
-t.test('rejects an invalid maxAuditEntries', async t => {
+t.test('rejects invalid options', async t => {
   t.throws(() => createMemoryBackend({ maxAuditEntries: 0 }), { code: 'WG_ERR_OPTIONS_INVALID' })
+  t.throws(() => createMemoryBackend({ now: 5 as unknown as () => number }), { code: 'WG_ERR_OPTIONS_INVALID', message: /now must be a function/ })
 })

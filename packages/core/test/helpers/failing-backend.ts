@@ -26,6 +26,10 @@ export function createFailingBackend (inner: WaygateBackend = createMemoryBacken
     updateGlobal: updater => guard(() => inner.updateGlobal(updater)),
     appendAudit: entry => guard(() => inner.appendAudit(entry)),
     listAudit: query => guard(() => inner.listAudit(query)),
+    putRecord: (namespace, id, value, options) => guard(() => inner.putRecord(namespace, id, value, options)),
+    getRecord: (namespace, id) => guard(() => inner.getRecord(namespace, id)),
+    listRecords: namespace => guard(() => inner.listRecords(namespace)),
+    deleteRecord: (namespace, id) => guard(() => inner.deleteRecord(namespace, id)),
     health: async () => backend.down ? { ok: false, detail: 'connection refused' } : inner.health(),
     subscribe: listener => inner.subscribe(listener),
     close: () => inner.close()
