@@ -1,7 +1,8 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { checkRouteDeclaration, type RouteHandle, type WaygateEngine } from '@waygate/core'
 import type { WaygateRouteConfig } from './plugin.js'
-import { respondBlocked, type WaygateResponses } from './responses.js'
+import { applyDecision } from './enforce.js'
+import type { WaygateResponses } from './responses.js'
 
 /** An `onRequest` hook that enforces waygate on the one route it is attached to. */
 export type WaygateGuard = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
@@ -56,20 +57,8 @@ export function createGuards (engine: WaygateEngine, options: GuardOptions = {})
         engine.registerDeclaredRoutes().catch(err => engine.logger.error({ err }, 'waygate: registering a guarded route failed'))
       }
       const decision = engine.decide(handle)
-      if (decision.action === 'pass') {
-        done()
-        return
-      }
-      if (decision.action === 'deprecated') {
-        reply.header('deprecation', decision.deprecation)
-        if (decision.sunset !== null) reply.header('sunset', decision.sunset)
-        if (decision.link !== null) reply.header('link', decision.link)
-        done()
-        return
-      }
-      const kindFactory = decision.kind === 'env_gated' ? responses.envGated : responses[decision.kind]
-      const pending = respondBlocked(request, reply, decision, engine.now(), response ?? kindFactory, engine.logger)
-      if (pending !== undefined) pending.catch(err => engine.logger.error({ err }, 'waygate: sending a blocked response failed'))
+      const factory = decision.action === 'block' ? response ?? (decision.kind === 'env_gated' ? responses.envGated : responses[decision.kind]) : undefined
+      applyDecision(request, reply, done, decision, engine.now, factory, engine.logger)
     }
   }
 

@@ -3,7 +3,6 @@ import fp from 'fastify-plugin'
 import {
   createEngineFromEnv,
   type BlockDecision,
-  type Decision,
   type RouteDeclaration,
   type RouteHandle,
   type TimeInput,
@@ -11,7 +10,8 @@ import {
   type WaygateLogger
 } from '@waygate/core'
 import { WG_ERR_PLUGIN_OPTIONS_INVALID, WG_ERR_ROUTE_CONFIG_INVALID, WG_ERR_ROUTES_BEFORE_PLUGIN } from './errors.js'
-import { respondBlocked, type WaygateResponseFactory, type WaygateResponses } from './responses.js'
+import { applyDecision } from './enforce.js'
+import type { WaygateResponseFactory, WaygateResponses } from './responses.js'
 
 /** What a route declares under `config.waygate`: its initial state and its own blocked response. */
 export interface WaygateRouteConfig {
@@ -137,20 +137,13 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
   const configErrors: string[] = []
 
   function enforce (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, slot: Slot): void {
-    const decision: Decision = engine.decide(slot.handle)
+    const decision = engine.decide(slot.handle)
     if (decision.action === 'pass') {
       done()
       return
     }
-    if (decision.action === 'deprecated') {
-      reply.header('deprecation', decision.deprecation)
-      if (decision.sunset !== null) reply.header('sunset', decision.sunset)
-      if (decision.link !== null) reply.header('link', decision.link)
-      done()
-      return
-    }
-    const pending = respondBlocked(request, reply, decision, engine.now(), slot.factory ?? factoryFor[decision.kind], log)
-    if (pending !== undefined) pending.catch(err => log.error({ err }, 'waygate: sending a blocked response failed'))
+    const factory = decision.action === 'block' ? slot.factory ?? factoryFor[decision.kind] : undefined
+    applyDecision(request, reply, done, decision, engine.now, factory, log)
   }
 
   function slotFor (method: string, path: string, config: unknown): Slot | undefined {
@@ -227,8 +220,7 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
         return
       }
     }
-    const pending = respondBlocked(request, reply, decision, engine.now(), factoryFor.maintenance, log)
-    if (pending !== undefined) pending.catch(err => log.error({ err }, 'waygate: sending a blocked response failed'))
+    applyDecision(request, reply, done, decision, engine.now, factoryFor.maintenance, log)
   })
 
   fastify.addHook('onReady', async () => {
