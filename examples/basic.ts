@@ -14,12 +14,17 @@
  *   GET /v1/users      200 + Deprecation/Sunset/Link      deprecated, successor /v2/users
  *   GET /v2/users      200                                no declaration: active
  *
+ *   /waygate/          the admin dashboard (sign in as admin / secret) and, under /waygate/api,
+ *                      the REST API the waygate CLI uses. Set WAYGATE_SECRET_KEY (16+ characters)
+ *                      to keep sessions and tokens valid across restarts.
+ *
  * The declarations only give each route its initial state: once an operator changes a route, the
  * stored state wins, also after a restart (with a persistent backend).
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { createEngineFromEnv, type WaygateBackend } from '@waygate/core'
 import { waygate } from '@waygate/fastify'
+import { waygateAdmin } from '@waygate/admin'
 import { formatRouteTable } from './lib/route-table.js'
 import { exampleLogger, isEntryPoint, serve } from './lib/serve.js'
 
@@ -66,11 +71,13 @@ export async function build (options: BasicExampleOptions = {}): Promise<Fastify
 
   app.get('/v2/users', async () => ({ users }))
 
-  // ---------------------------------------------------------------------------------------------
-  // ADMIN MOUNT POINT: the admin dashboard and REST API (@waygate/admin, not built yet) will be
-  // registered here, under /waygate, sharing `engine`. Until then, change state from code:
-  //   await app.waygate.enable('GET:/payments', { actor: 'you' })
-  // ---------------------------------------------------------------------------------------------
+  // the admin dashboard and REST API under /waygate, controlling the same engine; nothing under it
+  // is ever subject to waygate, so global maintenance cannot lock operators out
+  await app.register(waygateAdmin, {
+    auth: { username: 'admin', password: 'secret' },
+    // without a key the admin makes up a random one (with a warning): every session ends on restart
+    secretKey: process.env.WAYGATE_SECRET_KEY
+  })
 
   return app
 }
@@ -89,6 +96,9 @@ Try:
   curl -i ${url}/old-endpoint
   curl -i ${url}/v1/users
   curl -i ${url}/v2/users
+
+Dashboard: ${url}/waygate/  (admin / secret)
+CLI:       waygate config set-url ${url}/waygate && waygate login admin
 
 ${env === 'dev' ? 'Restart with APP_ENV=production to see /debug disappear (404).' : 'Restart with APP_ENV=dev to see /debug answer.'} Ctrl-C stops.
 `)

@@ -17,3 +17,6 @@ export const WG_ERR_ADMIN_OPTIONS_INVALID = createError<[string]>('WG_ERR_ADMIN_
 
 /** Nothing is served at this admin path. */
 export const WG_ERR_NOT_FOUND = createError<[string]>('WG_ERR_NOT_FOUND', 'Nothing here: %s', 404)
+
+/** A cookie-authenticated request that may change state came without this session's CSRF token, or from another site. */
+export const WG_ERR_CSRF_INVALID = createError<[string]>('WG_ERR_CSRF_INVALID', 'Request refused: %s', 403)

@@ -1,10 +1,13 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import fastifyCookie from '@fastify/cookie'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { WG_ERR_BACKEND_UNAVAILABLE, type Platform, type WaygateEngine } from '@waygate/core'
 import { createLoginThrottle, type ThrottleOptions } from './auth/throttle.js'
 import { createTokenSigner, randomSecret, type TokenClaims, type TokenPlatform } from './auth/tokens.js'
 import { authProblems, createCredentialCheck, type AuthOption } from './auth/users.js'
+import { registerDashboard } from './dashboard/index.js'
+import { createDashboardSession, type DashboardSession } from './dashboard/session.js'
 import { WG_ERR_ADMIN_OPTIONS_INVALID, WG_ERR_AUTH_INVALID, WG_ERR_AUTH_REQUIRED, WG_ERR_AUTH_THROTTLED, WG_ERR_NOT_FOUND } from './errors.js'
 import { registerApiRoutes } from './routes/api.js'
 import { registerAuthRoutes } from './routes/auth.js'
@@ -32,6 +35,10 @@ export interface WaygateAdminOptions {
   loginThrottle?: ThrottleOptions
   /** Largest request body the admin accepts, in bytes. Default 65536. */
   bodyLimit?: number
+  /** Serve the dashboard under the prefix. Default true; false leaves only the REST API. */
+  dashboard?: boolean
+  /** Always mark the dashboard's session cookie Secure. Default false: Secure when the request came over HTTPS. */
+  cookieSecure?: boolean
 }
 
 /** Who is calling, as the admin resolved it. */
@@ -65,6 +72,8 @@ export interface AdminContext {
   authenticate(request: FastifyRequest): Promise<AdminPrincipal>
   /** Largest accepted body, bytes. */
   bodyLimit: number
+  /** The dashboard's session cookie and CSRF tokens. */
+  session: DashboardSession
 }
 
 export const REVOKED_NAMESPACE = 'waygate:revoked-tokens'
@@ -97,6 +106,9 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
   if (options.secretKey !== undefined && (typeof options.secretKey !== 'string' || options.secretKey.length < 16)) {
     problems.push('secretKey: expected a string of at least 16 characters')
   }
+  for (const name of ['dashboard', 'cookieSecure'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'boolean') problems.push(`${name}: expected a boolean`)
+  }
   if (problems.length > 0) throw new WG_ERR_ADMIN_OPTIONS_INVALID(problems.join('; '))
 
   let secret = options.secretKey ?? process.env.WAYGATE_SECRET_KEY
@@ -107,6 +119,8 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
     throw new WG_ERR_ADMIN_OPTIONS_INVALID('WAYGATE_SECRET_KEY: expected at least 16 characters')
   }
   const signer = createTokenSigner(secret)
+  const dashboard = options.dashboard !== false
+  const session = createDashboardSession({ secret, prefix: fastify.prefix, cookieSecure: options.cookieSecure === true, enabled: dashboard })
   const checkCredentials = createCredentialCheck(options.auth)
   if (checkCredentials === null) {
     log.warn('waygate admin: auth is false, so anyone who can reach the admin can change routes; never do this in production')
@@ -115,6 +129,7 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
   const ctx: AdminContext = {
     engine,
     bodyLimit: options.bodyLimit ?? 65_536,
+    session,
     authEnabled: checkCredentials !== null,
     checkCredentials,
     throttle: createLoginThrottle(options.loginThrottle),
@@ -129,7 +144,10 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
       await engine.backend.putRecord(REVOKED_NAMESPACE, claims.jti, { user: claims.sub }, { expiresAt: claims.exp * 1000 })
     },
     async authenticate (request) {
-      if (checkCredentials === null) {
+      // a header token wins; the dashboard's cookie is the fallback, and must pass the CSRF checks
+      const headerToken = tokenOf(request)
+      const cookieToken = headerToken === null ? session.tokenFrom(request) : null
+      if (checkCredentials === null && cookieToken === null) {
         const actor = request.headers[ACTOR_HEADER]
         const platform = request.headers['x-waygate-platform']
         return {
@@ -138,7 +156,7 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
           claims: null
         }
       }
-      const token = tokenOf(request)
+      const token = headerToken ?? cookieToken
       if (token === null) throw new WG_ERR_AUTH_REQUIRED('send a token in X-Waygate-Token or Authorization: Bearer (run: waygate login)')
       const claims = signer.verify(token, engine.now())
       if (claims === null) throw new WG_ERR_AUTH_REQUIRED('the token is invalid or expired (run: waygate login)')
@@ -152,6 +170,7 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
         if (request.method !== 'GET') throw new WG_ERR_BACKEND_UNAVAILABLE('cannot check token revocation', { cause: err })
         log.warn({ err }, 'waygate admin: token revocation check failed; allowing a read')
       }
+      if (cookieToken !== null) session.check(request, claims)
       return { user: claims.sub, platform: (claims.plat === 'api' ? 'api' : claims.plat) as Platform, claims }
     }
   }
@@ -177,9 +196,13 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
     reply.code(status).send({ error: body })
   })
 
+  // the session cookie must be parsed before the API's authentication hook runs
+  if (dashboard && !fastify.hasRequestDecorator('cookies')) await fastify.register(fastifyCookie)
+
   const api = fastify.withTypeProvider<TypeBoxTypeProvider>()
   registerAuthRoutes(api, ctx)
   registerApiRoutes(api, ctx)
+  if (dashboard) await fastify.register(registerDashboard, { ctx })
 
   // Everything under the prefix is the admin's, so global maintenance never answers for it.
   fastify.route({
@@ -192,7 +215,7 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
 }
 
 /**
- * The waygate admin: REST API (and, later, the dashboard) under a prefix, default `/waygate`.
+ * The waygate admin: REST API and dashboard under a prefix, default `/waygate`.
  *
  * @example
  * await app.register(waygate, { engine })

@@ -131,3 +131,24 @@ t.test('the SSE feed streams changes to a real client', async t => {
   const anonymous = await app.inject('/waygate/api/events')
   t.equal(anonymous.statusCode, 401, 'the feed needs a token too')
 })
+
+t.test('closing the server ends open event streams instead of waiting for them', async t => {
+  const { app, login } = await buildAdminApp(t)
+  const token = await login()
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const ended = new Promise<void>((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/waygate/api/events', headers: { 'x-waygate-token': token } }, res => {
+      res.on('data', () => {})
+      res.on('end', () => resolve())
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  await new Promise(resolve => setTimeout(resolve, 100))
+  const started = Date.now()
+  await app.close()
+  await ended
+  t.ok(Date.now() - started < 2000, 'close() finished promptly')
+})

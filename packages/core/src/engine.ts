@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { createMemoryBackend } from './backends/memory.js'
-import type { AuditQuery, BackendChange, Update, WaygateBackend } from './backends/types.js'
+import type { BackendRecord, AuditQuery, BackendChange, Update, WaygateBackend } from './backends/types.js'
 import { compilePlan, effectiveStatus, isExempt, PASS, type BlockDecision, type Decision, type RoutePlan } from './decision.js'
 import {
   WG_ERR_BACKEND_UNAVAILABLE,
@@ -11,6 +11,7 @@ import {
   WG_ERR_ROUTE_NOT_FOUND
 } from './errors.js'
 import { createThrottledWarn, silentLogger, type WaygateLogger } from './logger.js'
+import { createWebhookDispatcher, type WebhookConfig, type WebhookOptions } from './webhooks.js'
 import {
   defaultGlobalMaintenance,
   GLOBAL_KEY,
@@ -65,6 +66,8 @@ export type EngineEvent =
   | { type: 'audit', version: number, entry: AuditEntry }
   | { type: 'window_started' | 'window_ended', version: number, key: string, state: RouteState }
   | { type: 'resynced', version: number }
+  /** A stored record changed (`record: null` when removed), here or on another instance. */
+  | { type: 'record_changed', version: number, namespace: string, id: string, record: BackendRecord | null }
 
 /** How the engine and its backend are doing, for status endpoints. */
 export interface EngineStatus {
@@ -92,6 +95,8 @@ export interface EngineOptions {
   testBypass?: boolean
   /** How often the whole snapshot is reloaded from the backend, in ms; 0 turns it off. Default 60000. */
   resyncIntervalMs?: number
+  /** Webhooks told about the changes this engine makes (see `addWebhook`). Default none. */
+  webhooks?: WebhookConfig[]
 }
 
 /** What the engine knows of one route served by this process. */
@@ -161,6 +166,12 @@ export interface WaygateEngine {
   resync(): Promise<void>
   /** Follows every change. Returns the unsubscribe function. */
   subscribe(listener: (event: EngineEvent) => void): () => void
+  /**
+   * Posts the changes this engine makes to `url`, in the background: a delivery never delays or
+   * fails a change. Changes other instances make reach their own webhooks, not this one's, so with
+   * a shared backend each change is delivered once. Returns the function that removes the webhook.
+   */
+  addWebhook(url: string, options?: WebhookOptions): () => void
 }
 
 const MAX_TIMER_MS = 2_147_000_000
@@ -264,6 +275,11 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     throw new WG_ERR_OPTIONS_INVALID('resyncIntervalMs must be a non-negative integer')
   }
   const warnOnce = createThrottledWarn(logger, now)
+  const webhooks = createWebhookDispatcher({ logger, now })
+  if (options.webhooks !== undefined) {
+    if (!Array.isArray(options.webhooks)) throw new WG_ERR_OPTIONS_INVALID('webhooks must be an array of { url, ...options }')
+    for (const webhook of options.webhooks) webhooks.add(webhook?.url, webhook)
+  }
 
   const routes = new Map<string, RouteState>()
   let global: GlobalMaintenance = defaultGlobalMaintenance()
@@ -350,6 +366,10 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       }
       case 'audit':
         emit({ type: 'audit', version, entry: change.entry })
+        break
+      case 'record':
+        // records (revocations, rate limit policies…) do not touch route state: no new version
+        emit({ type: 'record_changed', version, namespace: change.namespace, id: change.id, record: change.record })
         break
       case 'resync':
         resync().catch(() => scheduleRetry())
@@ -450,12 +470,15 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       previousStatus: phase === 'open' ? state.status : 'maintenance',
       newStatus: phase === 'open' ? 'maintenance' : state.status
     }
+    // only the instance whose entry was stored sends the webhook: once, however many share the backend
+    let written = false
     try {
-      await backend.appendAudit(entry)
+      written = await backend.appendAudit(entry)
     } catch (err) {
       markFailure(err, 'audit')
     }
     emit({ type: phase === 'open' ? 'window_started' : 'window_ended', version, key: state.key, state: view(state) })
+    if (written) webhooks.notify(entry, view(state))
     if (phase === 'closed') {
       // tidy the stored state; enforcement already ignores an ended window
       await backend.updateRoute(state.key, current => {
@@ -468,24 +491,29 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
   /** Ends a timed disablement: the stored state becomes active, audited once by the scheduler. */
   async function endDisable (state: RouteState): Promise<void> {
     const until = state.disabledUntil!
-    await backend.updateRoute(state.key, current => {
+    // the updater may run more than once: what counts is what its last run wrote
+    let made: AuditEntry | undefined
+    const stored = await backend.updateRoute(state.key, current => {
+      made = undefined
       if (current === null || current.status !== 'disabled' || current.disabledUntil !== until) return undefined
+      made = {
+        id: `disable_end:${state.key}:${until}`,
+        timestamp: until,
+        key: state.key,
+        service: state.service,
+        action: 'disable_end',
+        actor: 'scheduler',
+        platform: 'scheduler',
+        reason: current.reason,
+        previousStatus: 'disabled',
+        newStatus: 'active'
+      }
       return {
         next: { ...current, status: 'active', reason: '', disabledUntil: null, updatedAt: until, updatedBy: 'scheduler' },
-        audit: {
-          id: `disable_end:${state.key}:${until}`,
-          timestamp: until,
-          key: state.key,
-          service: state.service,
-          action: 'disable_end',
-          actor: 'scheduler',
-          platform: 'scheduler',
-          reason: current.reason,
-          previousStatus: 'disabled',
-          newStatus: 'active'
-        }
+        audit: made
       }
     }).catch(err => markFailure(err, 'disable end'))
+    if (made !== undefined && stored) webhooks.notify(made, view(stored))
   }
 
   async function runDueTransitions (): Promise<void> {
@@ -591,7 +619,10 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     const results: RouteState[] = []
     for (const key of keys) {
       const fallback = handles.get(key)?.initial ?? null
+      // the updater may run more than once: the webhook reports what its last run wrote
+      let made: AuditEntry | undefined
       const stored = await write('write', () => backend.updateRoute(key, (current): Update<RouteState> | undefined => {
+        made = undefined
         const base = current ?? fallback
         if (base === null) throw new WG_ERR_ROUTE_NOT_FOUND(key)
         if (base.forceActive) throw new WG_ERR_ROUTE_FORCE_ACTIVE(key)
@@ -599,12 +630,14 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
         if (fields === undefined) return current === null ? { next: base } : undefined
         const t = now()
         const next: RouteState = { ...base, ...fields, updatedAt: new Date(t).toISOString(), updatedBy: who.actor }
-        return {
-          next,
-          audit: audit(key, base.service, action, who, reason, effectiveStatus(base, t), effectiveStatus(next, t))
-        }
+        made = audit(key, base.service, action, who, reason, effectiveStatus(base, t), effectiveStatus(next, t))
+        return { next, audit: made }
       }))
-      if (stored !== null) results.push(view(stored))
+      if (stored !== null) {
+        const shown = view(stored)
+        results.push(shown)
+        if (made !== undefined) webhooks.notify(made, shown)
+      }
     }
     return results
   }
@@ -623,14 +656,16 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
   async function mutateGlobal (options: Omit<MutationOptions, 'all'> | undefined, action: AuditAction, reason: string,
     change: (current: GlobalMaintenance) => GlobalMaintenance | undefined): Promise<GlobalMaintenance> {
     const who = checkMutation(options)
-    return write('write', () => backend.updateGlobal(current => {
+    let made: AuditEntry | undefined
+    const stored = await write('write', () => backend.updateGlobal(current => {
+      made = undefined
       const next = change(current)
       if (next === undefined) return undefined
-      return {
-        next,
-        audit: audit(GLOBAL_KEY, null, action, who, reason, current.enabled ? 'maintenance' : 'active', next.enabled ? 'maintenance' : 'active')
-      }
+      made = audit(GLOBAL_KEY, null, action, who, reason, current.enabled ? 'maintenance' : 'active', next.enabled ? 'maintenance' : 'active')
+      return { next, audit: made }
     }))
+    if (made !== undefined) webhooks.notify(made, structuredClone(stored))
+    return stored
   }
 
   function checkExemptPaths (paths: unknown): string[] {
@@ -662,6 +697,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       if (resyncTimer !== null) clearInterval(resyncTimer)
       unsubscribe?.()
       listeners.clear()
+      await webhooks.close()
       await backend.close()
     },
 
@@ -894,6 +930,11 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     subscribe (listener) {
       listeners.add(listener)
       return () => { listeners.delete(listener) }
+    },
+
+    addWebhook (url, webhookOptions) {
+      if (closed) throw new WG_ERR_ENGINE_CLOSED()
+      return webhooks.add(url, webhookOptions)
     }
   }
   return engine

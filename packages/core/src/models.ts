@@ -83,7 +83,10 @@ export const AuditAction = Type.Union([
   Type.Literal('global_maintenance_on'),
   Type.Literal('global_maintenance_off'),
   Type.Literal('global_exempt_add'),
-  Type.Literal('global_exempt_remove')
+  Type.Literal('global_exempt_remove'),
+  Type.Literal('rate_limit_set'),
+  Type.Literal('rate_limit_delete'),
+  Type.Literal('rate_limit_reset')
 ])
 export type AuditAction = Static<typeof AuditAction>
 

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import type { Decision, WaygateLogger } from '@waygate/core'
+import type { Decision, DeprecatedDecision, WaygateLogger } from '@waygate/core'
 import { respondBlocked, type WaygateResponseFactory } from './responses.js'
 
 /**
@@ -20,12 +20,17 @@ export function applyDecision (
     return
   }
   if (decision.action === 'deprecated') {
-    reply.header('deprecation', decision.deprecation)
-    if (decision.sunset !== null) reply.header('sunset', decision.sunset)
-    if (decision.link !== null) reply.header('link', decision.link)
+    setDeprecationHeaders(reply, decision)
     done()
     return
   }
   const pending = respondBlocked(request, reply, decision, now(), factory, log)
   if (pending !== undefined) pending.catch(err => log.error({ err }, 'waygate: sending a blocked response failed'))
+}
+
+/** Sets the RFC 9745 `Deprecation`, RFC 8594 `Sunset` and successor `Link` headers. */
+export function setDeprecationHeaders (reply: FastifyReply, decision: DeprecatedDecision): void {
+  reply.header('deprecation', decision.deprecation)
+  if (decision.sunset !== null) reply.header('sunset', decision.sunset)
+  if (decision.link !== null) reply.header('link', decision.link)
 }

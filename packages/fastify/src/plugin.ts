@@ -2,6 +2,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunc
 import fp from 'fastify-plugin'
 import {
   createEngineFromEnv,
+  createRateLimiter,
+  type RateLimiter,
+  type RateLimitStore,
   type BlockDecision,
   type RouteDeclaration,
   type RouteHandle,
@@ -10,7 +13,16 @@ import {
   type WaygateLogger
 } from '@waygate/core'
 import { WG_ERR_PLUGIN_OPTIONS_INVALID, WG_ERR_ROUTE_CONFIG_INVALID, WG_ERR_ROUTES_BEFORE_PLUGIN } from './errors.js'
-import { applyDecision } from './enforce.js'
+import { applyDecision, setDeprecationHeaders } from './enforce.js'
+import {
+  runLimits,
+  splitRateLimitConfig,
+  type ActiveLimit,
+  type RateLimitHeaders,
+  type RateLimitHooks,
+  type RateLimitRuntime,
+  type RouteRateLimitConfig
+} from './rate-limit.js'
 import type { WaygateResponseFactory, WaygateResponses } from './responses.js'
 
 /** What a route declares under `config.waygate`: its initial state and its own blocked response. */
@@ -27,6 +39,8 @@ export interface WaygateRouteConfig {
   forceActive?: boolean
   /** This route's response when blocked (beats the plugin-wide `responses`). */
   response?: WaygateResponseFactory
+  /** Rate limit: `'100/minute'`, `['10/second', '1000/day']` or the full form. Checked after the lifecycle. */
+  rateLimit?: RouteRateLimitConfig
 }
 
 /** Options of the waygate Fastify plugin. */
@@ -44,12 +58,23 @@ export interface WaygatePluginOptions {
   unmanagedRoutes?: 'warn' | 'error' | 'ignore'
   /** Close the engine when Fastify closes. Default: true when the plugin created the engine. */
   closeEngine?: boolean
+  /** Rate limiting: where counters live, which headers to send, how many refusals to log. */
+  rateLimit?: {
+    /** Default: a memory store (bounded, per process). Use `createRedisRateLimitStore()` for several instances. */
+    store?: RateLimitStore
+    /** `draft` (RateLimit and RateLimit-Policy, default), `legacy` (X-RateLimit-*), `both` or false. */
+    headers?: RateLimitHeaders
+    /** Size of the blocked-requests log. Default 500. */
+    blockedLogSize?: number
+  }
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** The waygate engine: read state, change it at runtime, follow changes. */
     waygate: WaygateEngine
+    /** Rate limit policies (declared and runtime), counters and the blocked log. */
+    waygateRateLimits: RateLimiter
   }
   interface FastifyContextConfig {
     /** Waygate's declaration for this route, or `false` to leave the route unmanaged. */
@@ -61,9 +86,13 @@ declare module 'fastify' {
 interface Slot {
   handle: RouteHandle
   factory: WaygateResponseFactory | undefined
+  /** The code-only parts of the route's rate limit (key function, tier resolver, cost, 429 factory). */
+  rlHooks: RateLimitHooks
+  /** The rate limit in force for this route, or null; replaced when policies change. */
+  rl: ActiveLimit | null
 }
 
-const ROUTE_CONFIG_KEYS = new Set(['maintenance', 'disabled', 'envOnly', 'deprecated', 'forceActive', 'response'])
+const ROUTE_CONFIG_KEYS = new Set(['maintenance', 'disabled', 'envOnly', 'deprecated', 'forceActive', 'response', 'rateLimit'])
 
 function checkOptions (options: WaygatePluginOptions): void {
   const problems: string[] = []
@@ -93,15 +122,21 @@ function checkOptions (options: WaygatePluginOptions): void {
 }
 
 /** Splits a route's `config.waygate` into the engine's declaration and the response factory. */
-function splitRouteConfig (config: unknown, where: string): { declaration: RouteDeclaration, factory: WaygateResponseFactory | undefined } {
-  if (config === undefined || config === null) return { declaration: {}, factory: undefined }
+interface SplitConfig {
+  declaration: RouteDeclaration
+  factory: WaygateResponseFactory | undefined
+  rateLimit: RouteRateLimitConfig | undefined
+}
+
+function splitRouteConfig (config: unknown, where: string): SplitConfig {
+  if (config === undefined || config === null) return { declaration: {}, factory: undefined, rateLimit: undefined }
   if (typeof config !== 'object' || Array.isArray(config)) throw new Error(`${where}: config.waygate must be an object or false`)
-  const { response, ...declaration } = config as WaygateRouteConfig
+  const { response, rateLimit, ...declaration } = config as WaygateRouteConfig
   for (const key of Object.keys(declaration)) {
     if (!ROUTE_CONFIG_KEYS.has(key)) throw new Error(`${where}: unknown option "${key}" (expected one of ${[...ROUTE_CONFIG_KEYS].join(', ')})`)
   }
   if (response !== undefined && typeof response !== 'function') throw new Error(`${where}: response must be a function`)
-  return { declaration, factory: response }
+  return { declaration, factory: response, rateLimit }
 }
 
 function loggerFrom (fastify: FastifyInstance): WaygateLogger {
@@ -132,19 +167,49 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
   fastify.decorate('waygate', engine)
   await engine.start()
 
+  const rlOptions = options.rateLimit ?? {}
+  const limiter = createRateLimiter(engine, { store: rlOptions.store, blockedLogSize: rlOptions.blockedLogSize })
+  await limiter.start()
+  fastify.decorate('waygateRateLimits', limiter)
+  const rlRuntime: RateLimitRuntime = {
+    limiter,
+    headers: rlOptions.headers ?? 'draft',
+    now: engine.now,
+    log,
+    response: responses.rateLimited as RateLimitRuntime['response']
+  }
+  let globalLimit: { limit: ActiveLimit, exempt: ReadonlySet<string> } | null = null
+
   const slots = new Map<string, Slot>()
   const pendingHead: Array<{ slot: Slot, path: string, declaration: RouteDeclaration }> = []
   const configErrors: string[] = []
 
   function enforce (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, slot: Slot): void {
     const decision = engine.decide(slot.handle)
-    if (decision.action === 'pass') {
-      done()
+    if (decision.action === 'block') {
+      // lifecycle first: a blocked route consumes no quota
+      applyDecision(request, reply, done, decision, engine.now, slot.factory ?? factoryFor[decision.kind], log)
       return
     }
-    const factory = decision.action === 'block' ? slot.factory ?? factoryFor[decision.kind] : undefined
-    applyDecision(request, reply, done, decision, engine.now, factory, log)
+    if (decision.action === 'deprecated') setDeprecationHeaders(reply, decision)
+    const route = slot.rl
+    const global = globalLimit !== null && !globalLimit.exempt.has(slot.handle.key) && !globalLimit.exempt.has(slot.handle.path)
+      ? globalLimit.limit
+      : null
+    if (route === null && global === null) done()
+    else runLimits(request, reply, done, rlRuntime, global, route)
   }
+
+  /** Points every route at the rate limit in force for it. */
+  function refreshLimits (): void {
+    const g = limiter.activeGlobal()
+    globalLimit = g === null ? null : { limit: { compiled: g.compiled, hooks: {}, key: '*' }, exempt: g.exempt }
+    for (const slot of slots.values()) {
+      const compiled = limiter.policyFor(slot.handle.key) ?? limiter.policyFor(slot.handle.path)
+      slot.rl = compiled === null ? null : { compiled, hooks: slot.rlHooks, key: slot.handle.key }
+    }
+  }
+  limiter.onChange(refreshLimits)
 
   function slotFor (method: string, path: string, config: unknown): Slot | undefined {
     const where = `${method}:${path}`
@@ -159,7 +224,7 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
       // HEAD follows the GET route of the same pattern; bound at onReady if GET comes later
       const get = slots.get(`GET:${path}`)
       if (get !== undefined) return get
-      const slot: Slot = { handle: undefined as unknown as RouteHandle, factory: split.factory }
+      const slot: Slot = { handle: undefined as unknown as RouteHandle, factory: split.factory, rlHooks: {}, rl: null }
       pendingHead.push({ slot, path, declaration: split.declaration })
       return slot
     }
@@ -167,8 +232,15 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
     const known = slots.get(key)
     if (known !== undefined) return known
     try {
-      const slot: Slot = { handle: engine.declareRoute(method, path, split.declaration), factory: split.factory }
-      slots.set(key, slot)
+      const slot: Slot = { handle: engine.declareRoute(method, path, split.declaration), factory: split.factory, rlHooks: {}, rl: null }
+      if (split.rateLimit !== undefined) {
+        const { policy, hooks } = splitRateLimitConfig(key, split.rateLimit)
+        slot.rlHooks = hooks
+        slots.set(key, slot)
+        limiter.declare(key, policy)
+      } else {
+        slots.set(key, slot)
+      }
       return slot
     } catch (err) {
       configErrors.push((err as Error).message.replace(/^Invalid input: /, ''))
@@ -229,19 +301,24 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
       if (get !== undefined) {
         slot.handle = get.handle
         slot.factory ??= get.factory
+        slot.rlHooks = get.rlHooks
+        slots.set(`HEAD:${path}`, slot)
         continue
       }
       try {
         slot.handle = engine.declareRoute('HEAD', path, declaration)
+        slots.set(`HEAD:${path}`, slot)
       } catch (err) {
         configErrors.push((err as Error).message.replace(/^Invalid input: /, ''))
       }
     }
     pendingHead.length = 0
     if (configErrors.length > 0) throw new WG_ERR_ROUTE_CONFIG_INVALID(configErrors.join('; '))
+    refreshLimits()
     await engine.registerDeclaredRoutes()
   })
 
+  fastify.addHook('onClose', async () => { await limiter.close() })
   if (options.closeEngine ?? ownEngine) {
     fastify.addHook('onClose', async () => { await engine.close() })
   }

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { retryAfterSeconds, type BlockDecision, type WaygateLogger } from '@waygate/core'
+import type { RateLimitedResponseFactory } from './rate-limit.js'
 
 /** What a custom response factory is told about the block. */
 export interface BlockContext {
@@ -30,8 +31,8 @@ export interface WaygateResponses {
   maintenance?: WaygateResponseFactory
   disabled?: WaygateResponseFactory
   envGated?: WaygateResponseFactory
-  /** Used by rate limiting for 429 answers. */
-  rateLimited?: (request: FastifyRequest, reply: FastifyReply, context: Record<string, unknown>) => unknown
+  /** Answers rate-limited requests (429) of routes without their own `rateLimit.response`. */
+  rateLimited?: RateLimitedResponseFactory
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8'

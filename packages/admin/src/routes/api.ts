@@ -295,6 +295,13 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
     }
   })
 
+  // open event streams, ended when the server closes so that close() does not wait on them
+  const streams = new Set<import('node:http').ServerResponse>()
+  api.addHook('preClose', async () => {
+    for (const stream of streams) stream.end()
+    streams.clear()
+  })
+
   // Server-sent events: every change the engine applies, for dashboards and scripts
   api.get('/api/events', base, (request, reply) => {
     reply.hijack()
@@ -311,9 +318,11 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
     })
     const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), 15_000)
     heartbeat.unref()
+    streams.add(raw)
     const stop = (): void => {
       clearInterval(heartbeat)
       unsubscribe()
+      streams.delete(raw)
     }
     request.raw.on('close', stop)
     raw.on('close', stop)

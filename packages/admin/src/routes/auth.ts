@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { WG_ERR_AUTH_INVALID, WG_ERR_AUTH_THROTTLED } from '../errors.js'
+import { checkLogin } from '../dashboard/login.js'
 import type { AdminContext } from '../plugin.js'
 import { ErrorBody, LoginBody, LoginReply, MeReply } from '../schemas.js'
 
@@ -22,26 +22,8 @@ export function registerAuthRoutes (api: Api, ctx: AdminContext): void {
     }
   }, async (request) => {
     const { username, password, platform = 'api' } = request.body
-    if (ctx.checkCredentials === null) {
-      const { token, claims } = ctx.issueToken(username, platform)
-      return { token, user: claims.sub, platform, expiresAt: new Date(claims.exp * 1000).toISOString() }
-    }
-    const now = ctx.engine.now()
-    // throttle per client and user, and per client whatever the user, so a spray of names is slowed too
-    const userKey = `${request.ip}|${username}`
-    const clientKey = `${request.ip}|*`
-    const wait = Math.max(ctx.throttle.blockedFor(userKey, now), ctx.clientThrottle.blockedFor(clientKey, now))
-    if (wait > 0) throw Object.assign(new WG_ERR_AUTH_THROTTLED(wait), { retryAfter: wait })
-    const user = await ctx.checkCredentials(username, password)
-    if (user === null) {
-      ctx.throttle.fail(userKey, now)
-      ctx.clientThrottle.fail(clientKey, now)
-      request.log.info({ user: username, ip: request.ip }, 'waygate admin: failed login')
-      throw new WG_ERR_AUTH_INVALID()
-    }
-    ctx.throttle.reset(userKey)
+    const user = await checkLogin(ctx, request, username, password, platform)
     const { token, claims } = ctx.issueToken(user, platform)
-    request.log.info({ user, platform }, 'waygate admin: login')
     return { token, user, platform, expiresAt: new Date(claims.exp * 1000).toISOString() }
   })
 

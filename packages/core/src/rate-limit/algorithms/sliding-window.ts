@@ -1,0 +1,98 @@
+import { cdiv, idiv, type Algorithm } from './types.js'
+
+/**
+ * sliding_window (the default): a weighted two-bucket counter. Windows are aligned on the epoch
+ * as in fixed_window; with `prev` the count of the previous window, `cur` that of the current one
+ * and `e` the ms elapsed in the current window, the estimate is
+ *
+ *     estimate = prev × (W − e) / W + cur
+ *
+ * evaluated exactly, with no rounding: a request fits when
+ * `prev × (W − e) + (cur + cost) × W ≤ capacity × W` (integers). `remaining` is
+ * `capacity − cur − ceil(prev × (W − e) / W)`, the number of 1-unit requests that would fit.
+ * The retry time is the first millisecond at which the request fits, found in closed form.
+ * Burst raises the allowance the estimate is compared with.
+ *
+ * State: `a` = window number, `b` = cur, `c` = prev.
+ */
+export const slidingWindow: Algorithm = {
+  init (st) {
+    st.a = -2
+    st.b = 0
+    st.c = 0
+  },
+  normalize (st, l, now) {
+    const w = idiv(now, l.windowMs)
+    if (st.a >= w) return
+    st.c = st.a === w - 1 ? st.b : 0
+    st.b = 0
+    st.a = w
+  },
+  retryAfter (st, l, now, cost) {
+    const W = l.windowMs
+    const cap = l.capacity
+    const start = st.a * W
+    const e = now > start ? now - start : 0
+    if (st.c * (W - e) + (st.b + cost) * W <= cap * W) return 0
+    const room = cap - st.b - cost
+    // Fits later in this window, once the previous count has faded enough (prev > 0 here)
+    if (room >= 0) return start + W - idiv(room * W, st.c) - now
+    // Only in the next window, once this window's count (now the previous one) fades enough
+    return start + 2 * W - idiv((cap - cost) * W, st.b) - now
+  },
+  consume (st, l, now, cost) {
+    st.b += cost
+  },
+  remaining (st, l, now) {
+    const W = l.windowMs
+    const start = st.a * W
+    const e = now > start ? now - start : 0
+    const left = l.capacity - st.b - cdiv(st.c * (W - e), W)
+    return left > 0 ? left : 0
+  },
+  resetAt (st, l, now) {
+    if (st.b > 0) return (st.a + 2) * l.windowMs
+    if (st.c > 0) return (st.a + 1) * l.windowMs
+    return now
+  },
+  lua: `
+local function load(key, cap, win, lim)
+  local w = idiv(now, win)
+  local v = redis.call('HMGET', key, 'w', 'c', 'p')
+  local cur, prev = 0, 0
+  if v[1] then
+    local sw = tonumber(v[1])
+    if sw >= w then w = sw; cur = tonumber(v[2]); prev = tonumber(v[3])
+    elseif sw == w - 1 then prev = tonumber(v[2]) end
+  end
+  local start = w * win
+  local e = 0
+  if now > start then e = now - start end
+  return { key = key, cap = cap, win = win, w = w, cur = cur, prev = prev, start = start, e = e }
+end
+local function retry(st, cost)
+  local W = st.win
+  if st.prev * (W - st.e) + (st.cur + cost) * W <= st.cap * W then return 0 end
+  local room = st.cap - st.cur - cost
+  if room >= 0 then return st.start + W - idiv(room * W, st.prev) - now end
+  return st.start + 2 * W - idiv((st.cap - cost) * W, st.cur) - now
+end
+local function consume(st, cost) st.cur = st.cur + cost end
+local function remaining(st)
+  local left = st.cap - st.cur - idiv(st.prev * (st.win - st.e) + st.win - 1, st.win)
+  if left > 0 then return left end
+  return 0
+end
+local function reset_at(st)
+  if st.cur > 0 then return (st.w + 2) * st.win end
+  if st.prev > 0 then return (st.w + 1) * st.win end
+  return now
+end
+local function save(st)
+  local ttl = reset_at(st) - now
+  if ttl <= 0 then redis.call('DEL', st.key) return end
+  redis.call('HSET', st.key, 'w', num(st.w), 'c', num(st.cur), 'p', num(st.prev))
+  redis.call('PEXPIRE', st.key, num(ttl + TTL_MARGIN))
+end
+`
+}

@@ -1,0 +1,181 @@
+import { once } from 'node:events'
+import t from 'tap'
+import { createMemoryRateLimitStore, createRateLimitRule, createRedisRateLimitStore } from '@waygate/core'
+import type { RateLimitResult, RateLimitRule } from '@waygate/core'
+import type { Redis } from 'ioredis'
+import { createClock } from '../helpers/clock.js'
+import { startRedisServer } from './helpers/redis-server.js'
+import { rateLimitStoreContract, T0 } from './helpers/store-contract.js'
+
+const server = await startRedisServer(t)
+const client = server.client()
+let stores = 0
+// These tests are about answers, not timeouts (redis-failures.test.ts): a busy CI host must not turn them degraded
+const SLOW_HOST_MS = 5000
+
+rateLimitStoreContract(t, 'redis', async clock => {
+  const store = createRedisRateLimitStore({ client, now: clock.now, prefix: `c${++stores}:`, timeoutMs: SLOW_HOST_MS })
+  await store.init()
+  return store
+})
+
+async function evalshaCalls (redis: Redis): Promise<number> {
+  const info = await redis.info('commandstats')
+  const match = /cmdstat_evalsha:calls=(\d+)/.exec(info)
+  return match === null ? 0 : Number(match[1])
+}
+
+t.test('one script call per check, every key of it under the prefix and one hash tag', async t => {
+  const clock = createClock(T0)
+  const store = createRedisRateLimitStore({ client, now: clock.now, prefix: 'tags:', timeoutMs: SLOW_HOST_MS })
+  await store.init()
+  t.teardown(() => store.close())
+  const rule = createRateLimitRule({ limits: ['10/second', '100/minute', '1000/day'] })
+  const before = await evalshaCalls(client)
+  await store.check('GET:/users/:id', '2001:db8::/64', rule)
+  t.equal(await evalshaCalls(client) - before, 1)
+  const keys = (await client.keys('tags:*')).sort()
+  t.same(keys, [
+    'tags:{14:GET:/users/:id|2001:db8::/64}:sw:1000',
+    'tags:{14:GET:/users/:id|2001:db8::/64}:sw:60000',
+    'tags:{14:GET:/users/:id|2001:db8::/64}:sw:86400000'
+  ])
+  t.equal(store.keyFor('GET:/users/:id', '2001:db8::/64', 'sw:1000'), keys[0])
+  for (const key of keys) {
+    const ttl = await client.pttl(key)
+    t.ok(ttl > 0, `${key} expires`)
+  }
+})
+
+t.test('a key Redis refused is refused from memory, without a round trip, until it may pass', async t => {
+  const clock = createClock(T0)
+  const store = createRedisRateLimitStore({ client, now: clock.now, prefix: 'blocked:', timeoutMs: SLOW_HOST_MS })
+  await store.init()
+  t.teardown(() => store.close())
+  const rule = createRateLimitRule({ limits: '2/minute', algorithm: 'fixed_window' })
+  await store.check('GET:/x', 'a', rule)
+  await store.check('GET:/x', 'a', rule)
+  const first = await store.check('GET:/x', 'a', rule)
+  t.match(first, { allowed: false, retryAfterMs: 60_000 })
+
+  const before = await evalshaCalls(client)
+  clock.set(T0 + 30_000)
+  for (let i = 0; i < 100; i++) {
+    const result = store.check('GET:/x', 'a', rule)
+    t.notOk(result instanceof Promise, 'answered synchronously')
+    if (i === 0) t.same(result, { allowed: false, limit: 2, remaining: 0, resetAt: T0 + 60_000, retryAfterMs: 30_000, windowMs: 60_000, index: 0, degraded: false })
+  }
+  t.equal(await evalshaCalls(client) - before, 0, 'no script call for 100 refusals')
+
+  t.ok(store.check('GET:/x', 'a', rule, 2) instanceof Promise, 'another cost asks Redis')
+  const raised = createRateLimitRule({ limits: '5/minute', algorithm: 'fixed_window' })
+  t.match(await store.check('GET:/x', 'a', raised), { allowed: true, remaining: 2 }, 'a changed rule asks Redis')
+  t.ok(store.check('GET:/x', 'b', rule) instanceof Promise, 'other keys ask Redis')
+
+  await store.check('GET:/x', 'c', rule)
+  await store.check('GET:/x', 'c', rule)
+  t.match(await store.check('GET:/x', 'c', rule), { allowed: false })
+  await store.reset('GET:/x', 'c')
+  t.match(await store.check('GET:/x', 'c', rule), { allowed: true, remaining: 1 }, 'a reset clears the local block')
+
+  await store.check('GET:/x', 'c', rule)
+  t.match(await store.check('GET:/x', 'c', rule), { allowed: false })
+  await client.del(store.keyFor('GET:/x', 'c', rule.limits[0]?.slot as string))
+  store.invalidateLocal('GET:/x', 'c')
+  t.match(await store.check('GET:/x', 'c', rule), { allowed: true }, 'invalidateLocal forgets a block reset elsewhere')
+
+  clock.set(T0 + 60_000)
+  t.ok(store.check('GET:/x', 'a', rule) instanceof Promise, 'after the retry time Redis is asked again')
+})
+
+t.test('the blocked cache is bounded and can be turned off', async t => {
+  const clock = createClock(T0)
+  const store = createRedisRateLimitStore({ client, now: clock.now, prefix: 'bounded:', blockedCacheSize: 2, timeoutMs: SLOW_HOST_MS })
+  const off = createRedisRateLimitStore({ client, now: clock.now, prefix: 'off:', blockedCacheSize: 0, timeoutMs: SLOW_HOST_MS })
+  await store.init()
+  t.teardown(() => store.close())
+  t.teardown(() => off.close())
+  const rule = createRateLimitRule({ limits: '1/minute' })
+  for (const id of ['a', 'b', 'c']) {
+    await store.check('s', id, rule)
+    await store.check('s', id, rule)
+    await off.check('s', id, rule)
+    await off.check('s', id, rule)
+  }
+  t.notOk(store.check('s', 'a', rule) instanceof Promise)
+  t.notOk(store.check('s', 'b', rule) instanceof Promise)
+  t.ok(store.check('s', 'c', rule) instanceof Promise, 'the third block was not kept')
+  t.ok(off.check('s', 'a', rule) instanceof Promise)
+})
+
+t.test('scripts missing from Redis (restart, SCRIPT FLUSH) are sent again', async t => {
+  const clock = createClock(T0)
+  const store = createRedisRateLimitStore({ client, now: clock.now, prefix: 'noscript:', timeoutMs: SLOW_HOST_MS })
+  t.teardown(() => store.close())
+  await client.script('FLUSH')
+  const rule = createRateLimitRule({ limits: '5/minute', algorithm: 'moving_window' })
+  t.match(await store.check('s', 'a', rule), { allowed: true, remaining: 4, degraded: false })
+  t.match(await store.check('s', 'a', rule), { allowed: true, remaining: 3, degraded: false })
+})
+
+t.test('agrees with the memory store on random traffic, every algorithm and several limits', async t => {
+  const clock = createClock(T0 + 12_345)
+  const redis = createRedisRateLimitStore({ client, now: clock.now, prefix: 'random:', timeoutMs: SLOW_HOST_MS })
+  const memory = createMemoryRateLimitStore({ now: clock.now, sweepIntervalMs: 0 })
+  await redis.init()
+  t.teardown(() => redis.close())
+  t.teardown(() => memory.close())
+  // mulberry32: the same traffic on every run
+  let seed = 42
+  const random = (n: number) => {
+    seed = (seed + 0x6D2B79F5) | 0
+    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
+    return (((x ^ (x >>> 14)) >>> 0) % n)
+  }
+  for (const algorithm of ['fixed_window', 'sliding_window', 'moving_window', 'token_bucket'] as const) {
+    const rules: RateLimitRule[] = [
+      createRateLimitRule({ limits: ['3/second', '7 per 10 seconds'], algorithm }),
+      createRateLimitRule({ limits: ['4/second', '7 per 10 seconds'], algorithm, burst: 1 })
+    ]
+    const mismatches: string[] = []
+    let allowed = 0
+    for (let i = 0; i < 400; i++) {
+      clock.advance(random(5) === 0 ? random(2500) : random(120))
+      const rule = rules[random(10) === 0 ? 1 : 0] as RateLimitRule
+      const id = `c${random(3)}`
+      const cost = random(8) === 0 ? random(4) : 1
+      const a: RateLimitResult = memory.check('s', id, rule, cost)
+      const b = await redis.check('s', id, rule, cost)
+      if (a.allowed) allowed++
+      if (JSON.stringify(a) !== JSON.stringify(b)) mismatches.push(`#${i} ${id} cost ${cost}: memory ${JSON.stringify(a)} redis ${JSON.stringify(b)}`)
+    }
+    t.same(mismatches, [], `${algorithm}: identical answers`)
+    t.ok(allowed > 50 && allowed < 390, `${algorithm}: both outcomes exercised (${allowed} allowed)`)
+  }
+})
+
+t.test('opens and closes its own connection from a URL', async t => {
+  const store = createRedisRateLimitStore({ url: server.socket, prefix: 'url:', timeoutMs: SLOW_HOST_MS })
+  await store.init()
+  t.match(await store.check('s', 'a', createRateLimitRule({ limits: '1/minute' })), { allowed: true, degraded: false })
+  t.same(await store.health(), { ok: true })
+  await store.close()
+  if (store.client.status !== 'end') await once(store.client, 'end')
+  t.equal(store.client.status, 'end')
+  t.match(store.check('s', 'a', createRateLimitRule({ limits: '1/minute' })), { allowed: true, degraded: true }, 'closed: degraded, synchronously')
+})
+
+t.test('does not close a client it was given', async t => {
+  const store = createRedisRateLimitStore({ client })
+  await store.close()
+  t.equal(client.status, 'ready')
+})
+
+t.test('rejects invalid options', async t => {
+  t.throws(() => createRedisRateLimitStore({}), { code: 'WG_ERR_OPTIONS_INVALID' })
+  t.throws(() => createRedisRateLimitStore({ client, url: server.socket }), { code: 'WG_ERR_OPTIONS_INVALID' })
+  t.throws(() => createRedisRateLimitStore({ client, prefix: 'a{b}' }), { code: 'WG_ERR_OPTIONS_INVALID' })
+  t.throws(() => createRedisRateLimitStore({ client, timeoutMs: 0 }), { code: 'WG_ERR_OPTIONS_INVALID' })
+  t.throws(() => createRedisRateLimitStore({ client, blockedCacheSize: -1 }), { code: 'WG_ERR_OPTIONS_INVALID' })
+})

@@ -1,0 +1,310 @@
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import {
+  ipKey,
+  keyPart,
+  readPath,
+  type CompiledRateLimitPolicy,
+  type RateLimiter,
+  type RateLimitPolicy,
+  type RateLimitResult,
+  type RateLimitRule,
+  type WaygateLogger
+} from '@waygate/core'
+
+/** What identifies a client for a route's rate limit: a built-in kind or a function of the request. */
+export type RateLimitKey = 'ip' | 'user' | 'api_key' | 'global' | ((request: FastifyRequest) => string | undefined | null | Promise<string | undefined | null>)
+
+/** What a custom 429 response factory is told. */
+export interface RateLimitedContext {
+  /** The route key, or `*` when the global policy refused. */
+  key: string
+  path: string
+  /** The limit that refused, e.g. `10/minute`. */
+  limit: string
+  /** Units that limit allows per window (limit + burst). */
+  quota: number
+  retryAfterSeconds: number
+  /** When the limit's full allowance is back (ISO 8601). */
+  resetAt: string
+  tier: string | null
+}
+
+/** Builds the answer to a rate-limited request, like a handler; the status is preset to 429. */
+export type RateLimitedResponseFactory = (request: FastifyRequest, reply: FastifyReply, context: RateLimitedContext) => unknown
+
+/** A route's `config.waygate.rateLimit`: a limit string, a list of them, or the full form. */
+export type RouteRateLimitConfig = string | string[] | {
+  /** `'100/minute'`, or several enforced together: `['10/second', '1000/day']`. */
+  limit?: string | string[]
+  algorithm?: RateLimitPolicy['algorithm']
+  /** Default `ip` (Fastify's `request.ip`, so it follows `trustProxy`; IPv6 grouped by /64). */
+  key?: RateLimitKey
+  burst?: number
+  onMissingKey?: RateLimitPolicy['onMissingKey']
+  exemptIps?: string[]
+  /** Limits by plan: `{ free: '10/minute', pro: '100/minute', enterprise: 'unlimited' }`. */
+  tiers?: Record<string, string | string[]>
+  /** Picks the tier of a request. Default: the request property `plan` (see `tierProperty`). */
+  tierResolver?: (request: FastifyRequest) => string | undefined | null
+  tierProperty?: string
+  /** With `key: 'user'`: the request property holding the user id. Default `user.id`. */
+  userProperty?: string
+  /** With `key: 'api_key'`: the header carrying it. Default `x-api-key`. */
+  apiKeyHeader?: string
+  /** Units a request costs. Default 1. */
+  cost?: number | ((request: FastifyRequest) => number)
+  /** Routes with the same group share one counter. */
+  group?: string
+  /** Refuse requests when the store cannot answer. Default false (fail-open). */
+  failClosed?: boolean
+  /** This route's 429 answer. */
+  response?: RateLimitedResponseFactory
+}
+
+/** Which rate limit headers to send. */
+export type RateLimitHeaders = 'draft' | 'legacy' | 'both' | false
+
+/** What code adds to a policy: the parts that cannot be stored. */
+export interface RateLimitHooks {
+  keyFn?: (request: FastifyRequest) => string | undefined | null | Promise<string | undefined | null>
+  tierResolver?: (request: FastifyRequest) => string | undefined | null
+  cost?: number | ((request: FastifyRequest) => number)
+  response?: RateLimitedResponseFactory
+}
+
+/** Splits a route's config into a storable policy and the code-only hooks. */
+export function splitRateLimitConfig (key: string, config: RouteRateLimitConfig): { policy: RateLimitPolicy, hooks: RateLimitHooks } {
+  if (typeof config === 'string' || Array.isArray(config)) {
+    return { policy: { key, limits: Array.isArray(config) ? config : [config] }, hooks: {} }
+  }
+  if (config === null || typeof config !== 'object') throw new TypeError('rateLimit must be a limit string, a list of them, or an object')
+  const { limit, key: keyOption, tierResolver, cost, response, ...rest } = config
+  if (tierResolver !== undefined && typeof tierResolver !== 'function') throw new TypeError('rateLimit.tierResolver must be a function')
+  if (response !== undefined && typeof response !== 'function') throw new TypeError('rateLimit.response must be a function')
+  if (cost !== undefined && typeof cost !== 'function' && (!Number.isInteger(cost) || cost < 0)) throw new TypeError('rateLimit.cost must be a non-negative integer or a function')
+  const policy: RateLimitPolicy = { key, ...rest }
+  if (limit !== undefined) policy.limits = Array.isArray(limit) ? limit : [limit]
+  const hooks: RateLimitHooks = { tierResolver, cost, response }
+  if (typeof keyOption === 'function') {
+    policy.keyBy = 'custom'
+    hooks.keyFn = keyOption
+  } else if (keyOption !== undefined) {
+    policy.keyBy = keyOption
+  }
+  return { policy, hooks }
+}
+
+/** What one check needs: the policy in force and the code hooks of the route. */
+export interface ActiveLimit {
+  compiled: CompiledRateLimitPolicy
+  hooks: RateLimitHooks
+  /** `*` for the global policy, else the route key. */
+  key: string
+}
+
+const MISSING = Symbol('missing')
+
+function isPromise<T> (value: unknown): value is Promise<T> {
+  return value !== null && typeof value === 'object' && typeof (value as Promise<T>).then === 'function'
+}
+
+/** The client id of a request under a policy; null to skip (exempt), MISSING to refuse. */
+function clientOf (request: FastifyRequest, limit: ActiveLimit): string | null | typeof MISSING | Promise<string | null | typeof MISSING> {
+  const c = limit.compiled
+  if (c.keyBy === 'ip') return ipKey(request.ip)
+  if (c.keyBy === 'global') return '*'
+  let raw: unknown
+  if (c.keyBy === 'user') raw = readPath(request, c.userProperty)
+  else if (c.keyBy === 'api_key') raw = request.headers[c.apiKeyHeader]
+  else {
+    const fn = limit.hooks.keyFn
+    if (fn === undefined) {
+      // a stored policy saying `custom` on a route without a key function: count by address
+      return ipKey(request.ip)
+    }
+    raw = fn(request)
+    if (isPromise(raw)) return (raw as Promise<unknown>).then(v => missingOr(request, c, v))
+  }
+  return missingOr(request, c, raw)
+}
+
+function missingOr (request: FastifyRequest, c: CompiledRateLimitPolicy, raw: unknown): string | null | typeof MISSING {
+  const id = keyPart(raw)
+  if (id !== undefined) return id
+  if (c.onMissingKey === 'exempt') return null
+  if (c.onMissingKey === 'fallback_ip') return ipKey(request.ip)
+  return MISSING
+}
+
+function ruleOf (request: FastifyRequest, limit: ActiveLimit): { rule: RateLimitRule, tier: string | null } {
+  const c = limit.compiled
+  if (c.tiers.size === 0) return { rule: c.rule, tier: null }
+  const value = limit.hooks.tierResolver !== undefined ? limit.hooks.tierResolver(request) : readPath(request, c.tierProperty)
+  const name = typeof value === 'string' && c.tiers.has(value) ? value : c.tiers.keys().next().value as string
+  return { rule: c.tiers.get(name)!, tier: name }
+}
+
+function costOf (request: FastifyRequest, limit: ActiveLimit): number {
+  const cost = limit.hooks.cost
+  if (cost === undefined) return 1
+  if (typeof cost === 'number') return cost
+  const value = cost(request)
+  return Number.isInteger(value) && value >= 0 ? value : 1
+}
+
+/** Everything the hook needs around the limiter. */
+export interface RateLimitRuntime {
+  limiter: RateLimiter
+  headers: RateLimitHeaders
+  now: () => number
+  log: WaygateLogger
+  /** Plugin-wide 429 factory. */
+  response: RateLimitedResponseFactory | undefined
+}
+
+function requestPath (request: FastifyRequest): string {
+  const url = request.url
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
+}
+
+function setHeaders (reply: FastifyReply, runtime: RateLimitRuntime, result: RateLimitResult, name: string, now: number): void {
+  if (runtime.headers === false || result.index < 0) return
+  const reset = Math.max(0, Math.ceil((result.resetAt - now) / 1000))
+  if (runtime.headers === 'draft' || runtime.headers === 'both') {
+    // draft-ietf-httpapi-ratelimit-headers: a named policy with its quota and window, and what is left
+    reply.header('ratelimit-policy', `"${name}";q=${result.limit};w=${Math.ceil(result.windowMs / 1000)}`)
+    reply.header('ratelimit', `"${name}";r=${result.remaining};t=${reset}`)
+  }
+  if (runtime.headers === 'legacy' || runtime.headers === 'both') {
+    reply.header('x-ratelimit-limit', String(result.limit))
+    reply.header('x-ratelimit-remaining', String(result.remaining))
+    reply.header('x-ratelimit-reset', String(Math.ceil(result.resetAt / 1000)))
+  }
+}
+
+function refuse (request: FastifyRequest, reply: FastifyReply, runtime: RateLimitRuntime, limit: ActiveLimit,
+  result: RateLimitResult | null, rule: RateLimitRule, tier: string | null, client: string): void {
+  const now = runtime.now()
+  const windowMs = rule.limits[0]?.windowMs ?? 1000
+  const retryAfterMs = result === null ? windowMs : result.retryAfterMs
+  const compiledLimit = rule.limits[result === null ? 0 : Math.max(0, result.index)]
+  const context: RateLimitedContext = {
+    key: limit.key,
+    path: requestPath(request),
+    limit: compiledLimit === undefined ? 'unlimited' : compiledLimit.text,
+    quota: result?.limit ?? compiledLimit?.capacity ?? 0,
+    retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)),
+    resetAt: new Date(result === null ? now + windowMs : result.resetAt).toISOString(),
+    tier
+  }
+  runtime.limiter.recordBlocked({
+    timestamp: new Date(now).toISOString(),
+    key: limit.key,
+    path: context.path,
+    client: client.length > 64 ? `${client.slice(0, 61)}...` : client,
+    limit: context.limit,
+    tier,
+    retryAfterSeconds: context.retryAfterSeconds
+  })
+  if (result !== null) setHeaders(reply, runtime, result, limit.key === '*' ? 'global' : 'route', now)
+  reply.code(429).header('retry-after', String(context.retryAfterSeconds))
+  const factory = limit.hooks.response ?? runtime.response
+  const builtIn = (): void => {
+    if (reply.sent) return
+    reply.code(429).type('application/json; charset=utf-8').send(JSON.stringify({
+      error: {
+        code: 'RATE_LIMIT_EXCEEDED',
+        message: result === null ? 'A rate limit key is required for this endpoint' : 'Too many requests',
+        limit: context.limit,
+        retryAfterSeconds: context.retryAfterSeconds,
+        resetAt: context.resetAt,
+        path: context.path
+      }
+    }))
+  }
+  if (factory === undefined) {
+    builtIn()
+    return
+  }
+  const fallback = (err: unknown): void => {
+    runtime.log.error({ err, key: limit.key }, 'waygate: custom 429 factory failed; sending the built-in response')
+    builtIn()
+  }
+  const finish = (value: unknown): void => {
+    if (reply.sent || value === reply) return
+    if (value === undefined) fallback(new Error('the 429 factory returned nothing and sent nothing'))
+    else reply.send(value)
+  }
+  try {
+    const value = factory(request, reply, context)
+    if (isPromise(value) && value !== (reply as unknown)) value.then(finish, fallback)
+    else finish(value)
+  } catch (err) {
+    fallback(err)
+  }
+}
+
+/**
+ * Checks one policy for a request. Calls `next()` when the request may go on, answers 429
+ * otherwise. Synchronous whenever the store and the key function are.
+ */
+export function checkLimit (request: FastifyRequest, reply: FastifyReply, runtime: RateLimitRuntime, limit: ActiveLimit, next: () => void): void {
+  const c = limit.compiled
+  if (c.isExemptIp(request.ip)) {
+    next()
+    return
+  }
+  const client = clientOf(request, limit)
+  if (isPromise(client)) {
+    client.then(id => afterClient(request, reply, runtime, limit, id, next), err => {
+      runtime.log.error({ err, key: limit.key }, 'waygate: rate limit key function failed; not counting the request')
+      next()
+    })
+    return
+  }
+  afterClient(request, reply, runtime, limit, client, next)
+}
+
+function afterClient (request: FastifyRequest, reply: FastifyReply, runtime: RateLimitRuntime, limit: ActiveLimit,
+  client: string | null | typeof MISSING, next: () => void): void {
+  if (client === null) {
+    next()
+    return
+  }
+  const { rule, tier } = ruleOf(request, limit)
+  if (client === MISSING) {
+    refuse(request, reply, runtime, limit, null, rule, tier, '(missing key)')
+    return
+  }
+  const result = runtime.limiter.store.check(limit.compiled.scope, tier === null ? client : `${tier}:${client}`, rule, costOf(request, limit))
+  if (isPromise(result)) {
+    result.then(r => decide(request, reply, runtime, limit, r, rule, tier, client, next), err => {
+      runtime.log.error({ err }, 'waygate: rate limit check failed; letting the request through')
+      next()
+    })
+    return
+  }
+  decide(request, reply, runtime, limit, result, rule, tier, client, next)
+}
+
+function decide (request: FastifyRequest, reply: FastifyReply, runtime: RateLimitRuntime, limit: ActiveLimit,
+  result: RateLimitResult, rule: RateLimitRule, tier: string | null, client: string, next: () => void): void {
+  if (result.allowed) {
+    setHeaders(reply, runtime, result, limit.key === '*' ? 'global' : 'route', runtime.now())
+    next()
+    return
+  }
+  refuse(request, reply, runtime, limit, result, rule, tier, client)
+}
+
+/** Runs the global policy, then the route's, then `done`. */
+export function runLimits (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction,
+  runtime: RateLimitRuntime, global: ActiveLimit | null, route: ActiveLimit | null): void {
+  if (global === null) {
+    if (route === null) done()
+    else checkLimit(request, reply, runtime, route, done)
+    return
+  }
+  checkLimit(request, reply, runtime, global, route === null ? done : () => checkLimit(request, reply, runtime, route, done))
+}
