@@ -3,10 +3,13 @@ import { dirname, join, resolve } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
 import { createFileBackend } from './backends/file.js'
 import { createMemoryBackend } from './backends/memory.js'
+import { createRedisBackend, type RedisBackendOptions } from './backends/redis.js'
 import type { WaygateBackend } from './backends/types.js'
 import { createEngine, type EngineOptions, type WaygateEngine } from './engine.js'
 import { WG_ERR_CONFIG_INVALID, WG_ERR_OPTIONS_INVALID } from './errors.js'
 import { EnvName } from './validation.js'
+import { slackWebhookFormatter } from './webhook-formatters.js'
+import type { WebhookConfig } from './webhooks.js'
 
 /** Name of the configuration file looked up from the working directory upwards. */
 export const WAYGATE_CONFIG_FILE = '.waygate'
@@ -21,7 +24,7 @@ export type BackendName = 'memory' | 'file' | 'redis'
 export type ConfigSource = 'options' | 'env' | 'file' | 'default'
 
 /** The configuration fields, each read from one variable. */
-export type ConfigField = 'backend' | 'env' | 'filePath' | 'redisUrl' | 'testBypass'
+export type ConfigField = 'backend' | 'env' | 'filePath' | 'redisUrl' | 'testBypass' | 'webhookUrls' | 'slackWebhookUrls' | 'webhookSecret'
 
 /** The variables of the server side; the CLI's are accepted in a `.waygate` file too. */
 const VARIABLES: Record<ConfigField, { name: string, option: string }> = {
@@ -29,7 +32,10 @@ const VARIABLES: Record<ConfigField, { name: string, option: string }> = {
   env: { name: 'WAYGATE_ENV', option: 'env' },
   filePath: { name: 'WAYGATE_FILE_PATH', option: 'filePath' },
   redisUrl: { name: 'WAYGATE_REDIS_URL', option: 'redisUrl' },
-  testBypass: { name: 'WAYGATE_TEST_BYPASS', option: 'testBypass' }
+  testBypass: { name: 'WAYGATE_TEST_BYPASS', option: 'testBypass' },
+  webhookUrls: { name: 'WAYGATE_WEBHOOK_URL', option: 'webhookUrls' },
+  slackWebhookUrls: { name: 'WAYGATE_SLACK_WEBHOOK_URL', option: 'slackWebhookUrls' },
+  webhookSecret: { name: 'WAYGATE_WEBHOOK_SECRET', option: 'webhookSecret' }
 }
 const CLI_VARIABLES = ['WAYGATE_SERVER_URL', 'WAYGATE_TOKEN', 'WAYGATE_SERVICE']
 const KNOWN_VARIABLES = new Set([...Object.values(VARIABLES).map(v => v.name), ...CLI_VARIABLES])
@@ -45,10 +51,16 @@ export interface WaygateConfig {
   env: string
   /** Absolute path of the `file` backend's state file. Default `waygate-state.json` in the working directory. */
   filePath: string
-  /** Connection URL of the `redis` backend (`redis://` or `rediss://`), or null when not set. */
+  /** Connection URL of the `redis` backend (`redis://`, `rediss://` or `unix://`), or null when not set. */
   redisUrl: string | null
   /** Whether every lifecycle check is turned off (for an app's own test suite). Default false. */
   testBypass: boolean
+  /** Webhooks sent the default JSON payload. Default none. */
+  webhookUrls: string[]
+  /** Webhooks sent Slack-formatted messages (Slack incoming webhooks). Default none. */
+  slackWebhookUrls: string[]
+  /** The secret the webhooks above sign their deliveries with, or null for unsigned ones. */
+  webhookSecret: string | null
   /** Absolute path of the `.waygate` file that was read, or null. */
   configFile: string | null
   /** Where each value came from. */
@@ -73,22 +85,30 @@ export interface LoadConfigOptions {
   redisUrl?: string
   /** Overrides `WAYGATE_TEST_BYPASS`. */
   testBypass?: boolean
+  /** Overrides `WAYGATE_WEBHOOK_URL`. */
+  webhookUrls?: string[]
+  /** Overrides `WAYGATE_SLACK_WEBHOOK_URL`. */
+  slackWebhookUrls?: string[]
+  /** Overrides `WAYGATE_WEBHOOK_SECRET`. */
+  webhookSecret?: string
 }
 
 /** Builds a backend from the resolved configuration. */
 export type BackendFactory = (config: WaygateConfig) => WaygateBackend
 
 /** Options of {@link createEngineFromEnv}. */
-export interface EngineFromEnvOptions extends Omit<LoadConfigOptions, 'backend'>, Pick<EngineOptions, 'now' | 'logger' | 'resyncIntervalMs'> {
+export interface EngineFromEnvOptions extends Omit<LoadConfigOptions, 'backend'>, Pick<EngineOptions, 'now' | 'logger' | 'resyncIntervalMs' | 'webhooks'> {
   /** Overrides `WAYGATE_BACKEND`: a backend name, or a backend to use as is. */
   backend?: BackendName | WaygateBackend
   /**
-   * Backends by name, used instead of the built-in ones. This is how a backend that core does not
-   * ship (Redis, for now) is plugged in: `{ redis: config => createRedisBackend({ url: config.redisUrl }) }`.
+   * Backends by name, used instead of the built-in ones: a way to build one differently, e.g.
+   * `{ redis: config => createRedisBackend({ client: myCluster }) }`.
    */
   backendFactories?: Partial<Record<BackendName, BackendFactory>>
-  /** Audit entries the built-in memory and file backends keep. Default 1000. */
+  /** Audit entries the built-in backends keep. Default 1000. */
   maxAuditEntries?: number
+  /** Options of the built-in `redis` backend (`keyPrefix`, `commandTimeoutMs`…); its URL comes from `WAYGATE_REDIS_URL`. */
+  redis?: Omit<RedisBackendOptions, 'maxAuditEntries' | 'logger'>
 }
 
 /** One `KEY=value` line of a `.waygate` file. */
@@ -258,8 +278,8 @@ export function loadWaygateConfig (options: LoadConfigOptions = {}): WaygateConf
     try {
       protocol = new URL(String(redisIn.value)).protocol
     } catch {}
-    if (typeof redisIn.value !== 'string' || (protocol !== 'redis:' && protocol !== 'rediss:')) {
-      throw invalid(redisIn, 'must be a redis:// or rediss:// URL')
+    if (typeof redisIn.value !== 'string' || (protocol !== 'redis:' && protocol !== 'rediss:' && protocol !== 'unix:')) {
+      throw invalid(redisIn, 'must be a redis://, rediss:// or unix:// URL')
     }
     redisUrl = redisIn.value
   }
@@ -279,7 +299,45 @@ export function loadWaygateConfig (options: LoadConfigOptions = {}): WaygateConf
   }
   sources.testBypass = bypassIn?.source ?? 'default'
 
-  return { backend, env: currentEnv, filePath, redisUrl, testBypass, configFile, sources }
+  /** A list of http(s) URLs: an array in options, comma or space separated in a variable. The URLs are not echoed: they often hold a token. */
+  function urlList (field: 'webhookUrls' | 'slackWebhookUrls'): string[] {
+    const given = candidate(field, field)
+    sources[field] = given?.source ?? 'default'
+    if (given === null) return []
+    const items = given.source === 'options'
+      ? (Array.isArray(given.value) ? given.value as unknown[] : null)
+      : String(given.value).split(/[\s,]+/).filter(item => item !== '')
+    const fail = (problem: string): Error => given.source === 'options'
+      ? new WG_ERR_OPTIONS_INVALID(`${given.origin} ${problem}`)
+      : new WG_ERR_CONFIG_INVALID(`${given.origin} ${problem}`)
+    if (items === null) throw fail('must be an array of http(s) URLs')
+    return items.map((item, i) => {
+      let protocol = ''
+      try {
+        protocol = new URL(String(item)).protocol
+      } catch {}
+      if (typeof item !== 'string' || (protocol !== 'http:' && protocol !== 'https:')) {
+        throw fail(`must list http:// or https:// URLs; entry ${i + 1} is not one`)
+      }
+      return item
+    })
+  }
+  const webhookUrls = urlList('webhookUrls')
+  const slackWebhookUrls = urlList('slackWebhookUrls')
+
+  const secretIn = candidate('webhookSecret', 'webhookSecret')
+  let webhookSecret: string | null = null
+  if (secretIn !== null) {
+    // never echoed: it is a secret
+    if (typeof secretIn.value !== 'string' || secretIn.value.length < 16) {
+      const message = `${secretIn.origin} must be at least 16 characters`
+      throw secretIn.source === 'options' ? new WG_ERR_OPTIONS_INVALID(message) : new WG_ERR_CONFIG_INVALID(message)
+    }
+    webhookSecret = secretIn.value
+  }
+  sources.webhookSecret = secretIn?.source ?? 'default'
+
+  return { backend, env: currentEnv, filePath, redisUrl, testBypass, webhookUrls, slackWebhookUrls, webhookSecret, configFile, sources }
 }
 
 function describe (config: WaygateConfig, field: ConfigField): string {
@@ -310,9 +368,24 @@ function buildBackend (config: WaygateConfig, options: EngineFromEnvOptions): Wa
     case 'file':
       return createFileBackend({ path: config.filePath, maxAuditEntries: options.maxAuditEntries })
     case 'redis':
-      throw new WG_ERR_CONFIG_INVALID(`the redis backend is not available yet (redis chosen by ${describe(config, 'backend')}); ` +
-        'use memory or file, or pass backendFactories.redis')
+      if (config.redisUrl === null) {
+        throw new WG_ERR_CONFIG_INVALID(`the redis backend needs WAYGATE_REDIS_URL (redis chosen by ${describe(config, 'backend')})`)
+      }
+      return createRedisBackend({ url: config.redisUrl }, {
+        ...options.redis,
+        maxAuditEntries: options.maxAuditEntries,
+        ...(options.logger === undefined ? {} : { logger: options.logger })
+      })
   }
+}
+
+/** The webhooks the configuration names, signed with its secret when there is one. */
+function configuredWebhooks (config: WaygateConfig): WebhookConfig[] {
+  const secret = config.webhookSecret === null ? {} : { secret: config.webhookSecret }
+  return [
+    ...config.webhookUrls.map(url => ({ url, ...secret })),
+    ...config.slackWebhookUrls.map(url => ({ url, formatter: slackWebhookFormatter, ...secret }))
+  ]
 }
 
 /**
@@ -342,7 +415,11 @@ export function createEngineFromEnv (options: EngineFromEnvOptions = {}): Waygat
       testBypass: config.testBypass,
       now: options.now,
       logger: options.logger,
-      resyncIntervalMs: options.resyncIntervalMs
+      resyncIntervalMs: options.resyncIntervalMs,
+      // a `webhooks` option that is not an array is left for createEngine to report
+      webhooks: Array.isArray(options.webhooks) || options.webhooks === undefined
+        ? [...configuredWebhooks(config), ...(options.webhooks ?? [])]
+        : options.webhooks
     })
   } catch (err) {
     backend.close().catch(() => {})

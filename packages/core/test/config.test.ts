@@ -28,8 +28,11 @@ t.test('defaults', async t => {
     filePath: join(cwd, 'waygate-state.json'),
     redisUrl: null,
     testBypass: false,
+    webhookUrls: [],
+    slackWebhookUrls: [],
+    webhookSecret: null,
     configFile: null,
-    sources: { backend: 'default', env: 'default', filePath: 'default', redisUrl: 'default', testBypass: 'default' }
+    sources: { backend: 'default', env: 'default', filePath: 'default', redisUrl: 'default', testBypass: 'default', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' }
   })
 })
 
@@ -60,8 +63,11 @@ t.test('reads every variable from the environment', async t => {
     filePath: join(cwd, 'data/state.json'),
     redisUrl: 'redis://cache.internal:6380/2',
     testBypass: true,
+    webhookUrls: [],
+    slackWebhookUrls: [],
+    webhookSecret: null,
     configFile: null,
-    sources: { backend: 'env', env: 'env', filePath: 'env', redisUrl: 'env', testBypass: 'env' }
+    sources: { backend: 'env', env: 'env', filePath: 'env', redisUrl: 'env', testBypass: 'env', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' }
   })
 })
 
@@ -89,7 +95,7 @@ t.test('an empty variable counts as unset', async t => {
   const config = loadWaygateConfig({ cwd, variables: { WAYGATE_ENV: '', WAYGATE_BACKEND: '' } })
   t.equal(config.env, 'staging')
   t.equal(config.backend, 'memory')
-  t.same(config.sources, { backend: 'default', env: 'file', filePath: 'default', redisUrl: 'default', testBypass: 'default' })
+  t.same(config.sources, { backend: 'default', env: 'file', filePath: 'default', redisUrl: 'default', testBypass: 'default', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' })
 })
 
 t.test('the .waygate file', async t => {
@@ -103,7 +109,7 @@ t.test('the .waygate file', async t => {
     t.equal(config.backend, 'file')
     t.equal(config.env, 'staging')
     t.equal(config.filePath, join(root, 'state/waygate.json'), 'a relative path in the file is relative to the file')
-    t.same(config.sources, { backend: 'file', env: 'file', filePath: 'file', redisUrl: 'default', testBypass: 'default' })
+    t.same(config.sources, { backend: 'file', env: 'file', filePath: 'file', redisUrl: 'default', testBypass: 'default', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' })
   })
 
   t.test('the nearest one wins and files are not merged', async t => {
@@ -229,7 +235,7 @@ t.test('precedence: explicit options > environment > .waygate > defaults', async
 
   const fromEnv = loadWaygateConfig({ cwd, variables })
   t.match(fromEnv, { backend: 'redis', env: 'from-env', filePath: join(cwd, 'env.json'), redisUrl: 'redis://env:6379', testBypass: false })
-  t.same(fromEnv.sources, { backend: 'env', env: 'env', filePath: 'env', redisUrl: 'env', testBypass: 'env' })
+  t.same(fromEnv.sources, { backend: 'env', env: 'env', filePath: 'env', redisUrl: 'env', testBypass: 'env', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' })
 
   const fromOptions = loadWaygateConfig({
     cwd,
@@ -241,13 +247,13 @@ t.test('precedence: explicit options > environment > .waygate > defaults', async
     testBypass: true
   })
   t.match(fromOptions, { backend: 'memory', env: 'from-options', filePath: join(cwd, 'options.json'), redisUrl: 'rediss://options:6380', testBypass: true })
-  t.same(fromOptions.sources, { backend: 'options', env: 'options', filePath: 'options', redisUrl: 'options', testBypass: 'options' })
+  t.same(fromOptions.sources, { backend: 'options', env: 'options', filePath: 'options', redisUrl: 'options', testBypass: 'options', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' })
 
   const explicitFalse = loadWaygateConfig({ cwd, variables: {}, testBypass: false })
   t.equal(explicitFalse.testBypass, false, 'an explicit false beats the file\'s yes')
 
   const mixed = loadWaygateConfig({ cwd, variables: { WAYGATE_ENV: 'from-env' }, backend: 'memory' })
-  t.same(mixed.sources, { backend: 'options', env: 'env', filePath: 'file', redisUrl: 'file', testBypass: 'file' })
+  t.same(mixed.sources, { backend: 'options', env: 'env', filePath: 'file', redisUrl: 'file', testBypass: 'file', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' })
 })
 
 t.test('only the value that applies is checked', async t => {
@@ -263,7 +269,7 @@ t.test('invalid values name the variable and where it came from', async t => {
     ['WAYGATE_BACKEND', 'mongo', /WAYGATE_BACKEND .*must be one of memory, file, redis, got "mongo"/],
     ['WAYGATE_ENV', 'prod env', /WAYGATE_ENV .*got "prod env"/],
     ['WAYGATE_ENV', 'x'.repeat(101), /WAYGATE_ENV/],
-    ['WAYGATE_REDIS_URL', 'localhost:6379', /WAYGATE_REDIS_URL .*redis:\/\/ or rediss:\/\/ URL, got "localhost:6379"/],
+    ['WAYGATE_REDIS_URL', 'localhost:6379', /WAYGATE_REDIS_URL .*redis:\/\/, rediss:\/\/ or unix:\/\/ URL, got "localhost:6379"/],
     ['WAYGATE_REDIS_URL', 'http://localhost:6379', /WAYGATE_REDIS_URL/],
     ['WAYGATE_REDIS_URL', 'not a url', /WAYGATE_REDIS_URL/],
     ['WAYGATE_TEST_BYPASS', 'maybe', /WAYGATE_TEST_BYPASS .*got "maybe"/],
@@ -343,12 +349,12 @@ t.test('createEngineFromEnv', async t => {
     t.match(second.decide(h), { action: 'block', kind: 'disabled', reason: 'kept on disk' })
   })
 
-  t.test('redis is refused until a factory provides it', async t => {
+  t.test('redis without WAYGATE_REDIS_URL is refused', async t => {
     const cwd = tempDir(t)
     t.throws(() => createEngineFromEnv({ cwd, configFile: false, variables: { WAYGATE_BACKEND: 'redis' } }),
-      { code: 'WG_ERR_CONFIG_INVALID', message: /redis backend is not available yet.*WAYGATE_BACKEND from the environment/ })
+      { code: 'WG_ERR_CONFIG_INVALID', message: /redis backend needs WAYGATE_REDIS_URL.*WAYGATE_BACKEND from the environment/ })
     t.throws(() => createEngineFromEnv({ cwd, configFile: false, variables: {}, backend: 'redis' }),
-      { code: 'WG_ERR_CONFIG_INVALID', message: /not available yet.*options\.backend/ })
+      { code: 'WG_ERR_CONFIG_INVALID', message: /needs WAYGATE_REDIS_URL.*options\.backend/ })
   })
 
   t.test('backendFactories plug a backend in and get the resolved config', async t => {

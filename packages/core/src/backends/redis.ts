@@ -1,0 +1,779 @@
+import { randomUUID } from 'node:crypto'
+import { Redis, type Cluster, type RedisOptions } from 'ioredis'
+import { WG_ERR_BACKEND_UNAVAILABLE, WG_ERR_OPTIONS_INVALID } from '../errors.js'
+import { silentLogger, type WaygateLogger } from '../logger.js'
+import type { AuditEntry, GlobalMaintenance, RouteState } from '../models.js'
+import { ROUTE_STATUSES, defaultGlobalMaintenance } from '../models.js'
+import {
+  APPEND_AUDIT,
+  CAS_FIELD,
+  CAS_KEY,
+  DELETE_RECORD,
+  DELETE_ROUTE,
+  PUT_RECORD,
+  REGISTER_ROUTES,
+  type LuaScript
+} from './redis-scripts.js'
+import {
+  ChangeEmitter,
+  DEFAULT_MAX_AUDIT_ENTRIES,
+  checkRecordKey,
+  clockOption,
+  compareIds,
+  filterAudit,
+  isLive,
+  positiveInteger,
+  recordExpiry,
+  recordJson
+} from './shared.js'
+import type { AuditQuery, BackendChange, BackendHealth, BackendRecord, BackendSnapshot, Updater, WaygateBackend } from './types.js'
+
+/** An ioredis client: a plain or Sentinel-configured `Redis`, or a `Cluster`. */
+export type RedisClient = Redis | Cluster
+
+/**
+ * Where the Redis backend connects: a URL (`redis://`, `rediss://`, or `unix:///path/to/redis.sock`
+ * with optional `?db=` and `?password=`), or an ioredis client you own (plain, Sentinel or Cluster),
+ * which the backend uses as is and never quits.
+ */
+export type RedisConnection = { url: string } | { client: RedisClient }
+
+/** Options of {@link createRedisBackend}. */
+export interface RedisBackendOptions {
+  /**
+   * Every key starts with `{<keyPrefix>}:`; the braces are a Cluster hash tag, so all of waygate's
+   * keys live in one slot and its scripts can touch several at once. Several apps may share one
+   * Redis with different prefixes. 1 to 100 characters, no braces or spaces. Default `waygate`.
+   */
+  keyPrefix?: string
+  /** How many audit entries to keep; older ones are dropped. Default 1000. */
+  maxAuditEntries?: number
+  /** The clock records expire by, epoch ms; it is passed to the scripts, Redis's own clock is never used. Default `Date.now`. */
+  now?: () => number
+  /** How long any command may take before it fails with `WG_ERR_BACKEND_UNAVAILABLE`. Default 1000 ms. */
+  commandTimeoutMs?: number
+  /** How long `init()` waits for the first connection before letting the app start without it. Default 2000 ms. */
+  connectTimeoutMs?: number
+  /** Longest pause between reconnection attempts of the connections the backend creates. Default 2000 ms. */
+  maxReconnectDelayMs?: number
+  /** Extra ioredis options for connections made from `url` (TLS settings, `family`…). Waygate's failure settings win. */
+  redisOptions?: RedisOptions
+  /** Where connection trouble is reported (once per outage). Default silent; `createEngineFromEnv` passes the engine's logger. */
+  logger?: WaygateLogger
+}
+
+const DEFAULT_KEY_PREFIX = 'waygate'
+const DEFAULT_COMMAND_TIMEOUT_MS = 1000
+const DEFAULT_CONNECT_TIMEOUT_MS = 2000
+const DEFAULT_MAX_RECONNECT_DELAY_MS = 2000
+const KEY_PREFIX = /^[^{}\s]{1,100}$/
+/** Attempts of one compare-and-set write before giving up on a key other instances keep changing. */
+const MAX_WRITE_ATTEMPTS = 50
+
+function isRecord (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function parseJson (text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+function asRouteState (value: unknown, key?: string): RouteState | null {
+  if (!isRecord(value) || typeof value.key !== 'string' || (key !== undefined && value.key !== key)) return null
+  if (!ROUTE_STATUSES.includes(value.status as never) || typeof value.path !== 'string') return null
+  return value as unknown as RouteState
+}
+
+function asGlobal (value: unknown): GlobalMaintenance | null {
+  if (!isRecord(value) || typeof value.enabled !== 'boolean' || !Array.isArray(value.exemptPaths)) return null
+  return value as unknown as GlobalMaintenance
+}
+
+function asAuditEntry (value: unknown): AuditEntry | null {
+  if (!isRecord(value) || typeof value.id !== 'string' || typeof value.timestamp !== 'string') return null
+  return value as unknown as AuditEntry
+}
+
+/** A record as stored in its namespace's hash: `{"e":<expiresAt or null>,"v":<value>}`. */
+function storedRecord (json: string, expiresAt: number | null): string {
+  return `{"e":${expiresAt === null ? 'null' : JSON.stringify(expiresAt)},"v":${json}}`
+}
+
+function recordFrom (id: string, text: string): BackendRecord | null {
+  const stored = parseJson(text)
+  if (!isRecord(stored) || !('v' in stored)) return null
+  const expiresAt = stored.e
+  if (expiresAt !== null && (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt))) return null
+  return { id, value: stored.v, expiresAt }
+}
+
+/** A change received from another instance, checked enough that a stray message cannot break the engine. */
+function remoteChange (value: unknown): BackendChange | null {
+  if (!isRecord(value)) return null
+  switch (value.type) {
+    case 'route': {
+      const state = asRouteState(value.state)
+      return state === null ? null : { type: 'route', state }
+    }
+    case 'route_deleted':
+      return typeof value.key === 'string' ? { type: 'route_deleted', key: value.key } : null
+    case 'global': {
+      const global = asGlobal(value.global)
+      return global === null ? null : { type: 'global', global }
+    }
+    case 'audit': {
+      const entry = asAuditEntry(value.entry)
+      return entry === null ? null : { type: 'audit', entry }
+    }
+    case 'record': {
+      const { namespace, id, record } = value
+      if (typeof namespace !== 'string' || typeof id !== 'string') return null
+      if (record === null) return { type: 'record', namespace, id, record: null }
+      if (!isRecord(record) || record.id !== id || !('value' in record)) return null
+      const expiresAt = record.expiresAt
+      if (expiresAt !== null && typeof expiresAt !== 'number') return null
+      return { type: 'record', namespace, id, record: { id, value: record.value, expiresAt } }
+    }
+    default:
+      return null
+  }
+}
+
+/** The key a change is ordered by: a change older than this instance's own last write of that key is stale. */
+function orderKey (change: BackendChange): string | null {
+  switch (change.type) {
+    case 'route': return `r:${change.state.key}`
+    case 'route_deleted': return `r:${change.key}`
+    case 'global': return 'g'
+    case 'record': return `x:${change.namespace}\u0000${change.id}`
+    default: return null
+  }
+}
+
+function errorMessage (err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+function sleep (ms: number): Promise<void> {
+  return new Promise(resolve => setTimeout(resolve, ms))
+}
+
+/** Turns a URL into what `new Redis()` takes; throws a plain message. */
+function connectionOptions (url: string): string | RedisOptions {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    throw new TypeError(`url must be a redis://, rediss:// or unix:// URL, got ${JSON.stringify(url.slice(0, 200))}`)
+  }
+  if (parsed.protocol === 'redis:' || parsed.protocol === 'rediss:') return url
+  if (parsed.protocol === 'unix:') {
+    const path = decodeURIComponent(parsed.pathname)
+    if (path === '' || path === '/') throw new TypeError('a unix:// url needs the socket path: unix:///run/redis.sock')
+    const options: RedisOptions = { path }
+    const db = parsed.searchParams.get('db')
+    if (db !== null) {
+      if (!/^\d{1,5}$/.test(db)) throw new TypeError(`db must be a number, got ${JSON.stringify(db)}`)
+      options.db = Number(db)
+    }
+    const password = parsed.searchParams.get('password') ?? (parsed.password === '' ? null : decodeURIComponent(parsed.password))
+    if (password !== null) options.password = password
+    if (parsed.username !== '') options.username = decodeURIComponent(parsed.username)
+    return options
+  }
+  throw new TypeError(`url must be a redis://, rediss:// or unix:// URL, got ${JSON.stringify(parsed.protocol)}`)
+}
+
+/** Where the backend connects, for messages: never with the password. */
+function describeUrl (url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.protocol === 'unix:') return `unix:${decodeURIComponent(parsed.pathname)}`
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname === '/' ? '' : parsed.pathname}`
+  } catch {
+    return 'redis'
+  }
+}
+
+function describeClient (client: RedisClient): string {
+  if (client.isCluster) return 'a Redis Cluster'
+  const options = (client as Redis).options
+  if ('sentinels' in options && Array.isArray(options.sentinels) && options.sentinels.length > 0) {
+    return `Sentinel master ${String((options as { name?: unknown }).name ?? '')}`.trim()
+  }
+  if (typeof options.path === 'string' && options.path !== '') return `unix:${options.path}`
+  return `redis://${options.host ?? 'localhost'}:${options.port ?? 6379}`
+}
+
+/**
+ * Keeps routes, global maintenance, the audit trail and records in Redis, for several instances
+ * of an app (or several apps) sharing one state. Requests never touch Redis: the engine keeps its
+ * snapshot and this backend feeds it the changes of every instance through pub/sub.
+ *
+ * - Every write is one Lua script: it checks that the stored value is still the one the updater
+ *   saw (else the updater runs again), writes, appends the audit entry and publishes the change,
+ *   atomically. Writes of one instance run one after the other.
+ * - A change is announced to this instance's subscribers before the write resolves, and published
+ *   for the others, which ignore their own messages and drop any that is older than their own last
+ *   write of the same key. After a lost subscription they are told to reload everything.
+ * - Failure: no offline queue, bounded command time, reconnection with backoff forever. While Redis
+ *   is down every call rejects at once with `WG_ERR_BACKEND_UNAVAILABLE`, which the engine turns
+ *   into "serve the last snapshot"; the outage is logged once.
+ *
+ * Keys (prefix `waygate`): `{waygate}:routes` (hash), `{waygate}:global`, `{waygate}:audit` (list,
+ * newest first, capped) with `{waygate}:audit-ids` (set), `{waygate}:rec:<namespace>` (hash) with
+ * `{waygate}:rec-exp:<namespace>` (sorted set by expiry), `{waygate}:seq`, channel `{waygate}:changes`.
+ *
+ * @example
+ * const backend = createRedisBackend({ url: process.env.REDIS_URL! }, { keyPrefix: 'shop' })
+ * const engine = createEngine({ backend })
+ */
+export function createRedisBackend (connection: RedisConnection, options: RedisBackendOptions = {}): WaygateBackend {
+  let maxAudit: number
+  let now: () => number
+  let commandTimeoutMs: number
+  let connectTimeoutMs: number
+  let maxReconnectDelayMs: number
+  let connectWith: string | RedisOptions | null = null
+  const prefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX
+  try {
+    if (!isRecord(connection) || !(('url' in connection) !== ('client' in connection))) {
+      throw new TypeError('the connection must be { url } or { client }')
+    }
+    if ('url' in connection) {
+      if (typeof connection.url !== 'string') throw new TypeError('url must be a string')
+      connectWith = connectionOptions(connection.url)
+    } else if (!isRecord(connection.client) || typeof (connection.client as { duplicate?: unknown }).duplicate !== 'function') {
+      throw new TypeError('client must be an ioredis Redis or Cluster instance')
+    }
+    if (typeof prefix !== 'string' || !KEY_PREFIX.test(prefix)) {
+      throw new TypeError(`keyPrefix must be 1 to 100 characters without braces or spaces, got ${JSON.stringify(prefix)}`)
+    }
+    maxAudit = positiveInteger(options.maxAuditEntries, 'maxAuditEntries', DEFAULT_MAX_AUDIT_ENTRIES)
+    now = clockOption(options.now)
+    commandTimeoutMs = positiveInteger(options.commandTimeoutMs, 'commandTimeoutMs', DEFAULT_COMMAND_TIMEOUT_MS)
+    connectTimeoutMs = positiveInteger(options.connectTimeoutMs, 'connectTimeoutMs', DEFAULT_CONNECT_TIMEOUT_MS)
+    maxReconnectDelayMs = positiveInteger(options.maxReconnectDelayMs, 'maxReconnectDelayMs', DEFAULT_MAX_RECONNECT_DELAY_MS)
+    if (options.redisOptions !== undefined && !isRecord(options.redisOptions)) throw new TypeError('redisOptions must be an object')
+  } catch (err) {
+    throw new WG_ERR_OPTIONS_INVALID((err as Error).message)
+  }
+  const logger = options.logger ?? silentLogger
+
+  const tag = `{${prefix}}`
+  const keys = {
+    routes: `${tag}:routes`,
+    global: `${tag}:global`,
+    audit: `${tag}:audit`,
+    auditIds: `${tag}:audit-ids`,
+    seq: `${tag}:seq`
+  }
+  const channel = `${tag}:changes`
+  const recordKeys = (namespace: string): [string, string] => [`${tag}:rec:${namespace}`, `${tag}:rec-exp:${namespace}`]
+  const instance = randomUUID()
+  const emitter = new ChangeEmitter()
+
+  /** The failure settings of every connection this backend creates. */
+  const failFast = {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: commandTimeoutMs,
+    connectTimeout: connectTimeoutMs,
+    retryStrategy: (times: number) => Math.round(Math.min(maxReconnectDelayMs, 50 * 2 ** Math.min(times, 16)) * (0.5 + Math.random() / 2))
+  } satisfies RedisOptions
+
+  const owned = connectWith !== null
+  const client: RedisClient = connectWith === null
+    ? (connection as { client: RedisClient }).client
+    : typeof connectWith === 'string'
+      ? new Redis(connectWith, { ...options.redisOptions, ...failFast })
+      : new Redis({ ...options.redisOptions, ...connectWith, ...failFast })
+  // Redis and Cluster share their command methods; one type keeps the calls simple
+  const commands = client as unknown as Redis
+  const target = 'url' in connection ? describeUrl(connection.url) : describeClient(client)
+
+  let subscriber: RedisClient | null = null
+  let subscribed = false
+  let following: Promise<void> | null = null
+  let initialized: Promise<void> | null = null
+  let initDone = false
+  let closed = false
+  /** Whether an outage has been logged and not yet its end. */
+  let down = false
+  /** Whether subscribers must be told to reload once both connections are back. */
+  let resyncOwed = true
+  let lastError: string | null = null
+  let tail: Promise<unknown> = Promise.resolve()
+  let followRetry: NodeJS.Timeout | null = null
+  /** This instance's latest write per order key, kept until the channel has gone past it. */
+  const ownWrites = new Map<string, number>()
+
+  // ---- connection state ----
+
+  function ready (): boolean {
+    return client.status === 'ready' && subscribed
+  }
+
+  function noteError (err: unknown): void {
+    lastError = errorMessage(err)
+  }
+
+  function noteDown (): void {
+    if (closed || !initDone || down) return
+    down = true
+    logger.warn({ redis: target, err: lastError ?? undefined },
+      'waygate: lost the connection to redis; requests are served from the last known state and changes fail until it is back (reconnecting with backoff)')
+  }
+
+  function recover (): void {
+    if (closed || !initDone || !ready()) return
+    if (down) {
+      down = false
+      logger.info({ redis: target }, 'waygate: redis reachable again; reloading the state')
+    }
+    lastError = null
+    if (resyncOwed) {
+      resyncOwed = false
+      ownWrites.clear()
+      emitter.emit({ type: 'resync' })
+    }
+  }
+
+  const onClientReady = (): void => { recover() }
+  const onClientClose = (): void => { noteDown() }
+  const onClientError = (err: unknown): void => { noteError(err) }
+  client.on('ready', onClientReady)
+  client.on('close', onClientClose)
+  client.on('error', onClientError)
+
+  function createSubscriber (): RedisClient {
+    const sub = client.isCluster
+      ? (client as Cluster).duplicate(undefined, { lazyConnect: true })
+      : (client as Redis).duplicate(owned ? { ...failFast, autoResubscribe: false } : { lazyConnect: true, enableOfflineQueue: false, autoResubscribe: false })
+    sub.on('ready', () => { follow().catch(() => {}) })
+    sub.on('close', () => {
+      if (subscribed) resyncOwed = true
+      subscribed = false
+      noteDown()
+    })
+    sub.on('error', noteError)
+    sub.on('message', onMessage)
+    return sub
+  }
+
+  /** Subscribes to the change channel on a fresh subscriber connection. */
+  function follow (): Promise<void> {
+    // settled in a later microtask, so `following` is never left pointing at a finished attempt
+    following ??= subscribeOnce().finally(() => { following = null })
+    return following
+  }
+
+  async function subscribeOnce (): Promise<void> {
+    const sub = subscriber
+    if (sub === null || closed || sub.status !== 'ready') return
+    try {
+      await withTimeout(sub.subscribe(channel), 'subscribe')
+      subscribed = true
+      recover()
+    } catch (err) {
+      noteError(err)
+      // the connection is up but SUBSCRIBE failed or timed out: try again shortly
+      if (!closed && followRetry === null) {
+        followRetry = setTimeout(() => {
+          followRetry = null
+          follow().catch(() => {})
+        }, Math.min(1000, maxReconnectDelayMs))
+        followRetry.unref()
+      }
+    }
+  }
+
+  function onMessage (from: string, text: string): void {
+    if (from !== channel || closed) return
+    const message = parseJson(text)
+    if (!isRecord(message) || typeof message.s !== 'number' || !Array.isArray(message.c)) return
+    const seq = message.s
+    if (message.i !== instance) {
+      for (const raw of message.c) {
+        const change = remoteChange(raw)
+        if (change === null) continue
+        const key = orderKey(change)
+        const mine = key === null ? undefined : ownWrites.get(key)
+        // this instance already wrote (and announced) a newer value of the same thing
+        if (mine !== undefined && mine > seq) continue
+        emitter.emit(change)
+      }
+    }
+    if (ownWrites.size > 0) {
+      for (const [key, mine] of ownWrites) if (mine <= seq) ownWrites.delete(key)
+    }
+  }
+
+  // ---- commands ----
+
+  function withTimeout<T> (pending: Promise<T>, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${commandTimeoutMs} ms`)), commandTimeoutMs)
+    })
+    return Promise.race([pending, timeout]).finally(() => clearTimeout(timer))
+  }
+
+  function notConnected (what: string): Error {
+    return new WG_ERR_BACKEND_UNAVAILABLE(`redis at ${target} is not connected${lastError === null ? '' : ` (${lastError})`}; cannot ${what}`)
+  }
+
+  /** Runs a command; rejects at once when not connected, and after `commandTimeoutMs` at most. */
+  async function call<T> (what: string, op: (c: Redis) => Promise<T>): Promise<T> {
+    if (closed) throw new WG_ERR_BACKEND_UNAVAILABLE('the redis backend is closed')
+    if (client.status !== 'ready') throw notConnected(what)
+    try {
+      return await withTimeout(op(commands), what)
+    } catch (err) {
+      noteError(err)
+      throw new WG_ERR_BACKEND_UNAVAILABLE(`redis at ${target}: ${what} failed: ${errorMessage(err)}`, { cause: err })
+    }
+  }
+
+  /**
+   * As `call`, for a write. A write that failed after it was sent (a timeout, a dropped
+   * connection) may still have happened: subscribers are told to reload, so none keeps a stale view.
+   */
+  async function write<T> (what: string, op: (c: Redis) => Promise<T>): Promise<T> {
+    const sent = client.status === 'ready' && !closed
+    try {
+      return await call(what, op)
+    } catch (err) {
+      if (sent) {
+        if (ready()) emitter.emit({ type: 'resync' })
+        else resyncOwed = true
+      }
+      throw err
+    }
+  }
+
+  async function run (c: Redis, script: LuaScript, scriptKeys: string[], args: Array<string | number>): Promise<unknown> {
+    try {
+      return await c.evalsha(script.sha, scriptKeys.length, ...scriptKeys, ...args)
+    } catch (err) {
+      if (!errorMessage(err).startsWith('NOSCRIPT')) throw err
+      return c.eval(script.source, scriptKeys.length, ...scriptKeys, ...args)
+    }
+  }
+
+  /** Runs the writes of this instance one at a time, so their order is the order they were made. */
+  function serial<T> (task: () => Promise<T>): Promise<T> {
+    const next = tail.then(task, task)
+    tail = next.catch(() => {})
+    return next
+  }
+
+  function remember (change: BackendChange, seq: number): void {
+    const key = orderKey(change)
+    if (key !== null) ownWrites.set(key, seq)
+  }
+
+  async function contention (attempt: number, what: string): Promise<void> {
+    if (attempt >= MAX_WRITE_ATTEMPTS) {
+      throw new WG_ERR_BACKEND_UNAVAILABLE(`${what}: gave up after ${attempt} attempts, other instances keep changing the same value`)
+    }
+    await sleep(Math.random() * Math.min(2 ** attempt, 50))
+  }
+
+  /**
+   * The compare-and-set write of one value: `script` replaces `raw` (null: absent) by `nextJson`
+   * and appends `audit`. Resolves null when the value moved since it was read.
+   */
+  async function commit (script: LuaScript, key: string, field: string, raw: string | null, nextJson: string,
+    audit: AuditEntry | undefined, change: BackendChange): Promise<{ seq: number, audited: boolean } | null> {
+    const reply = await write('write', c => run(c, script, [key, keys.audit, keys.auditIds, keys.seq], [
+      field,
+      raw === null ? '0' : '1',
+      raw ?? '',
+      nextJson,
+      audit?.id ?? '',
+      audit === undefined ? '' : JSON.stringify(audit),
+      maxAudit,
+      channel,
+      instance,
+      JSON.stringify(change),
+      audit === undefined ? '' : JSON.stringify({ type: 'audit', entry: audit })
+    ])) as number[]
+    if (reply[0] !== 1) return null
+    return { seq: Number(reply[1]), audited: reply[2] === 1 }
+  }
+
+  // ---- reads ----
+
+  async function readAudit (): Promise<AuditEntry[]> {
+    const texts = await call('read the audit log', c => c.lrange(keys.audit, 0, -1))
+    const entries: AuditEntry[] = []
+    for (const text of texts) {
+      const entry = asAuditEntry(parseJson(text))
+      if (entry !== null) entries.push(entry)
+    }
+    return entries
+  }
+
+  function readGlobal (raw: string | null): GlobalMaintenance | null {
+    return raw === null ? null : asGlobal(parseJson(raw))
+  }
+
+  return {
+    kind: 'redis',
+
+    init () {
+      initialized ??= (async () => {
+        if (closed) return
+        subscriber = createSubscriber()
+        const connecting: Array<Promise<unknown>> = [subscriber.connect()]
+        if (client.status === 'wait') connecting.push(client.connect())
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([
+          Promise.allSettled(connecting),
+          new Promise(resolve => { timer = setTimeout(resolve, connectTimeoutMs) })
+        ])
+        clearTimeout(timer)
+        if (closed) return
+        await follow()
+        initDone = true
+        if (ready()) {
+          // the engine loads everything right after init: nothing to reload yet
+          resyncOwed = false
+        } else {
+          down = true
+          logger.warn({ redis: target, err: lastError ?? undefined },
+            'waygate: redis is unreachable; the app serves the states declared in code until it is, and changes fail meanwhile (reconnecting with backoff)')
+        }
+      })()
+      return initialized
+    },
+
+    async load (): Promise<BackendSnapshot> {
+      const [routesRaw, globalRaw] = await call('load the state', async c => {
+        const replies = await c.multi().hgetall(keys.routes).get(keys.global).exec()
+        if (replies === null) throw new Error('the transaction was aborted')
+        for (const [err] of replies) if (err !== null) throw err
+        return [replies[0]![1] as Record<string, string>, replies[1]![1] as string | null] as const
+      })
+      const routes: RouteState[] = []
+      for (const [key, text] of Object.entries(routesRaw)) {
+        const state = asRouteState(parseJson(text), key)
+        if (state === null) {
+          logger.warn({ redis: target, key }, 'waygate: ignoring a route state in redis that is not valid JSON for its key')
+          continue
+        }
+        routes.push(state)
+      }
+      return { routes, global: readGlobal(globalRaw) }
+    },
+
+    async getRoute (key) {
+      const raw = await call('read a route', c => c.hget(keys.routes, key))
+      return raw === null ? null : asRouteState(parseJson(raw), key)
+    },
+
+    updateRoute (key, updater: Updater<RouteState, RouteState | null>) {
+      return serial(async () => {
+        for (let attempt = 1; ; attempt++) {
+          const raw = await call('read a route', c => c.hget(keys.routes, key))
+          // an unreadable value counts as absent: the next write replaces it
+          const current = raw === null ? null : asRouteState(parseJson(raw), key)
+          const update = updater(current)
+          if (update === undefined) return raw === null ? null : asRouteState(parseJson(raw), key)
+          const next = structuredClone(update.next)
+          const audit = update.audit === undefined ? undefined : structuredClone(update.audit)
+          const change: BackendChange = { type: 'route', state: next }
+          const done = await commit(CAS_FIELD, keys.routes, key, raw, JSON.stringify(next), audit, change)
+          if (done === null) {
+            await contention(attempt, `update of ${key}`)
+            continue
+          }
+          remember(change, done.seq)
+          emitter.emit({ type: 'route', state: structuredClone(next) })
+          if (done.audited && audit !== undefined) emitter.emit({ type: 'audit', entry: structuredClone(audit) })
+          return structuredClone(next)
+        }
+      })
+    },
+
+    registerRoutes (states) {
+      return serial(async () => {
+        if (states.length === 0) return []
+        const args: string[] = [channel, instance]
+        for (const state of states) args.push(state.key, JSON.stringify(state), JSON.stringify({ type: 'route', state }))
+        const reply = await write('register routes', c => run(c, REGISTER_ROUTES, [keys.routes, keys.seq], args)) as Array<string | number>
+        const seq = Number(reply[0])
+        const added = new Set(reply.slice(1).map(String))
+        const result: string[] = []
+        for (const state of states) {
+          if (!added.has(state.key) || result.includes(state.key)) continue
+          result.push(state.key)
+          const change: BackendChange = { type: 'route', state: structuredClone(state) }
+          remember(change, seq)
+          emitter.emit(change)
+        }
+        return result
+      })
+    },
+
+    deleteRoute (key) {
+      return serial(async () => {
+        const change: BackendChange = { type: 'route_deleted', key }
+        const seq = Number(await write('delete a route', c => run(c, DELETE_ROUTE, [keys.routes, keys.seq], [key, channel, instance, JSON.stringify(change)])))
+        if (seq === 0) return false
+        remember(change, seq)
+        emitter.emit(change)
+        return true
+      })
+    },
+
+    updateGlobal (updater: Updater<GlobalMaintenance, GlobalMaintenance>) {
+      return serial(async () => {
+        for (let attempt = 1; ; attempt++) {
+          const raw = await call('read global maintenance', c => c.get(keys.global))
+          const current = readGlobal(raw) ?? defaultGlobalMaintenance()
+          const update = updater(current)
+          if (update === undefined) return readGlobal(raw) ?? defaultGlobalMaintenance()
+          const next = structuredClone(update.next)
+          const audit = update.audit === undefined ? undefined : structuredClone(update.audit)
+          const change: BackendChange = { type: 'global', global: next }
+          const done = await commit(CAS_KEY, keys.global, '', raw, JSON.stringify(next), audit, change)
+          if (done === null) {
+            await contention(attempt, 'update of global maintenance')
+            continue
+          }
+          remember(change, done.seq)
+          emitter.emit({ type: 'global', global: structuredClone(next) })
+          if (done.audited && audit !== undefined) emitter.emit({ type: 'audit', entry: structuredClone(audit) })
+          return structuredClone(next)
+        }
+      })
+    },
+
+    appendAudit (entry) {
+      return serial(async () => {
+        const copy = structuredClone(entry)
+        const change: BackendChange = { type: 'audit', entry: copy }
+        const seq = Number(await write('append to the audit log', c => run(c, APPEND_AUDIT, [keys.audit, keys.auditIds, keys.seq],
+          [copy.id, JSON.stringify(copy), maxAudit, channel, instance, JSON.stringify(change)])))
+        if (seq === 0) return false
+        emitter.emit({ type: 'audit', entry: structuredClone(copy) })
+        return true
+      })
+    },
+
+    async listAudit (query?: AuditQuery) {
+      return filterAudit(await readAudit(), query)
+    },
+
+    async putRecord (namespace, id, value, putOptions) {
+      checkRecordKey(namespace, 'namespace')
+      checkRecordKey(id, 'id')
+      const json = recordJson(value)
+      const expiresAt = recordExpiry(putOptions)
+      return serial(async () => {
+        const at = now()
+        const live = isLive({ expiresAt }, at)
+        const stored: BackendChange = { type: 'record', namespace, id, record: { id, value: JSON.parse(json), expiresAt } }
+        const removed: BackendChange = { type: 'record', namespace, id, record: null }
+        const seq = Number(await write('store a record', c => run(c, PUT_RECORD, [...recordKeys(namespace), keys.seq], [
+          id,
+          storedRecord(json, expiresAt),
+          expiresAt === null ? '' : String(expiresAt),
+          String(at),
+          live ? '1' : '0',
+          channel,
+          instance,
+          JSON.stringify(stored),
+          JSON.stringify(removed)
+        ])))
+        if (seq === 0) return
+        const change: BackendChange = live ? { type: 'record', namespace, id, record: { id, value: JSON.parse(json), expiresAt } } : removed
+        remember(change, seq)
+        emitter.emit(change)
+      })
+    },
+
+    async getRecord (namespace, id) {
+      checkRecordKey(namespace, 'namespace')
+      checkRecordKey(id, 'id')
+      const text = await call('read a record', c => c.hget(recordKeys(namespace)[0], id))
+      if (text === null) return null
+      const record = recordFrom(id, text)
+      return record === null || !isLive(record, now()) ? null : record
+    },
+
+    async listRecords (namespace) {
+      checkRecordKey(namespace, 'namespace')
+      const all = await call('read records', c => c.hgetall(recordKeys(namespace)[0]))
+      const at = now()
+      const records: BackendRecord[] = []
+      for (const [id, text] of Object.entries(all)) {
+        const record = recordFrom(id, text)
+        if (record !== null && isLive(record, at)) records.push(record)
+      }
+      return records.sort(compareIds)
+    },
+
+    async deleteRecord (namespace, id) {
+      checkRecordKey(namespace, 'namespace')
+      checkRecordKey(id, 'id')
+      return serial(async () => {
+        const change: BackendChange = { type: 'record', namespace, id, record: null }
+        const seq = Number(await write('delete a record', c => run(c, DELETE_RECORD, [...recordKeys(namespace), keys.seq],
+          [id, String(now()), channel, instance, JSON.stringify(change)])))
+        if (seq === 0) return false
+        remember(change, seq)
+        emitter.emit(change)
+        return true
+      })
+    },
+
+    subscribe (listener) {
+      return emitter.subscribe(listener)
+    },
+
+    async health (): Promise<BackendHealth> {
+      if (closed) return { ok: false, detail: 'the redis backend is closed' }
+      try {
+        await call('ping', c => c.ping())
+      } catch (err) {
+        return { ok: false, detail: errorMessage(err) }
+      }
+      if (!subscribed) return { ok: false, detail: `connected to ${target}, but not following the changes of other instances (subscription down)` }
+      return { ok: true }
+    },
+
+    async close () {
+      if (closed) return
+      // writes already queued finish first, so close() means every accepted write is settled
+      await tail
+      closed = true
+      if (followRetry !== null) clearTimeout(followRetry)
+      client.off('ready', onClientReady)
+      client.off('close', onClientClose)
+      client.off('error', onClientError)
+      const sub = subscriber
+      subscriber = null
+      subscribed = false
+      if (sub !== null) {
+        sub.removeAllListeners('message')
+        // keep an error listener: a late socket error must not become an unhandled 'error' event
+        sub.on('error', () => {})
+        sub.disconnect()
+      }
+      if (owned) {
+        client.on('error', () => {})
+        if (client.status === 'ready') await withTimeout(client.quit(), 'quit').catch(() => {})
+        client.disconnect()
+      }
+      emitter.clear()
+    }
+  }
+}

@@ -1,0 +1,377 @@
+import { WG_ERR_OPTIONS_INVALID } from './errors.js'
+import { createThrottledWarn, type WaygateLogger } from './logger.js'
+import type { AuditEntry, GlobalMaintenance, RouteState } from './models.js'
+import { WEBHOOK_EVENTS, webhookEventOf, type WebhookEvent, type WebhookEventName } from './webhook-events.js'
+import { defaultWebhookFormatter, type WebhookFormatter } from './webhook-formatters.js'
+import { signWebhookBody, WEBHOOK_SIGNATURE_HEADER } from './webhook-signature.js'
+
+/** Options of one webhook (`engine.addWebhook(url, options)`). */
+export interface WebhookOptions {
+  /** Builds the JSON body. Default {@link defaultWebhookFormatter}; `slackWebhookFormatter` for Slack. */
+  formatter?: WebhookFormatter
+  /** The events to send. Default: all of them. */
+  events?: readonly WebhookEventName[]
+  /** Signs each delivery with `X-Waygate-Signature` (HMAC-SHA256 of `<t>.<body>`). Default: unsigned. */
+  secret?: string
+  /** Extra request headers (an `Authorization` for the receiver, say). */
+  headers?: Record<string, string>
+  /** How long one attempt may take before it is aborted. Default 5000 ms. */
+  timeoutMs?: number
+  /** Attempts after the first one, on a network error, a timeout, a 5xx, 408 or 429. Default 3. */
+  retries?: number
+  /** Pause before the first retry; it doubles with each retry (with jitter, at most 30 s). Default 1000 ms. */
+  retryDelayMs?: number
+  /** Deliveries that may wait for this webhook; beyond, the oldest is dropped (and logged). Default 1000. */
+  maxQueueSize?: number
+}
+
+/** A webhook given as configuration: its URL and its options. */
+export interface WebhookConfig extends WebhookOptions {
+  url: string
+}
+
+/** Sends the changes an engine makes to webhooks, off the path of the change itself. */
+export interface WebhookDispatcher {
+  /** Adds a webhook; returns the function that removes it (its queued deliveries are dropped). */
+  add (url: string, options?: WebhookOptions): () => void
+  /**
+   * Queues the deliveries of the change an audit entry records, with the state after it. Never
+   * throws and never waits: delivery happens in the background.
+   */
+  notify (entry: AuditEntry, state: RouteState | GlobalMaintenance | null): void
+  /** How many webhooks are registered. */
+  readonly size: number
+  /**
+   * Stops taking changes, gives queued deliveries up to `timeoutMs` to go out (one attempt each,
+   * no more retries), then aborts what is left and logs how many were dropped.
+   */
+  close (timeoutMs?: number): Promise<void>
+}
+
+const DEFAULT_TIMEOUT_MS = 5000
+const DEFAULT_RETRIES = 3
+const DEFAULT_RETRY_DELAY_MS = 1000
+const DEFAULT_MAX_QUEUE = 1000
+const MAX_RETRY_DELAY_MS = 30_000
+const DEFAULT_CLOSE_TIMEOUT_MS = 5000
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/
+const RESERVED_HEADERS = new Set(['content-length', 'host', 'transfer-encoding', 'connection', WEBHOOK_SIGNATURE_HEADER])
+const USER_AGENT = 'waygate-webhooks/0.1'
+
+interface Delivery {
+  event: WebhookEvent
+  body: string
+}
+
+interface Endpoint {
+  url: string
+  /** The URL as logs show it: a webhook URL often is a secret (Slack's are). */
+  shown: string
+  formatter: WebhookFormatter
+  events: ReadonlySet<WebhookEventName> | null
+  secret: string | null
+  headers: Record<string, string>
+  timeoutMs: number
+  retries: number
+  retryDelayMs: number
+  maxQueue: number
+  queue: Delivery[]
+  running: boolean
+  removed: boolean
+}
+
+function integerOption (value: unknown, name: string, fallback: number, min: number, max: number, problems: string[]): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    problems.push(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`)
+    return fallback
+  }
+  return value
+}
+
+/** Origin and a hint of the path: enough to tell webhooks apart, not enough to call them. */
+function showUrl (url: URL): string {
+  const path = url.pathname.length > 1 ? '/…' : ''
+  return `${url.origin}${path}`
+}
+
+function describe (err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  const cause = (err as { cause?: unknown }).cause
+  return cause instanceof Error ? `${err.message}: ${cause.message}` : err.message
+}
+
+/** Builds an endpoint from a URL and options; throws WG_ERR_OPTIONS_INVALID listing every problem. */
+function endpointOf (url: unknown, options: WebhookOptions | undefined): Endpoint {
+  const problems: string[] = []
+  let parsed: URL | null = null
+  if (typeof url !== 'string') problems.push('url must be a string')
+  else {
+    try {
+      parsed = new URL(url)
+      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+        problems.push(`url must be http:// or https://, got ${parsed.protocol}`)
+        parsed = null
+      }
+    } catch {
+      problems.push(`url must be an absolute http(s) URL, got ${JSON.stringify(url.slice(0, 200))}`)
+    }
+  }
+  const o = options ?? {}
+  if (typeof o !== 'object' || o === null) throw new WG_ERR_OPTIONS_INVALID('webhook options must be an object')
+  const formatter = o.formatter ?? defaultWebhookFormatter
+  if (typeof formatter !== 'function') problems.push('formatter must be a function')
+  let events: Set<WebhookEventName> | null = null
+  if (o.events !== undefined) {
+    if (!Array.isArray(o.events) || o.events.length === 0) problems.push('events must be a non-empty array of event names')
+    else {
+      for (const name of o.events) {
+        if (!WEBHOOK_EVENTS.includes(name)) problems.push(`unknown event ${JSON.stringify(name)} (known: ${WEBHOOK_EVENTS.join(', ')})`)
+      }
+      events = new Set(o.events)
+    }
+  }
+  if (o.secret !== undefined && (typeof o.secret !== 'string' || o.secret.length < 16)) {
+    problems.push('secret must be a string of at least 16 characters')
+  }
+  const headers: Record<string, string> = {}
+  if (o.headers !== undefined) {
+    if (typeof o.headers !== 'object' || o.headers === null) problems.push('headers must be an object of strings')
+    else {
+      for (const [name, value] of Object.entries(o.headers)) {
+        if (!HEADER_NAME.test(name) || RESERVED_HEADERS.has(name.toLowerCase())) problems.push(`header ${JSON.stringify(name)} cannot be set`)
+        else if (typeof value !== 'string' || /[\r\n\0]/.test(value)) problems.push(`header ${name} must be a string without line breaks`)
+        else headers[name.toLowerCase()] = value
+      }
+    }
+  }
+  const timeoutMs = integerOption(o.timeoutMs, 'timeoutMs', DEFAULT_TIMEOUT_MS, 1, 120_000, problems)
+  const retries = integerOption(o.retries, 'retries', DEFAULT_RETRIES, 0, 10, problems)
+  const retryDelayMs = integerOption(o.retryDelayMs, 'retryDelayMs', DEFAULT_RETRY_DELAY_MS, 1, MAX_RETRY_DELAY_MS, problems)
+  const maxQueue = integerOption(o.maxQueueSize, 'maxQueueSize', DEFAULT_MAX_QUEUE, 1, 100_000, problems)
+  if (problems.length > 0 || parsed === null) {
+    throw new WG_ERR_OPTIONS_INVALID(`webhook${parsed === null ? '' : ` ${showUrl(parsed)}`}: ${problems.join('; ')}`)
+  }
+  return {
+    url: parsed.href,
+    shown: showUrl(parsed),
+    formatter,
+    events,
+    secret: o.secret ?? null,
+    headers,
+    timeoutMs,
+    retries,
+    retryDelayMs,
+    maxQueue,
+    queue: [],
+    running: false,
+    removed: false
+  }
+}
+
+type Outcome = { ok: true } | { ok: false, retry: boolean, detail: string, status?: number }
+
+/**
+ * Creates the webhook dispatcher an engine uses. Deliveries go out from an in-process queue per
+ * webhook, in order, through the global `fetch`: a slow or dead receiver delays only its own
+ * queue, never a change or another webhook.
+ */
+export function createWebhookDispatcher (options: { logger: WaygateLogger, now?: () => number }): WebhookDispatcher {
+  const logger = options.logger
+  const warnOnce = createThrottledWarn(logger, options.now ?? Date.now)
+  const endpoints = new Set<Endpoint>()
+  const inFlight = new Set<AbortController>()
+  const sleepers = new Set<() => void>()
+  const idleWaiters = new Set<() => void>()
+  let closing = false
+  /** Set when close() gives up on what is left: those deliveries are counted once, not logged one by one. */
+  let abandoned = false
+
+  function isIdle (): boolean {
+    for (const endpoint of endpoints) if (endpoint.running || endpoint.queue.length > 0) return false
+    return true
+  }
+
+  function settle (): void {
+    if (!isIdle()) return
+    for (const resolve of idleWaiters) resolve()
+    idleWaiters.clear()
+  }
+
+  /** Waits `ms`, or less when the dispatcher starts closing (no retry waits then). */
+  function pause (ms: number): Promise<void> {
+    return new Promise(resolve => {
+      const done = (): void => {
+        clearTimeout(timer)
+        sleepers.delete(done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      timer.unref()
+      sleepers.add(done)
+    })
+  }
+
+  async function attempt (endpoint: Endpoint, delivery: Delivery): Promise<Outcome> {
+    const controller = new AbortController()
+    const timer = setTimeout(() => controller.abort(new Error(`no answer within ${endpoint.timeoutMs} ms`)), endpoint.timeoutMs)
+    timer.unref()
+    inFlight.add(controller)
+    try {
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        'user-agent': USER_AGENT,
+        'x-waygate-event': delivery.event.event,
+        'x-waygate-delivery': delivery.event.id,
+        ...endpoint.headers
+      }
+      if (endpoint.secret !== null) headers[WEBHOOK_SIGNATURE_HEADER] = signWebhookBody(delivery.body, endpoint.secret)
+      const response = await fetch(endpoint.url, {
+        method: 'POST',
+        headers,
+        body: delivery.body,
+        signal: controller.signal,
+        // a receiver that redirects is misconfigured; following could post the change elsewhere
+        redirect: 'manual'
+      })
+      await response.body?.cancel().catch(() => {})
+      const status = response.status
+      if (status >= 200 && status < 300) return { ok: true }
+      return { ok: false, retry: status >= 500 || status === 408 || status === 429, detail: `answered ${status}`, status }
+    } catch (err) {
+      const reason = controller.signal.aborted ? controller.signal.reason : err
+      return { ok: false, retry: true, detail: describe(reason) }
+    } finally {
+      clearTimeout(timer)
+      inFlight.delete(controller)
+    }
+  }
+
+  async function deliver (endpoint: Endpoint, delivery: Delivery): Promise<void> {
+    let outcome: Outcome = { ok: false, retry: false, detail: 'not sent' }
+    let attempts = 0
+    for (;;) {
+      attempts++
+      outcome = await attempt(endpoint, delivery)
+      if (outcome.ok || !outcome.retry || attempts > endpoint.retries || closing || endpoint.removed) break
+      const base = endpoint.retryDelayMs * 2 ** (attempts - 1)
+      await pause(Math.min(MAX_RETRY_DELAY_MS, base * (0.75 + Math.random() / 2)))
+      if (closing || endpoint.removed) break
+    }
+    if (outcome.ok || abandoned) return
+    logger.error({
+      webhook: endpoint.shown,
+      event: delivery.event.event,
+      key: delivery.event.key,
+      delivery: delivery.event.id,
+      attempts,
+      status: outcome.status,
+      detail: outcome.detail
+    }, 'waygate: webhook delivery failed')
+  }
+
+  async function drain (endpoint: Endpoint): Promise<void> {
+    for (let next = endpoint.queue.shift(); next !== undefined; next = endpoint.queue.shift()) {
+      try {
+        await deliver(endpoint, next)
+      } catch (err) {
+        logger.error({ err, webhook: endpoint.shown }, 'waygate: webhook delivery failed')
+      }
+    }
+  }
+
+  function pump (endpoint: Endpoint): void {
+    if (endpoint.running) return
+    endpoint.running = true
+    // on a later turn of the event loop: not even the first fetch's setup runs before the change resolves
+    setImmediate(() => {
+      drain(endpoint).finally(() => {
+        endpoint.running = false
+        settle()
+      })
+    })
+  }
+
+  return {
+    add (url, webhookOptions) {
+      if (closing) throw new WG_ERR_OPTIONS_INVALID('cannot add a webhook to a closed engine')
+      const endpoint = endpointOf(url, webhookOptions)
+      endpoints.add(endpoint)
+      return () => {
+        endpoint.removed = true
+        endpoint.queue.length = 0
+        endpoints.delete(endpoint)
+        settle()
+      }
+    },
+
+    notify (entry, state) {
+      if (closing || endpoints.size === 0) return
+      const name = webhookEventOf(entry)
+      if (name === null) return
+      const event: WebhookEvent = {
+        id: entry.id,
+        event: name,
+        key: entry.key,
+        reason: entry.reason,
+        timestamp: entry.timestamp,
+        actor: entry.actor,
+        platform: entry.platform,
+        previousStatus: entry.previousStatus,
+        newStatus: entry.newStatus,
+        state
+      }
+      for (const endpoint of endpoints) {
+        if (endpoint.events !== null && !endpoint.events.has(name)) continue
+        let body: string | undefined
+        try {
+          // each formatter gets its own copy: one that mutates the event cannot change another's body
+          const payload = endpoint.formatter(structuredClone(event))
+          if (payload === undefined) continue
+          body = JSON.stringify(payload)
+        } catch (err) {
+          logger.error({ err, webhook: endpoint.shown, event: name }, 'waygate: webhook formatter threw; nothing sent')
+          continue
+        }
+        if (body === undefined) continue
+        if (endpoint.queue.length >= endpoint.maxQueue) {
+          endpoint.queue.shift()
+          warnOnce(`webhook-queue:${endpoint.url}`, { webhook: endpoint.shown, maxQueueSize: endpoint.maxQueue },
+            'waygate: webhook queue full (the receiver is slow or down); dropping the oldest deliveries')
+        }
+        endpoint.queue.push({ event, body })
+        pump(endpoint)
+      }
+    },
+
+    get size () {
+      return endpoints.size
+    },
+
+    async close (timeoutMs = DEFAULT_CLOSE_TIMEOUT_MS) {
+      if (closing) return
+      closing = true
+      for (const wake of [...sleepers]) wake()
+      if (!isIdle()) {
+        let timer: NodeJS.Timeout | undefined
+        const drained = await Promise.race([
+          new Promise<boolean>(resolve => idleWaiters.add(() => resolve(true))),
+          new Promise<boolean>(resolve => { timer = setTimeout(() => resolve(false), timeoutMs) })
+        ])
+        clearTimeout(timer)
+        if (!drained) {
+          let dropped = 0
+          for (const endpoint of endpoints) {
+            dropped += endpoint.queue.length
+            endpoint.queue.length = 0
+          }
+          dropped += inFlight.size
+          abandoned = true
+          for (const controller of inFlight) controller.abort(new Error('the engine is closing'))
+          logger.warn({ dropped }, 'waygate: webhook deliveries dropped at close (receivers too slow)')
+        }
+      }
+      endpoints.clear()
+    }
+  }
+}
