@@ -11,6 +11,7 @@ import { createDashboardSession, type DashboardSession } from './dashboard/sessi
 import { WG_ERR_ADMIN_OPTIONS_INVALID, WG_ERR_AUTH_INVALID, WG_ERR_AUTH_REQUIRED, WG_ERR_AUTH_THROTTLED, WG_ERR_NOT_FOUND } from './errors.js'
 import { registerApiRoutes } from './routes/api.js'
 import { registerAuthRoutes } from './routes/auth.js'
+import { registerRateLimitRoutes } from './routes/rate-limits.js'
 import { ErrorBody } from './schemas.js'
 import { createAdminValidatorCompiler } from './validation.js'
 
@@ -202,6 +203,8 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
   const api = fastify.withTypeProvider<TypeBoxTypeProvider>()
   registerAuthRoutes(api, ctx)
   registerApiRoutes(api, ctx)
+  // rate limiting lives in the waygate plugin; its endpoints exist when the plugin is registered
+  if (fastify.hasDecorator('waygateRateLimits')) registerRateLimitRoutes(api, ctx, fastify.waygateRateLimits)
   if (dashboard) await fastify.register(registerDashboard, { ctx })
 
   // Everything under the prefix is the admin's, so global maintenance never answers for it.

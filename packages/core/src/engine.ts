@@ -167,6 +167,11 @@ export interface WaygateEngine {
   /** Follows every change. Returns the unsubscribe function. */
   subscribe(listener: (event: EngineEvent) => void): () => void
   /**
+   * Writes an audit entry for a change made outside route state (a rate limit policy, say) and
+   * sends it to this engine's webhooks, once: nothing is sent when an entry with its id exists.
+   */
+  recordChange(entry: AuditEntry): Promise<boolean>
+  /**
    * Posts the changes this engine makes to `url`, in the background: a delivery never delays or
    * fails a change. Changes other instances make reach their own webhooks, not this one's, so with
    * a shared backend each change is delivered once. Returns the function that removes the webhook.
@@ -409,10 +414,14 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
   async function doStart (): Promise<void> {
     try {
       await backend.init?.()
-      unsubscribe = backend.subscribe(applyChange)
-      await resync()
     } catch (err) {
       markFailure(err, 'start')
+    }
+    // follow changes even when the first connection failed: the retries below only reload
+    unsubscribe = backend.subscribe(applyChange)
+    try {
+      await resync()
+    } catch {
       scheduleRetry()
     }
     if (resyncIntervalMs > 0) {
@@ -926,6 +935,12 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     runDueTransitions,
 
     resync,
+
+    async recordChange (entry) {
+      const written = await write('audit', () => backend.appendAudit(entry))
+      if (written) webhooks.notify(entry, null)
+      return written
+    },
 
     subscribe (listener) {
       listeners.add(listener)

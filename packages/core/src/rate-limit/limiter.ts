@@ -151,7 +151,7 @@ export function createRateLimiter (engine: WaygateEngine, options: RateLimiterOp
   }
 
   async function audit (key: string, action: AuditAction, reason: string, who: PolicyChangeOptions | undefined): Promise<void> {
-    await backend.appendAudit({
+    await engine.recordChange({
       id: randomUUID(),
       timestamp: new Date(engine.now()).toISOString(),
       key,
