@@ -14,6 +14,8 @@
  *   GET /v1/users      200 + Deprecation/Sunset/Link      deprecated, successor /v2/users
  *   GET /v2/users      200                                no declaration: active
  *
+ *   /docs              Swagger UI of the live OpenAPI document: a disabled route is gone from it, a
+ *                      deprecated one is marked, maintenance shows as a banner and badges
  *   /waygate/          the admin dashboard (sign in as admin / secret) and, under /waygate/api,
  *                      the REST API the waygate CLI uses. Set WAYGATE_SECRET_KEY (16+ characters)
  *                      to keep sessions and tokens valid across restarts.
@@ -25,6 +27,9 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { createEngineFromEnv, type WaygateBackend } from '@waygate/core'
 import { waygate } from '@waygate/fastify'
 import { waygateAdmin } from '@waygate/admin'
+import { waygateOpenApi } from '@waygate/openapi'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
 import { formatRouteTable } from './lib/route-table.js'
 import { exampleLogger, isEntryPoint, serve } from './lib/serve.js'
 
@@ -51,8 +56,17 @@ export async function build (options: BasicExampleOptions = {}): Promise<Fastify
     // without a logger the engine is silent; this way backend trouble shows in the app's log
     logger: app.log.child({ name: 'waygate' })
   })
-  // register waygate before the routes: it manages the routes added after it
-  await app.register(waygate, { engine, closeEngine: true })
+  // register waygate before the routes: it manages the routes added after it. /docs stays
+  // unmanaged, so the documentation (with its maintenance banner) is up during global maintenance
+  await app.register(waygate, { engine, closeEngine: true, ignorePrefixes: ['/docs'] })
+
+  // OpenAPI that follows runtime state, with Swagger UI at /docs; registered before the routes,
+  // because @fastify/swagger learns routes as they are added
+  await app.register(swagger, {
+    openapi: { info: { title: 'waygate basic example', version: '1.0.0', description: 'One route in each lifecycle state' } }
+  })
+  await app.register(waygateOpenApi, { routePrefix: '/docs' })
+  await app.register(swaggerUi, { staticCSP: true, ...app.waygateOpenApi.swaggerUiOptions() })
 
   app.get('/health', { config: { waygate: { forceActive: true } } },
     async () => ({ status: 'ok', env: app.waygate.env }))
@@ -97,6 +111,7 @@ Try:
   curl -i ${url}/v1/users
   curl -i ${url}/v2/users
 
+API docs:  ${url}/docs       (follows runtime state)
 Dashboard: ${url}/waygate/  (admin / secret)
 CLI:       waygate config set-url ${url}/waygate && waygate login admin
 

@@ -38,6 +38,21 @@ function withVariables (t: Teardown, values: Record<string, string | undefined>)
 }
 
 t.test('basic', async t => {
+  t.test('serves live API docs at /docs that follow runtime state', async t => {
+    const app = await ready(t, buildBasic({ env: 'dev', backend: createMemoryBackend() }))
+    const paths = async () => Object.keys((await app.inject('/docs/json')).json().paths).sort()
+    t.same(await paths(), ['/debug', '/health', '/payments', '/v1/users', '/v2/users'], 'the disabled /old-endpoint is not documented')
+    const doc = (await app.inject('/docs/json')).json()
+    t.equal(doc.paths['/payments'].get['x-waygate-status'], 'maintenance')
+    t.equal(doc.paths['/v1/users'].get.deprecated, true)
+    t.notOk(Object.keys(doc.paths).some((p: string) => p.startsWith('/waygate')), 'the admin API is not in the app\'s docs')
+    await app.waygate.disable('GET:/v2/users', { reason: 'gone' })
+    t.notOk((await paths()).includes('/v2/users'), 'a route disabled at runtime leaves the docs')
+    await app.waygate.enableGlobalMaintenance({ reason: 'deploy' })
+    t.equal((await app.inject('/docs/json')).statusCode, 200, 'the docs stay up under global maintenance')
+    t.equal((await app.inject('/docs/')).statusCode, 200)
+  })
+
   t.test('answers each route as the example documents, in dev', async t => {
     const app = await ready(t, buildBasic({ env: 'dev', backend: createMemoryBackend() }))
 

@@ -187,3 +187,28 @@ t.test('credentials and tokens never reach the log', async t => {
   t.notOk(all.includes('wrong-password-123'), 'no wrong password either')
   t.ok(all.includes('failed login'), 'but the failure is logged')
 })
+
+t.test('a query string cannot switch authentication off', async t => {
+  const { app, engine } = await buildAdminApp(t)
+  for (const url of ['/waygate/api/global?x=/api/auth/', '/waygate/api/status?next=/api/auth/login', `/waygate/api/routes/${enc('GET:/payments')}?a=/api/auth/`, '/waygate/api/events?x=/api/auth/']) {
+    const res = await app.inject(url)
+    t.equal(res.statusCode, 401, `GET ${url}`)
+  }
+  for (const url of ['/waygate/api/global/enable?x=/api/auth/', `/waygate/api/routes/${enc('GET:/users/:id')}/disable?x=/api/auth/login`]) {
+    const res = await app.inject({ method: 'POST', url, payload: {} })
+    t.equal(res.statusCode, 401, `POST ${url}`)
+  }
+  t.equal(engine.getGlobal().enabled, false, 'nothing changed')
+  t.equal(engine.getState('GET:/users/:id')?.status, 'active')
+})
+
+t.test('the audit cursor is only given when another page exists', async t => {
+  const { app, login, engine } = await buildAdminApp(t)
+  const headers = { 'x-waygate-token': await login() }
+  for (let i = 0; i < 4; i++) await engine.disable('GET:/users/:id', { reason: `r${i}` })
+  const full = await app.inject({ url: `/waygate/api/audit?key=${enc('GET:/users/:id')}&limit=4`, headers })
+  t.equal(full.json().length, 4)
+  t.notOk(full.headers['x-next-cursor'], 'an exactly full last page has no cursor')
+  const partial = await app.inject({ url: `/waygate/api/audit?key=${enc('GET:/users/:id')}&limit=3`, headers })
+  t.ok(partial.headers['x-next-cursor'])
+})

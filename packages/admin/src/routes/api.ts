@@ -3,8 +3,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { GLOBAL_KEY, parseRouteKey, ROUTE_STATUSES, type AuditEntry, type MutationOptions, type RouteState } from '@waygate/core'
 import { WG_ERR_REQUEST_INVALID } from '../errors.js'
-import type { AdminContext, AdminPrincipal } from '../plugin.js'
+import type { AdminContext } from '../plugin.js'
 import { decodeKeyParam, resolveWhen } from '../params.js'
+import { principalOf } from '../principal.js'
 import {
   AllBody,
   AuditQuery,
@@ -40,9 +41,13 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
   const { engine } = ctx
 
   // every route here needs a caller; the principal is resolved once, before validation
+  // Every API route needs a caller but login. Decided on the route's pattern, never on the URL
+  // (a query string could say anything); the principal is resolved once, before validation.
   api.addHook('onRequest', async (request: FastifyRequest) => {
-    const url = request.url
-    if (!url.includes('/api/') || url.includes('/api/auth/')) return
+    const route = request.routeOptions.url
+    if (route === undefined) return
+    const at = route.indexOf('/api/')
+    if (at === -1 || route.slice(at) === '/api/auth/login') return
     request.waygatePrincipal = await ctx.authenticate(request)
   })
 
@@ -52,7 +57,7 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
   })
 
   function who (request: FastifyRequest, all?: boolean): MutationOptions {
-    const principal = request.waygatePrincipal as AdminPrincipal
+    const principal = principalOf(request)
     return { actor: principal.user, platform: principal.platform, all: all === true }
   }
 
@@ -224,9 +229,13 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
       since: query.since === undefined ? undefined : new Date(query.since).toISOString(),
       until: query.until === undefined ? undefined : new Date(query.until).toISOString(),
       before: query.before,
-      limit
+      // one more than asked tells whether another page exists
+      limit: limit + 1
     })
-    if (entries.length === limit) reply.header('x-next-cursor', entries[entries.length - 1]!.id)
+    if (entries.length > limit) {
+      entries.length = limit
+      reply.header('x-next-cursor', entries[limit - 1]!.id)
+    }
     return entries.map(auditView)
   })
 

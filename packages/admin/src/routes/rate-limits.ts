@@ -4,7 +4,8 @@ import { Type } from '@sinclair/typebox'
 import { RateLimitPolicy, type RateLimiter } from '@waygate/core'
 import { WG_ERR_NOT_FOUND, WG_ERR_REQUEST_INVALID } from '../errors.js'
 import { decodeKeyParam } from '../params.js'
-import type { AdminContext, AdminPrincipal } from '../plugin.js'
+import type { AdminContext } from '../plugin.js'
+import { principalOf } from '../principal.js'
 import { ErrorBody, KeyParams } from '../schemas.js'
 
 type Api = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>
@@ -48,7 +49,7 @@ const BlockedReply = Type.Array(Type.Object({
 export function registerRateLimitRoutes (api: Api, ctx: AdminContext, limiter: RateLimiter): void {
   const base = { config: { waygate: false as const }, bodyLimit: ctx.bodyLimit }
   const who = (request: FastifyRequest) => {
-    const principal = request.waygatePrincipal as AdminPrincipal
+    const principal = principalOf(request)
     return { actor: principal.user, platform: principal.platform }
   }
   const tags = ['waygate-rate-limits']

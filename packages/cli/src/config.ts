@@ -1,0 +1,210 @@
+import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { dirname, join, parse as parsePath } from 'node:path'
+import { CliError, UsageError } from './errors.js'
+
+/** Where the admin API is when nothing else says. */
+export const DEFAULT_SERVER_URL = 'http://localhost:8000/waygate'
+
+/** A token obtained by `waygate login`, kept per server URL so it is never sent to another server. */
+export interface Session {
+  token: string
+  user: string
+  expiresAt: string
+}
+
+/** The config file: `{ serverUrl, sessions: { [serverUrl]: Session } }`. */
+export interface ConfigFile {
+  serverUrl?: string
+  sessions?: Record<string, Session>
+}
+
+type Env = Record<string, string | undefined>
+
+/**
+ * The config directory: `WAYGATE_CONFIG_DIR`, else `$XDG_CONFIG_HOME/waygate`, else `~/.waygate`.
+ */
+export function configDir (env: Env): string {
+  if (nonEmpty(env.WAYGATE_CONFIG_DIR)) return env.WAYGATE_CONFIG_DIR!
+  if (nonEmpty(env.XDG_CONFIG_HOME)) return join(env.XDG_CONFIG_HOME!, 'waygate')
+  const home = nonEmpty(env.HOME) ? env.HOME! : homedir()
+  return join(home, '.waygate')
+}
+
+/** The config file's path. */
+export function configPath (env: Env): string {
+  return join(configDir(env), 'config.json')
+}
+
+function nonEmpty (value: string | undefined): boolean {
+  return value !== undefined && value.trim() !== ''
+}
+
+/** Reads the config file; a missing file is an empty config. */
+export async function readConfig (path: string): Promise<ConfigFile> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {}
+    throw new CliError('WG_ERR_CLI_CONFIG', `cannot read ${path}: ${(err as Error).message}`, { cause: err })
+  }
+  try {
+    const value = JSON.parse(text) as unknown
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('not an object')
+    return value as ConfigFile
+  } catch (err) {
+    throw new CliError('WG_ERR_CLI_CONFIG', `${path} is not a valid waygate config file`, {
+      hint: 'fix it, or delete it and run: waygate login',
+      cause: err
+    })
+  }
+}
+
+/**
+ * Writes the config file readable by its owner only (0600, in a 0700 directory), through a
+ * temporary file so a crash never leaves half a file.
+ */
+export async function writeConfig (path: string, config: ConfigFile): Promise<void> {
+  const dir = dirname(path)
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  await chmod(dir, 0o700)
+  const temp = `${path}.${process.pid}.tmp`
+  await writeFile(temp, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 })
+  await chmod(temp, 0o600)
+  await rename(temp, path)
+}
+
+/** Normalises a server URL (no trailing slash), or says why it is not one. */
+export function checkServerUrl (value: string): string | Error {
+  let url: URL
+  try {
+    url = new URL(value.trim())
+  } catch {
+    return new Error(`"${value}" is not a URL`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return new Error(`"${value}" is not an http or https URL`)
+  if (url.search !== '' || url.hash !== '') return new Error(`"${value}" must not have a query or fragment`)
+  return url.href.replace(/\/+$/, '')
+}
+
+/** Parses `KEY=value` lines: `#` comments, optional `export `, optional quotes. */
+export function parseDotfile (text: string): Record<string, string> {
+  const values: Record<string, string> = {}
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim()
+    if (line === '' || line.startsWith('#')) continue
+    const match = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line)
+    if (match === null) continue
+    let value = match[2]!
+    const quote = value[0]
+    if ((quote === '"' || quote === '\'') && value.length >= 2 && value.endsWith(quote)) {
+      value = value.slice(1, -1)
+    } else {
+      // an unquoted value may carry a trailing comment
+      value = value.replace(/\s+#.*$/, '').trim()
+    }
+    values[match[1]!] = value
+  }
+  return values
+}
+
+/** The nearest `.waygate` file from `cwd` upward (a directory of that name is skipped). */
+export async function findDotfile (cwd: string): Promise<{ path: string, values: Record<string, string> } | null> {
+  let dir = cwd
+  const root = parsePath(cwd).root
+  for (;;) {
+    const candidate = join(dir, '.waygate')
+    try {
+      if ((await stat(candidate)).isFile()) {
+        return { path: candidate, values: parseDotfile(await readFile(candidate, 'utf8')) }
+      }
+    } catch {
+      // absent or unreadable: keep looking upward
+    }
+    if (dir === root) return null
+    const parent = dirname(dir)
+    if (parent === dir) return null
+    dir = parent
+  }
+}
+
+/** Where a setting came from, for `config show` and `--debug`. */
+export type Source = 'flag' | 'env' | 'dotfile' | 'config' | 'default'
+
+/** What every command needs to reach the server. */
+export interface Settings {
+  serverUrl: string
+  serverUrlSource: Source
+  /** The `.waygate` file, when one was found. */
+  dotfile: string | null
+  service: string | null
+  serviceSource: Source | null
+  token: string | null
+  tokenSource: 'env' | 'dotfile' | 'config' | null
+  session: Session | null
+  configPath: string
+  config: ConfigFile
+}
+
+/**
+ * Resolves the server URL (flag > WAYGATE_SERVER_URL > `.waygate` > config file > default), the
+ * service (flag > WAYGATE_SERVICE > `.waygate`) and the token (WAYGATE_TOKEN > `.waygate` > the
+ * session `waygate login` saved for that URL).
+ */
+export async function resolveSettings (options: { serverUrl?: string, service?: string, env: Env, cwd: string }): Promise<Settings> {
+  const { env } = options
+  const path = configPath(env)
+  const config = await readConfig(path)
+  const dot = await findDotfile(options.cwd)
+
+  const candidates: Array<[string | undefined, Source, string]> = [
+    [options.serverUrl, 'flag', '--server-url'],
+    [env.WAYGATE_SERVER_URL, 'env', 'WAYGATE_SERVER_URL'],
+    [dot?.values.WAYGATE_SERVER_URL, 'dotfile', dot?.path ?? '.waygate'],
+    [config.serverUrl, 'config', path]
+  ]
+  let serverUrl = DEFAULT_SERVER_URL
+  let serverUrlSource: Source = 'default'
+  for (const [value, source, where] of candidates) {
+    if (value === undefined || value.trim() === '') continue
+    const checked = checkServerUrl(value)
+    if (checked instanceof Error) {
+      if (source === 'flag') throw new UsageError(`--server-url: ${checked.message}`, 'give the admin mount, e.g. http://localhost:8000/waygate')
+      throw new CliError('WG_ERR_CLI_CONFIG', `server URL from ${where}: ${checked.message}`, { hint: 'give the admin mount, e.g. http://localhost:8000/waygate' })
+    }
+    serverUrl = checked
+    serverUrlSource = source
+    break
+  }
+
+  let service: string | null = null
+  let serviceSource: Source | null = null
+  const services: Array<[string | undefined, Source]> = [
+    [options.service, 'flag'],
+    [env.WAYGATE_SERVICE, 'env'],
+    [dot?.values.WAYGATE_SERVICE, 'dotfile']
+  ]
+  for (const [value, source] of services) {
+    if (value === undefined || value.trim() === '') continue
+    service = value.trim()
+    serviceSource = source
+    break
+  }
+
+  const session = config.sessions?.[serverUrl] ?? null
+  let token: string | null = null
+  let tokenSource: Settings['tokenSource'] = null
+  if (nonEmpty(env.WAYGATE_TOKEN)) {
+    token = env.WAYGATE_TOKEN!.trim()
+    tokenSource = 'env'
+  } else if (nonEmpty(dot?.values.WAYGATE_TOKEN)) {
+    token = dot!.values.WAYGATE_TOKEN!.trim()
+    tokenSource = 'dotfile'
+  } else if (session !== null && typeof session.token === 'string') {
+    token = session.token
+    tokenSource = 'config'
+  }
+
+  return { serverUrl, serverUrlSource, dotfile: dot?.path ?? null, service, serviceSource, token, tokenSource, session, configPath: path, config }
+}

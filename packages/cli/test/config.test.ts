@@ -1,0 +1,123 @@
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { checkServerUrl, configDir, findDotfile, parseDotfile, resolveSettings, writeConfig } from '../src/config.js'
+import { json, sandbox, startServer } from './helpers/server.js'
+
+async function scratch (t: { teardown: (fn: () => unknown) => void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'waygate-config-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+t.test('the config dir: WAYGATE_CONFIG_DIR, else XDG_CONFIG_HOME/waygate, else ~/.waygate', async t => {
+  t.equal(configDir({ WAYGATE_CONFIG_DIR: '/c', XDG_CONFIG_HOME: '/x', HOME: '/h' }), '/c')
+  t.equal(configDir({ XDG_CONFIG_HOME: '/x', HOME: '/h' }), '/x/waygate')
+  t.equal(configDir({ XDG_CONFIG_HOME: '', HOME: '/h' }), '/h/.waygate')
+})
+
+t.test('the config file is written 0600 in a 0700 directory, even over a looser file', async t => {
+  const dir = await scratch(t)
+  const path = join(dir, 'nested', 'config.json')
+  await mkdir(join(dir, 'nested'), { mode: 0o755 })
+  await writeFile(path, '{}', { mode: 0o644 })
+  await writeConfig(path, { serverUrl: 'http://x/waygate' })
+  t.equal((await stat(path)).mode & 0o777, 0o600)
+  t.equal((await stat(join(dir, 'nested'))).mode & 0o777, 0o700)
+})
+
+t.test('.waygate files: KEY=value lines, found upward, a directory of that name skipped', async t => {
+  t.same(parseDotfile('# comment\nexport WAYGATE_SERVER_URL="http://a/waygate"\nWAYGATE_SERVICE = orders # inline\nnot a line\n'),
+    { WAYGATE_SERVER_URL: 'http://a/waygate', WAYGATE_SERVICE: 'orders' })
+  const root = await scratch(t)
+  await mkdir(join(root, 'project', 'src', '.waygate'), { recursive: true }) // like ~/.waygate, the config dir
+  await writeFile(join(root, 'project', '.waygate'), 'WAYGATE_SERVER_URL=http://dot/waygate\n')
+  const found = await findDotfile(join(root, 'project', 'src'))
+  t.equal(found?.path, join(root, 'project', '.waygate'))
+  t.equal(found?.values.WAYGATE_SERVER_URL, 'http://dot/waygate')
+  t.equal(await findDotfile(root), null)
+})
+
+t.test('server URL precedence: flag > WAYGATE_SERVER_URL > .waygate > config file > default', async t => {
+  const root = await scratch(t)
+  const env = { WAYGATE_CONFIG_DIR: join(root, 'config') }
+  const cwd = join(root, 'work')
+  await mkdir(cwd)
+  const url = async (extra: Record<string, string> = {}, flag?: string) => (await resolveSettings({ serverUrl: flag, env: { ...env, ...extra }, cwd })).serverUrl
+  t.equal(await url(), 'http://localhost:8000/waygate')
+  await writeConfig(join(root, 'config', 'config.json'), { serverUrl: 'http://config/waygate' })
+  t.equal(await url(), 'http://config/waygate')
+  await writeFile(join(root, '.waygate'), 'WAYGATE_SERVER_URL=http://dot/waygate/\n')
+  t.equal(await url(), 'http://dot/waygate')
+  t.equal(await url({ WAYGATE_SERVER_URL: 'http://env/waygate' }), 'http://env/waygate')
+  t.equal(await url({ WAYGATE_SERVER_URL: 'http://env/waygate' }, 'http://flag/waygate'), 'http://flag/waygate')
+  await t.rejects(url({}, 'not a url'), { code: 'WG_ERR_CLI_USAGE' })
+  await t.rejects(url({ WAYGATE_SERVER_URL: 'ftp://x' }), { code: 'WG_ERR_CLI_CONFIG', message: /WAYGATE_SERVER_URL/ })
+  t.type(checkServerUrl('http://x/?q=1'), Error)
+})
+
+t.test('token precedence: WAYGATE_TOKEN > .waygate > the session saved for the URL in use', async t => {
+  const root = await scratch(t)
+  const env = { WAYGATE_CONFIG_DIR: join(root, 'config') }
+  const session = { token: 'saved', user: 'admin', expiresAt: '2030-01-01T00:00:00Z' }
+  await writeConfig(join(root, 'config', 'config.json'), { serverUrl: 'http://a/waygate', sessions: { 'http://a/waygate': session } })
+  const token = async (extra: Record<string, string> = {}, flag?: string) => {
+    const s = await resolveSettings({ serverUrl: flag, env: { ...env, ...extra }, cwd: root })
+    return `${s.token} ${s.tokenSource}`
+  }
+  t.equal(await token(), 'saved config')
+  t.equal(await token({}, 'http://b/waygate'), 'null null', 'a token saved for one server is never sent to another')
+  await writeFile(join(root, '.waygate'), 'WAYGATE_TOKEN=from-file\n')
+  t.equal(await token(), 'from-file dotfile')
+  t.equal(await token({ WAYGATE_TOKEN: 'from-env' }), 'from-env env')
+})
+
+t.test('the binary finds .waygate upward from its working directory, and WAYGATE_TOKEN beats the saved token', async t => {
+  const server = await startServer(t)
+  const box = await sandbox(t)
+  // the saved URL is wrong; the project's .waygate is right
+  await box.run(['config', 'set-url', 'http://127.0.0.1:9/waygate'])
+  await writeFile(join(box.home, '.waygate'), `# this project's admin\nWAYGATE_SERVER_URL=${server.adminUrl}\n`)
+  const deep = join(box.home, 'project', 'src')
+  await mkdir(deep, { recursive: true })
+  const login = await box.waygate(['login', 'admin', '--password', 'secret'], { cwd: deep })
+  t.equal(login.code, 0)
+  t.match(login.stdout, `logged in to ${server.adminUrl} as admin`)
+  t.match(json(await box.run(['config', 'show', '--json'], { cwd: deep })), {
+    serverUrl: server.adminUrl, serverUrlSource: 'dotfile', dotfile: join(box.home, '.waygate'), user: 'admin', tokenSource: 'config'
+  })
+  const [stored, overridden, fromEnvOnly] = await Promise.all([
+    box.waygate(['status', '--json'], { cwd: deep }),
+    box.run(['status'], { cwd: deep, env: { WAYGATE_TOKEN: 'wg1.not.valid' } }),
+    box.run(['status', '--json', '--server-url', server.adminUrl], { env: { WAYGATE_CONFIG_DIR: join(box.home, 'empty'), WAYGATE_TOKEN: await server.token() } })
+  ])
+  t.equal(stored.code, 0, 'the saved token works')
+  t.equal(overridden.code, 1, 'WAYGATE_TOKEN is used instead of the saved token')
+  t.match(overridden.stderr, /hint: run: waygate login/)
+  t.equal(fromEnvOnly.code, 0, 'WAYGATE_TOKEN alone is enough')
+  t.equal(json(fromEnvOnly).length, 8)
+})
+
+t.test('logout revokes the token on the server and forgets it; --print-token saves nothing', async t => {
+  const server = await startServer(t)
+  const box = await sandbox(t, { WAYGATE_SERVER_URL: server.adminUrl })
+  const printed = await box.run(['login', 'admin', '--password-stdin', '--print-token'], { input: 'secret\n' })
+  t.match(printed.stdout, /^wg1\.\S+\n$/)
+  t.match(json(await box.run(['config', 'show', '--json'])), { tokenSource: null }, 'nothing saved')
+
+  await box.run(['login', 'admin', '--password-stdin'], { input: 'secret' })
+  const config = JSON.parse(await readFile(join(box.configDir, 'config.json'), 'utf8'))
+  const token = config.sessions[server.adminUrl].token as string
+  const logout = await box.waygate(['logout', '--json'])
+  t.same(json(logout), { serverUrl: server.adminUrl, revoked: true, forgotten: true })
+  const [after, revoked, again] = await Promise.all([
+    box.run(['status']),
+    box.waygate(['status'], { env: { WAYGATE_TOKEN: token } }),
+    box.run(['logout'])
+  ])
+  t.equal(after.code, 1)
+  t.equal(revoked.code, 1)
+  t.match(revoked.stderr, /revoked/, 'the old token is refused by the server')
+  t.equal(again.stdout, `not logged in to ${server.adminUrl}\n`)
+})
