@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import { WG_ERR_RATE_LIMIT_INVALID } from './errors.js'
 import { formatLimit, isUnlimited, limitStringError, MAX_LIMIT, parseLimit, type ParsedLimit } from './limit-string.js'
 
-/** How requests are counted. `src/rate-limit/README.md` pins the exact semantics of each. */
+/** How requests are counted. docs/rate-limiting.md pins the exact semantics of each. */
 export const RateLimitAlgorithm = Type.Union([
   Type.Literal('fixed_window'),
   Type.Literal('sliding_window'),
