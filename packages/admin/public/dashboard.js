@@ -74,7 +74,12 @@
     if (before.length === after.length && before.every((node, i) => sameKind(node, after[i]))) {
       before.forEach((node, i) => morph(node, after[i]))
     } else {
+      // a list that grew or shrank: the rows it did not have before flash, like changed ones
+      const known = current.hasAttribute('data-live-list') ? new Set(before.map(node => node.id).filter(Boolean)) : null
       current.replaceChildren(...after)
+      if (known !== null) {
+        for (const node of after) if (node.nodeName === 'TR' && node.id && !known.has(node.id)) node.classList.add('updated')
+      }
     }
     if (changedRow) current.classList.add('updated')
   }
@@ -141,6 +146,16 @@
       connectedBefore = true
     })
     for (const type of EVENTS) source.addEventListener(type, () => scheduleRefresh())
+    // rate limit policies are stored records: their pages follow them, changed here or on another instance
+    source.addEventListener('record_changed', event => {
+      let namespace = null
+      try {
+        namespace = JSON.parse(event.data).namespace
+      } catch {
+        // not JSON: not ours
+      }
+      if (namespace === 'waygate:rate-limits' && document.querySelector('[data-rate-limits]') !== null) scheduleRefresh()
+    })
     source.addEventListener('error', () => {
       setLive('reconnecting', 'Reconnecting…')
       // CONNECTING: the browser retries by itself; CLOSED: it gave up (server error or signed out)
@@ -160,6 +175,25 @@
       // offline: try the stream anyway, it reports its own failure
     }
     connect()
+  }
+
+  // ---- polling, for what no event announces: the blocked-requests log each instance keeps ----
+  const POLL_MS = 1000
+
+  async function poll () {
+    const marker = document.querySelector('[data-poll]')
+    if (marker === null) return
+    if (document.visibilityState !== 'hidden') {
+      try {
+        const res = await fetch(marker.getAttribute('data-poll'), { headers: { accept: 'application/json' }, cache: 'no-store', credentials: 'same-origin' })
+        const body = res.ok ? await res.json() : null
+        // the page carries the version it shows; a refresh brings the new one along
+        if (typeof body?.version === 'string' && body.version !== marker.getAttribute('data-poll-version')) scheduleRefresh(0)
+      } catch {
+        // offline or signed out: the change feed reports it; try again later
+      }
+    }
+    setTimeout(poll, POLL_MS)
   }
 
   // ---- confirmation dialogs ----
@@ -255,4 +289,5 @@
   })
 
   if (prefix !== '' && typeof EventSource === 'function') connect()
+  if (prefix !== '' && document.querySelector('[data-poll]') !== null) setTimeout(poll, POLL_MS)
 })()

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastifyView from '@fastify/view'
-import { WG_ERR_ROUTE_FORCE_ACTIVE, WG_ERR_ROUTE_NOT_FOUND } from '@waygate/core'
+import { WG_ERR_ROUTE_FORCE_ACTIVE, WG_ERR_ROUTE_NOT_FOUND, type RateLimiter } from '@waygate/core'
 import { Eta } from 'eta'
 import type { TokenClaims } from '../auth/tokens.js'
 import { WG_ERR_CSRF_INVALID, WG_ERR_REQUEST_INVALID } from '../errors.js'
@@ -11,6 +11,7 @@ import { globalAction, readForm, routeAction, type FormValues, type GlobalAction
 import { registerAssets, type AssetUrls } from './assets.js'
 import { checkLogin } from './login.js'
 import { auditPage, formFields, globalView, readAuditFilter, readRoutesFilter, routesPage } from './pages.js'
+import { registerRateLimitPages } from './rate-limits.js'
 import { CSRF_FIELD, CSRF_HEADER } from './session.js'
 
 /** The package's `views/` folder, beside `src/` and `dist/`. */
@@ -221,10 +222,16 @@ export async function registerDashboard (fastify: FastifyInstance, options: { ct
     return page(reply, 'audit', { title: 'Audit log', ...data }, user, 'audit')
   })
 
-  fastify.get('/rate-limits', base, async (request, reply) => {
-    const user = await session(request, reply)
-    return page(reply, 'rate-limits', { title: 'Rate limits' }, user, 'rate-limits')
-  })
+  // rate limiting lives in the waygate plugin: without it in this app, the page says so
+  if (fastify.hasDecorator('waygateRateLimits')) {
+    const limiter = (fastify as unknown as { waygateRateLimits: RateLimiter }).waygateRateLimits
+    registerRateLimitPages(fastify, { engine, limiter, prefix, routeOptions: base, session, page, localPath })
+  } else {
+    fastify.get('/rate-limits', base, async (request, reply) => {
+      const user = await session(request, reply)
+      return page(reply, 'rate-limits', { title: 'Rate limits' }, user, 'rate-limits')
+    })
+  }
 
   // ---- actions: a confirmation form (a page, or a dialog the script opens), then a POST ----
 
