@@ -218,3 +218,14 @@ t.test('an invalid rate limit in route config fails ready() naming the route', a
   app.get('/b', { config: { waygate: { rateLimit: { limit: '1/minute', algorithm: 'leaky' as never } } } }, ok)
   await t.rejects(async () => { await app.ready() }, { code: 'WG_ERR_ROUTE_CONFIG_INVALID', message: /GET:\/a.*fortnight.*GET:\/b.*algorithm/s })
 })
+
+t.test('resetting one client of a tiered policy frees it whatever its tier', async t => {
+  const { app } = await buildApp(t, app => {
+    app.get('/r', { config: { waygate: { rateLimit: { tiers: { free: '1/minute', pro: '2/minute' }, tierResolver: r => r.headers['x-plan'] as string } } } }, ok)
+  })
+  const hit = () => app.inject({ url: '/r', headers: { 'x-plan': 'free' }, remoteAddress: '10.9.9.9' }).then(r => r.statusCode)
+  t.equal(await hit(), 200)
+  t.equal(await hit(), 429)
+  await app.waygateRateLimits.reset('GET:/r', '10.9.9.9')
+  t.equal(await hit(), 200)
+})

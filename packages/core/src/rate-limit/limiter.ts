@@ -247,8 +247,14 @@ export function createRateLimiter (engine: WaygateEngine, options: RateLimiterOp
     async reset (key, id, who) {
       const canonical = parseRouteKey(key).key
       const scope = scopeOf(canonical)
-      if (id === undefined) await store.resetAll(scope)
-      else await store.reset(scope, id)
+      if (id === undefined) {
+        await store.resetAll(scope)
+      } else {
+        // a tiered policy counts a client per tier (`<tier>:<client>`): reset it under every tier
+        const tiers = (runtime.get(canonical) ?? declared.get(canonical))?.tiers ?? new Map()
+        await store.reset(scope, id)
+        for (const tier of tiers.keys()) await store.reset(scope, `${tier}:${id}`)
+      }
       await announceReset(scope, id)
       await audit(canonical, 'rate_limit_reset', id === undefined ? 'all clients' : `client ${id}`, who)
     },
