@@ -400,7 +400,7 @@ t.test('two processes incrementing the same counter lose no update', async t => 
     t.teardown(() => { child.kill() })
     return { child, exited, out: () => out, err: () => err }
   })
-  t.ok(await waitFor(() => children.every(c => c.out().includes('ready')), 8000), 'both children started')
+  t.ok(await waitFor(() => children.every(c => c.out().includes('ready')), 30_000), 'both children started')
   for (const c of children) c.child.stdin.write('go\n')
   for (const c of children) {
     t.equal(await c.exited, 0, `child exits cleanly ${c.err()}`)
