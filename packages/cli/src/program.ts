@@ -5,6 +5,7 @@ import { registerCheckCommand } from './commands/check.js'
 import { registerConfigCommands } from './commands/config.js'
 import { registerGlobalCommands } from './commands/global.js'
 import { registerInfoCommands } from './commands/info.js'
+import { registerRateLimitCommands } from './commands/rate-limits.js'
 import { registerRouteCommands } from './commands/routes.js'
 import { actionRunner } from './context.js'
 import type { Io } from './io.js'
@@ -63,6 +64,7 @@ export function buildProgram (io: Io, result: { exitCode: number }, options: { j
   registerAuthCommands(program, action)
   registerRouteCommands(program, action)
   registerGlobalCommands(program, action)
+  registerRateLimitCommands(program, action)
   registerAuditCommand(program, action)
   registerInfoCommands(program, action)
   registerCheckCommand(program, action)

@@ -29,8 +29,8 @@ async function ensureInService (ctx: Context, route: RouteArg): Promise<void> {
  * Sends a change for `route`. A bare path matching several methods is applied to all of them with
  * `--all`, after a confirmation on a terminal, and otherwise refused with the list of matches.
  */
-async function mutate (ctx: Context, route: RouteArg, all: boolean,
-  send: (all: boolean) => Promise<RouteState[]>): Promise<RouteState[]> {
+export async function mutate<T> (ctx: Context, route: RouteArg, all: boolean,
+  send: (all: boolean) => Promise<T>): Promise<T> {
   await ensureInService(ctx, route)
   try {
     return await send(all)

@@ -31,8 +31,11 @@ export interface TestServer {
 /**
  * Starts the app the seeds' quick-start expects: /payments starts in maintenance, /old-endpoint
  * disabled, /health force-active; GET and POST /payments make a bare /payments ambiguous.
+ * With `rateLimits`, three more routes for the rate limiting quick-start: GET /public/posts
+ * limited to 2/minute per address, POST /public/posts without a limit (a bare /public/posts is
+ * ambiguous), GET /users/me limited per user.
  */
-export async function startServer (t: Teardown, options: { auth?: false } = {}): Promise<TestServer> {
+export async function startServer (t: Teardown, options: { auth?: false, rateLimits?: boolean } = {}): Promise<TestServer> {
   const app = Fastify({ logger: false })
   const engine = createEngine({ backend: createMemoryBackend(), env: 'production' })
   t.teardown(() => app.close())
@@ -46,6 +49,11 @@ export async function startServer (t: Teardown, options: { auth?: false } = {}):
   app.get('/debug', ok)
   app.get('/old-endpoint', { config: { waygate: { disabled: { reason: 'replaced by /v2/endpoint' } } } }, ok)
   app.get('/v1/users', ok)
+  if (options.rateLimits === true) {
+    app.get('/public/posts', { config: { waygate: { rateLimit: '2/minute' } } }, ok)
+    app.post('/public/posts', ok)
+    app.get('/users/me', { config: { waygate: { rateLimit: { limit: '100/minute', key: 'user' } } } }, ok)
+  }
   await app.register(waygateAdmin, { auth: options.auth ?? USER, secretKey: SECRET })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()
