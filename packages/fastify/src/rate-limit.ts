@@ -100,6 +100,10 @@ export interface ActiveLimit {
   hooks: RateLimitHooks
   /** `*` for the global policy, else the route key. */
   key: string
+  /** The last `RateLimit-Policy` value sent, reused while quota and window stay the same. */
+  policyHeader?: string
+  policyQuota?: number
+  policyWindow?: number
 }
 
 const MISSING = Symbol('missing')
@@ -136,12 +140,11 @@ function missingOr (request: FastifyRequest, c: CompiledRateLimitPolicy, raw: un
   return MISSING
 }
 
-function ruleOf (request: FastifyRequest, limit: ActiveLimit): { rule: RateLimitRule, tier: string | null } {
+/** The tier of a request under a tiered policy (unknown or missing → the first tier). */
+function tierOf (request: FastifyRequest, limit: ActiveLimit): string {
   const c = limit.compiled
-  if (c.tiers.size === 0) return { rule: c.rule, tier: null }
   const value = limit.hooks.tierResolver !== undefined ? limit.hooks.tierResolver(request) : readPath(request, c.tierProperty)
-  const name = typeof value === 'string' && c.tiers.has(value) ? value : c.tiers.keys().next().value as string
-  return { rule: c.tiers.get(name)!, tier: name }
+  return typeof value === 'string' && c.tiers.has(value) ? value : c.tiers.keys().next().value as string
 }
 
 function costOf (request: FastifyRequest, limit: ActiveLimit): number {
@@ -168,12 +171,18 @@ function requestPath (request: FastifyRequest): string {
   return q === -1 ? url : url.slice(0, q)
 }
 
-function setHeaders (reply: FastifyReply, runtime: RateLimitRuntime, result: RateLimitResult, name: string, now: number): void {
+function setHeaders (reply: FastifyReply, runtime: RateLimitRuntime, result: RateLimitResult, limit: ActiveLimit, now: number): void {
   if (runtime.headers === false || result.index < 0) return
   const reset = Math.max(0, Math.ceil((result.resetAt - now) / 1000))
   if (runtime.headers === 'draft' || runtime.headers === 'both') {
     // draft-ietf-httpapi-ratelimit-headers: a named policy with its quota and window, and what is left
-    reply.header('ratelimit-policy', `"${name}";q=${result.limit};w=${Math.ceil(result.windowMs / 1000)}`)
+    const name = limit.key === '*' ? 'global' : 'route'
+    if (limit.policyQuota !== result.limit || limit.policyWindow !== result.windowMs) {
+      limit.policyQuota = result.limit
+      limit.policyWindow = result.windowMs
+      limit.policyHeader = `"${name}";q=${result.limit};w=${Math.ceil(result.windowMs / 1000)}`
+    }
+    reply.header('ratelimit-policy', limit.policyHeader!)
     reply.header('ratelimit', `"${name}";r=${result.remaining};t=${reset}`)
   }
   if (runtime.headers === 'legacy' || runtime.headers === 'both') {
@@ -183,49 +192,58 @@ function setHeaders (reply: FastifyReply, runtime: RateLimitRuntime, result: Rat
   }
 }
 
+// the ISO text of the last reset time: many refusals of one window share it
+let lastResetAt = Number.NaN
+let lastResetIso = ''
+function isoOf (ms: number): string {
+  if (ms !== lastResetAt) {
+    lastResetAt = ms
+    lastResetIso = new Date(ms).toISOString()
+  }
+  return lastResetIso
+}
+
 function refuse (request: FastifyRequest, reply: FastifyReply, runtime: RateLimitRuntime, limit: ActiveLimit,
   result: RateLimitResult | null, rule: RateLimitRule, tier: string | null, client: string): void {
   const now = runtime.now()
   const windowMs = rule.limits[0]?.windowMs ?? 1000
   const retryAfterMs = result === null ? windowMs : result.retryAfterMs
   const compiledLimit = rule.limits[result === null ? 0 : Math.max(0, result.index)]
-  const context: RateLimitedContext = {
-    key: limit.key,
-    path: requestPath(request),
-    limit: compiledLimit === undefined ? 'unlimited' : compiledLimit.text,
-    quota: result?.limit ?? compiledLimit?.capacity ?? 0,
-    retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)),
-    resetAt: new Date(result === null ? now + windowMs : result.resetAt).toISOString(),
-    tier
-  }
+  const limitText = compiledLimit === undefined ? 'unlimited' : compiledLimit.text
+  const retryAfterSeconds = Math.max(1, Math.ceil(retryAfterMs / 1000))
+  const resetAt = result === null ? now + windowMs : result.resetAt
+  const path = requestPath(request)
   runtime.limiter.recordBlocked({
-    timestamp: new Date(now).toISOString(),
+    at: now,
     key: limit.key,
-    path: context.path,
+    path,
     client: client.length > 64 ? `${client.slice(0, 61)}...` : client,
-    limit: context.limit,
+    limit: limitText,
     tier,
-    retryAfterSeconds: context.retryAfterSeconds
+    retryAfterSeconds
   })
-  if (result !== null) setHeaders(reply, runtime, result, limit.key === '*' ? 'global' : 'route', now)
-  reply.code(429).header('retry-after', String(context.retryAfterSeconds))
-  const factory = limit.hooks.response ?? runtime.response
+  if (result !== null) setHeaders(reply, runtime, result, limit, now)
+  reply.code(429).header('retry-after', String(retryAfterSeconds))
   const builtIn = (): void => {
     if (reply.sent) return
-    reply.code(429).type('application/json; charset=utf-8').send(JSON.stringify({
-      error: {
-        code: 'RATE_LIMIT_EXCEEDED',
-        message: result === null ? 'A rate limit key is required for this endpoint' : 'Too many requests',
-        limit: context.limit,
-        retryAfterSeconds: context.retryAfterSeconds,
-        resetAt: context.resetAt,
-        path: context.path
-      }
-    }))
+    // built as text: a 429 is the hot path of an attack, and only the path needs JSON escaping
+    reply.code(429).type('application/json; charset=utf-8').send(
+      `{"error":{"code":"RATE_LIMIT_EXCEEDED","message":"${result === null ? 'A rate limit key is required for this endpoint' : 'Too many requests'}",` +
+      `"limit":"${limitText}","retryAfterSeconds":${retryAfterSeconds},"resetAt":"${isoOf(resetAt)}","path":${JSON.stringify(path)}}}`)
   }
+  const factory = limit.hooks.response ?? runtime.response
   if (factory === undefined) {
     builtIn()
     return
+  }
+  const context: RateLimitedContext = {
+    key: limit.key,
+    path,
+    limit: limitText,
+    quota: result?.limit ?? compiledLimit?.capacity ?? 0,
+    retryAfterSeconds,
+    resetAt: isoOf(resetAt),
+    tier
   }
   const fallback = (err: unknown): void => {
     runtime.log.error({ err, key: limit.key }, 'waygate: custom 429 factory failed; sending the built-in response')
@@ -272,7 +290,9 @@ function afterClient (request: FastifyRequest, reply: FastifyReply, runtime: Rat
     next()
     return
   }
-  const { rule, tier } = ruleOf(request, limit)
+  const c = limit.compiled
+  const tier = c.tiers.size === 0 ? null : tierOf(request, limit)
+  const rule = tier === null ? c.rule : c.tiers.get(tier)!
   if (client === MISSING) {
     refuse(request, reply, runtime, limit, null, rule, tier, '(missing key)')
     return
@@ -291,7 +311,7 @@ function afterClient (request: FastifyRequest, reply: FastifyReply, runtime: Rat
 function decide (request: FastifyRequest, reply: FastifyReply, runtime: RateLimitRuntime, limit: ActiveLimit,
   result: RateLimitResult, rule: RateLimitRule, tier: string | null, client: string, next: () => void): void {
   if (result.allowed) {
-    setHeaders(reply, runtime, result, limit.key === '*' ? 'global' : 'route', runtime.now())
+    setHeaders(reply, runtime, result, limit, runtime.now())
     next()
     return
   }

@@ -88,7 +88,8 @@ export interface RateLimiter {
   setGlobalEnabled(enabled: boolean, options?: PolicyChangeOptions): Promise<GlobalRateLimit>
   deleteGlobal(options?: PolicyChangeOptions): Promise<boolean>
   resetGlobal(id?: string, options?: PolicyChangeOptions): Promise<void>
-  recordBlocked(entry: BlockedRequest): void
+  /** Logs one refusal; `at` is epoch ms (turned into `timestamp` when the log is read). */
+  recordBlocked(entry: Omit<BlockedRequest, 'timestamp'> & { at: number }): void
   /** The newest refused requests first. */
   blocked(limit?: number): BlockedRequest[]
   /** Called after every change of the effective policies. */
@@ -109,7 +110,12 @@ export function createRateLimiter (engine: WaygateEngine, options: RateLimiterOp
   const runtime = new Map<string, CompiledRateLimitPolicy>()
   let global: GlobalRateLimit | null = null
   let active: { compiled: CompiledRateLimitPolicy, exempt: ReadonlySet<string> } | null = null
-  const blockedLog: BlockedRequest[] = []
+  // a ring of the newest refusals; entries keep their time as a number and the ISO text is made
+  // only when the log is read, so a 429 costs no date formatting and no array shifting
+  type Blocked = Omit<BlockedRequest, 'timestamp'> & { at: number }
+  const blockedLog: Array<Blocked | undefined> = new Array(blockedSize)
+  let blockedNext = 0
+  let blockedCount = 0
   const listeners = new Set<() => void>()
   let version = 0
   let unsubscribe: (() => void) | null = null
@@ -290,12 +296,18 @@ export function createRateLimiter (engine: WaygateEngine, options: RateLimiterOp
     },
 
     recordBlocked (entry) {
-      blockedLog.push(entry)
-      if (blockedLog.length > blockedSize) blockedLog.splice(0, blockedLog.length - blockedSize)
+      blockedLog[blockedNext] = entry
+      blockedNext = (blockedNext + 1) % blockedSize
+      if (blockedCount < blockedSize) blockedCount++
     },
 
     blocked (limit = 100) {
-      return blockedLog.slice(-limit).reverse()
+      const out: BlockedRequest[] = []
+      for (let i = 1; i <= Math.min(limit, blockedCount); i++) {
+        const { at, ...entry } = blockedLog[(blockedNext - i + blockedSize) % blockedSize]!
+        out.push({ timestamp: new Date(at).toISOString(), ...entry })
+      }
+      return out
     },
 
     onChange (listener) {
