@@ -169,6 +169,9 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
 
   const rlOptions = options.rateLimit ?? {}
   const limiter = createRateLimiter(engine, { store: rlOptions.store, blockedLogSize: rlOptions.blockedLogSize })
+  // a store that connects (Redis) is connected before the first request; it never throws for a
+  // failure (it answers degraded and reconnects)
+  await (limiter.store as { init?: () => Promise<void> }).init?.()
   await limiter.start()
   fastify.decorate('waygateRateLimits', limiter)
   const rlRuntime: RateLimitRuntime = {

@@ -203,6 +203,14 @@ function isoOf (ms: number): string {
   return lastResetIso
 }
 
+/** Sends the built-in 429 body, built as text: a 429 is the hot path of an attack, and only the path needs JSON escaping. */
+function send429 (reply: FastifyReply, missingKey: boolean, limitText: string, retryAfterSeconds: number, resetAt: number, path: string): void {
+  if (reply.sent) return
+  reply.code(429).type('application/json; charset=utf-8').send(
+    `{"error":{"code":"RATE_LIMIT_EXCEEDED","message":"${missingKey ? 'A rate limit key is required for this endpoint' : 'Too many requests'}",` +
+    `"limit":"${limitText}","retryAfterSeconds":${retryAfterSeconds},"resetAt":"${isoOf(resetAt)}","path":${JSON.stringify(path)}}}`)
+}
+
 function refuse (request: FastifyRequest, reply: FastifyReply, runtime: RateLimitRuntime, limit: ActiveLimit,
   result: RateLimitResult | null, rule: RateLimitRule, tier: string | null, client: string): void {
   const now = runtime.now()
@@ -224,18 +232,12 @@ function refuse (request: FastifyRequest, reply: FastifyReply, runtime: RateLimi
   })
   if (result !== null) setHeaders(reply, runtime, result, limit, now)
   reply.code(429).header('retry-after', String(retryAfterSeconds))
-  const builtIn = (): void => {
-    if (reply.sent) return
-    // built as text: a 429 is the hot path of an attack, and only the path needs JSON escaping
-    reply.code(429).type('application/json; charset=utf-8').send(
-      `{"error":{"code":"RATE_LIMIT_EXCEEDED","message":"${result === null ? 'A rate limit key is required for this endpoint' : 'Too many requests'}",` +
-      `"limit":"${limitText}","retryAfterSeconds":${retryAfterSeconds},"resetAt":"${isoOf(resetAt)}","path":${JSON.stringify(path)}}}`)
-  }
   const factory = limit.hooks.response ?? runtime.response
   if (factory === undefined) {
-    builtIn()
+    send429(reply, result === null, limitText, retryAfterSeconds, resetAt, path)
     return
   }
+  const builtIn = (): void => send429(reply, result === null, limitText, retryAfterSeconds, resetAt, path)
   const context: RateLimitedContext = {
     key: limit.key,
     path,
