@@ -7,23 +7,39 @@
  * `{ type: 'ready', port }` (or `{ type: 'skip', reason }`) through it and exits when the parent goes
  * away; it always prints `READY <port>` on stdout too.
  *
- * Every variant serves the same three routes, `GET /`, `GET /deprecated` and `GET /blocked`, each
- * returning the same small JSON, plus the unmanaged `GET /__cpu`, which reports this process's CPU
- * time so the runner can take differences over a measured interval (warm-up excluded).
+ * Every variant serves the same four routes, `GET /`, `GET /deprecated`, `GET /blocked` and
+ * `GET /limited`, each returning the same small JSON, plus the unmanaged `GET /__cpu`, which reports
+ * this process's CPU time so the runner can take differences over a measured interval (warm-up
+ * excluded). `/limited` carries the rate limit of the rate-limit variants (waygate's or
+ * @fastify/rate-limit's); elsewhere it is an ordinary route.
+ *
+ * The Redis variants read the server's URL from BENCH_REDIS_URL (run.ts starts a private
+ * redis-server and passes it).
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction, type RouteOptions } from 'fastify'
-import type { WaygateBackend } from '../packages/core/src/index.js'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction, type RouteOptions, type RouteShorthandOptions } from 'fastify'
+import type { RateLimitStore, WaygateBackend, WaygateLogger } from '../packages/core/src/index.js'
 
-const VARIANTS = ['bare', 'maplookup', 'waygate-active', 'waygate-deprecated', 'waygate-blocked', 'waygate-file'] as const
+const VARIANTS = [
+  'bare', 'maplookup', 'waygate-active', 'waygate-deprecated', 'waygate-blocked', 'waygate-file', 'waygate-redis',
+  'waygate-rl-memory', 'waygate-rl-redis', 'waygate-rl-429-memory', 'waygate-rl-429-redis',
+  'frl-memory', 'frl-redis', 'frl-429-memory', 'frl-429-redis'
+] as const
 type Variant = typeof VARIANTS[number]
 
 /** What `GET /__cpu` answers. */
 interface CpuReport {
   variant: string
+  /** Lifecycle backend of waygate (`memory`, `file`, `redis`), or `none`. */
   backend: string
+  /** Who rate limits `/limited`: `waygate`, `@fastify/rate-limit` or `none`. */
+  limiter: string
+  /** Where the rate limit counters live: `memory`, `redis`, or `none`. */
+  store: string
+  /** Warnings the waygate rate limit store logged (a degraded answer: Redis too slow or down). */
+  storeWarnings: number
   pid: number
   /** process.cpuUsage(), microseconds since the process started. */
   user: number
@@ -33,6 +49,12 @@ interface CpuReport {
 const BODY = { hello: 'world', ok: true }
 const SUNSET = '2030-01-01T00:00:00Z'
 const SUCCESSOR = '/v2/deprecated'
+/** "Allowed" traffic: a limit far above anything the run sends, so every request passes and is counted. */
+const HUGE_LIMIT = 1_000_000_000
+/** "Blocked" traffic: after the first request of the day, every request is refused. */
+const TINY_LIMIT = 1
+const MINUTE_MS = 60_000
+const DAY_MS = 86_400_000
 
 const variant = process.argv[2] as Variant | undefined
 const port = Number(process.argv[3] ?? '0')
@@ -81,11 +103,43 @@ function installMapLookup (app: FastifyInstance): void {
   })
 }
 
-async function installWaygate (app: FastifyInstance, useFile: boolean): Promise<string> {
+function redisUrl (): string {
+  const url = process.env.BENCH_REDIS_URL
+  if (url === undefined || url === '') {
+    console.error(`${variant}: set BENCH_REDIS_URL (run.ts starts a private redis-server and passes it)`)
+    process.exit(2)
+  }
+  return url
+}
+
+/** Counts what the rate limit store warns about, so the runner can tell degraded answers happened. */
+let storeWarnings = 0
+const countingLogger: WaygateLogger = {
+  debug: () => {},
+  info: () => {},
+  warn: () => { storeWarnings++ },
+  error: () => { storeWarnings++ }
+}
+
+interface Installed {
+  backend: string
+  limiter: string
+  store: string
+}
+
+async function installWaygate (app: FastifyInstance, v: Variant): Promise<Installed> {
   const core = await import('../packages/core/src/index.js')
   const { waygate } = await import('../packages/fastify/src/index.js')
   let backend: WaygateBackend | undefined
-  if (useFile) {
+  let store: RateLimitStore | undefined
+  if (v === 'waygate-redis') {
+    backend = core.createRedisBackend({ url: redisUrl() })
+  } else if (v === 'waygate-rl-redis' || v === 'waygate-rl-429-redis') {
+    const redisStore = core.createRedisRateLimitStore({ url: redisUrl(), logger: countingLogger })
+    // the plugin does not wait for the connection: without this the first checks would be answered degraded
+    await redisStore.init()
+    store = redisStore
+  } else if (v === 'waygate-file') {
     // createFileBackend is being added to @waygate/core; skip cleanly while it is not exported
     const createFileBackend = (core as Record<string, unknown>).createFileBackend
     if (typeof createFileBackend !== 'function') skip('@waygate/core does not export createFileBackend yet')
@@ -95,24 +149,57 @@ async function installWaygate (app: FastifyInstance, useFile: boolean): Promise<
     })
   }
   const engine = core.createEngine(backend === undefined ? {} : { backend })
-  await app.register(waygate, { engine, closeEngine: true })
-  return engine.backend.kind
+  await app.register(waygate, { engine, closeEngine: true, ...(store === undefined ? {} : { rateLimit: { store } }) })
+  const limited = v.startsWith('waygate-rl-')
+  return { backend: engine.backend.kind, limiter: limited ? 'waygate' : 'none', store: limited ? app.waygateRateLimits.store.kind : 'none' }
+}
+
+/** @fastify/rate-limit on plain Fastify, only on the routes that declare `config.rateLimit`. */
+async function installFastifyRateLimit (app: FastifyInstance, v: Variant): Promise<Installed> {
+  const { default: rateLimit } = await import('@fastify/rate-limit')
+  if (v === 'frl-redis' || v === 'frl-429-redis') {
+    const { Redis } = await import('ioredis')
+    // as its README suggests for Redis
+    const redis = new Redis(redisUrl(), { connectTimeout: 500, maxRetriesPerRequest: 1 })
+    await redis.ping()
+    app.addHook('onClose', async () => { await redis.quit() })
+    await app.register(rateLimit, { global: false, redis })
+    return { backend: 'none', limiter: '@fastify/rate-limit', store: 'redis' }
+  }
+  await app.register(rateLimit, { global: false })
+  return { backend: 'none', limiter: '@fastify/rate-limit', store: 'memory' }
+}
+
+/** The `/limited` route's options for this variant. */
+function limitedOptions (v: Variant): RouteShorthandOptions {
+  const blocked = v.includes('-429-')
+  if (v.startsWith('waygate-rl-')) {
+    const limit = blocked ? `${TINY_LIMIT}/day` : `${HUGE_LIMIT}/minute`
+    return { config: { waygate: { rateLimit: { limit, algorithm: 'sliding_window' } } } }
+  }
+  if (v.startsWith('frl-')) {
+    // @fastify/rate-limit has one algorithm, a fixed window
+    return { config: { rateLimit: blocked ? { max: TINY_LIMIT, timeWindow: DAY_MS } : { max: HUGE_LIMIT, timeWindow: MINUTE_MS } } }
+  }
+  return {}
 }
 
 async function main (v: Variant): Promise<void> {
   const app = Fastify({ logger: false })
-  let backend = 'none'
+  let installed: Installed = { backend: 'none', limiter: 'none', store: 'none' }
   if (v === 'maplookup') installMapLookup(app)
-  if (v.startsWith('waygate-')) backend = await installWaygate(app, v === 'waygate-file')
+  if (v.startsWith('waygate-')) installed = await installWaygate(app, v)
+  if (v.startsWith('frl-')) installed = await installFastifyRateLimit(app, v)
 
   const managed = v.startsWith('waygate-')
   const handler = async (): Promise<typeof BODY> => BODY
   app.get('/', handler)
   app.get('/deprecated', managed ? { config: { waygate: { deprecated: { sunset: SUNSET, successor: SUCCESSOR } } } } : {}, handler)
   app.get('/blocked', managed ? { config: { waygate: { maintenance: { reason: 'benchmark' } } } } : {}, handler)
+  app.get('/limited', limitedOptions(v), handler)
   app.get('/__cpu', managed ? { config: { waygate: false } } : {}, async (): Promise<CpuReport> => {
     const usage = process.cpuUsage()
-    return { variant: v, backend, pid: process.pid, user: usage.user, system: usage.system }
+    return { variant: v, ...installed, storeWarnings, pid: process.pid, user: usage.user, system: usage.system }
   })
 
   const address = await app.listen({ port, host: '127.0.0.1' })
