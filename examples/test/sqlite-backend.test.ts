@@ -1,8 +1,8 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { createEngine, defaultGlobalMaintenance, type AuditEntry, type RouteState } from '@waygate/core'
-import { backendContract } from '@waygate/core/testing'
+import { createEngine, defaultGlobalMaintenance, type AuditEntry } from '@waygate/core'
+import { auditEntry as buildAuditEntry, backendContract, routeState } from '@waygate/core/testing'
 import { createSqliteBackend } from '../sqlite-backend.js'
 
 const contractDir = t.testdir()
@@ -14,43 +14,8 @@ await backendContract(t, {
   create: options => createSqliteBackend({ path: join(contractDir, `contract-${++files}.sqlite`), ...options })
 })
 
-function routeState (key: string, fields: Partial<RouteState> = {}): RouteState {
-  const colon = key.indexOf(':')
-  return {
-    key,
-    path: key.slice(colon + 1),
-    method: key.slice(0, colon),
-    service: null,
-    status: 'active',
-    reason: '',
-    allowedEnvs: [],
-    window: null,
-    sunset: null,
-    successor: null,
-    deprecatedAt: null,
-    disabledUntil: null,
-    forceActive: false,
-    updatedAt: '2030-01-01T00:00:00.000Z',
-    updatedBy: 'test',
-    ...fields
-  }
-}
-
-function auditEntry (id: string, fields: Partial<AuditEntry> = {}): AuditEntry {
-  return {
-    id,
-    timestamp: '2030-01-01T00:00:00.000Z',
-    key: 'GET:/a',
-    service: null,
-    action: 'disable',
-    actor: 'alice',
-    platform: 'api',
-    reason: '',
-    previousStatus: 'active',
-    newStatus: 'disabled',
-    ...fields
-  }
-}
+// a `platform: 'api'` entry, as the REST API would write it
+const auditEntry = (id: string, fields: Partial<AuditEntry> = {}): AuditEntry => buildAuditEntry(id, { platform: 'api', ...fields })
 
 t.test('state, global maintenance, audit and records survive closing and reopening the file', async t => {
   const path = join(t.testdir(), 'nested', 'dir', 'waygate.sqlite')

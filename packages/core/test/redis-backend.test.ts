@@ -1,7 +1,8 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
+import { routeState as state, auditEntry as entry, waitFor } from '@waygate/core/testing'
 import { createRedisBackend, defaultGlobalMaintenance } from '@waygate/core'
-import type { AuditEntry, BackendChange, RedisBackendOptions, RedisConnection, RouteState, WaygateBackend, WaygateLogger } from '@waygate/core'
+import type { BackendChange, RedisBackendOptions, RedisConnection, RouteState, WaygateBackend, WaygateLogger } from '@waygate/core'
 import { createClock, SECOND } from './helpers/clock.js'
 import { startRedisServer, startSocketProxy, type Teardown } from './helpers/redis-server.js'
 
@@ -31,52 +32,6 @@ function record (backend: WaygateBackend): BackendChange[] {
   const changes: BackendChange[] = []
   backend.subscribe(change => { changes.push(change) })
   return changes
-}
-
-function state (key: string, fields: Partial<RouteState> = {}): RouteState {
-  return {
-    key,
-    path: key.slice(key.indexOf(':') + 1),
-    method: key.slice(0, key.indexOf(':')),
-    service: null,
-    status: 'active',
-    reason: '',
-    allowedEnvs: [],
-    window: null,
-    sunset: null,
-    successor: null,
-    deprecatedAt: null,
-    disabledUntil: null,
-    forceActive: false,
-    updatedAt: '2030-01-01T00:00:00.000Z',
-    updatedBy: 'test',
-    ...fields
-  }
-}
-
-function entry (id: string, fields: Partial<AuditEntry> = {}): AuditEntry {
-  return {
-    id,
-    timestamp: '2030-01-01T00:00:00.000Z',
-    key: 'GET:/a',
-    service: null,
-    action: 'disable',
-    actor: 'alice',
-    platform: 'cli',
-    reason: '',
-    previousStatus: 'active',
-    newStatus: 'disabled',
-    ...fields
-  }
-}
-
-async function waitFor (condition: () => boolean, timeoutMs = 3000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) return false
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-  return true
 }
 
 /** How long a promise takes to settle, and how. */

@@ -1,4 +1,5 @@
 import type { AuditEntry, GlobalMaintenance, RouteState } from '../models.js'
+import { routeState as buildRouteState } from './builders.js'
 import { defaultGlobalMaintenance } from '../models.js'
 import type { BackendChange, BackendRecord, Update, WaygateBackend } from '../backends/types.js'
 
@@ -46,25 +47,7 @@ function at (minutes: number): string {
 }
 
 function routeState (key: string, fields: Partial<RouteState> = {}): RouteState {
-  const colon = key.indexOf(':')
-  return {
-    key,
-    path: key[0] === '/' ? key : key.slice(colon + 1),
-    method: key[0] === '/' ? null : key.slice(0, colon),
-    service: null,
-    status: 'active',
-    reason: '',
-    allowedEnvs: [],
-    window: null,
-    sunset: null,
-    successor: null,
-    deprecatedAt: null,
-    disabledUntil: null,
-    forceActive: false,
-    updatedAt: at(0),
-    updatedBy: 'contract',
-    ...fields
-  }
+  return buildRouteState(key, { updatedAt: at(0), updatedBy: 'contract', ...fields })
 }
 
 function auditEntry (id: string, fields: Partial<AuditEntry> = {}): AuditEntry {

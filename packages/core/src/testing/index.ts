@@ -1,2 +1,3 @@
 export { backendContract } from './backend-contract.js'
 export type { BackendContractTest, BackendContractOptions, BackendContractCreateOptions } from './backend-contract.js'
+export { routeState, auditEntry, waitFor, BUILT_AT } from './builders.js'

@@ -6,8 +6,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { createFileBackend, defaultGlobalMaintenance } from '@waygate/core'
-import type { AuditEntry, BackendChange, FileBackendOptions, RouteState, WaygateBackend } from '@waygate/core'
-import { backendContract } from '@waygate/core/testing'
+import type { BackendChange, FileBackendOptions, WaygateBackend } from '@waygate/core'
+import { auditEntry as entry, backendContract, routeState as state, waitFor } from '@waygate/core/testing'
 import { createClock, HOUR, MINUTE, SECOND } from '../helpers/clock.js'
 
 const childScript = fileURLToPath(new URL('../helpers/file-backend-child.ts', import.meta.url))
@@ -24,52 +24,6 @@ function open (t: Test, options: FileBackendOptions): WaygateBackend {
   const backend = createFileBackend(options)
   t.teardown(() => backend.close())
   return backend
-}
-
-function state (key: string, fields: Partial<RouteState> = {}): RouteState {
-  return {
-    key,
-    path: key.slice(key.indexOf(':') + 1),
-    method: key.slice(0, key.indexOf(':')),
-    service: null,
-    status: 'active',
-    reason: '',
-    allowedEnvs: [],
-    window: null,
-    sunset: null,
-    successor: null,
-    deprecatedAt: null,
-    disabledUntil: null,
-    forceActive: false,
-    updatedAt: '2025-03-01T12:00:00.000Z',
-    updatedBy: 'test',
-    ...fields
-  }
-}
-
-function entry (id: string, fields: Partial<AuditEntry> = {}): AuditEntry {
-  return {
-    id,
-    timestamp: '2025-03-01T12:00:00.000Z',
-    key: 'GET:/a',
-    service: null,
-    action: 'disable',
-    actor: 'alice',
-    platform: 'cli',
-    reason: '',
-    previousStatus: 'active',
-    newStatus: 'disabled',
-    ...fields
-  }
-}
-
-async function waitFor (condition: () => boolean, timeoutMs = 2000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) return false
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-  return true
 }
 
 /** The pid of a process that has exited. */
