@@ -59,16 +59,16 @@ export const slidingWindow: Algorithm = {
 local function load(key, cap, win, lim)
   local w = idiv(now, win)
   local v = redis.call('HMGET', key, 'w', 'c', 'p')
-  local cur, prev = 0, 0
+  local cur, prev, same = 0, 0, false
   if v[1] then
     local sw = tonumber(v[1])
-    if sw >= w then w = sw; cur = tonumber(v[2]); prev = tonumber(v[3])
+    if sw >= w then w = sw; cur = tonumber(v[2]); prev = tonumber(v[3]); same = true
     elseif sw == w - 1 then prev = tonumber(v[2]) end
   end
   local start = w * win
   local e = 0
   if now > start then e = now - start end
-  return { key = key, cap = cap, win = win, w = w, cur = cur, prev = prev, start = start, e = e }
+  return { key = key, cap = cap, win = win, w = w, cur = cur, prev = prev, start = start, e = e, same = same, was = cur }
 end
 local function retry(st, cost)
   local W = st.win
@@ -89,6 +89,12 @@ local function reset_at(st)
   return now
 end
 local function save(st)
+  -- same window, already counting: only the count moves; the window, the previous count and the
+  -- expiry (the end of the next window) are already stored
+  if st.same and st.was > 0 and st.cur > 0 then
+    redis.call('HSET', st.key, 'c', num(st.cur))
+    return
+  end
   local ttl = reset_at(st) - now
   if ttl <= 0 then redis.call('DEL', st.key) return end
   redis.call('HSET', st.key, 'w', num(st.w), 'c', num(st.cur), 'p', num(st.prev))
