@@ -11,6 +11,7 @@ import {
   WEBHOOK_EVENTS
 } from '@waygate/core'
 import type { AuditEntry, WaygateEngine, WaygateLogger, WebhookEvent } from '@waygate/core'
+import { auditEntry as buildAuditEntry, routeState } from '@waygate/core/testing'
 import { createWebhookDispatcher } from '../src/webhooks.js'
 import { createClock, HOUR, MINUTE } from './helpers/clock.js'
 import { setup, type Teardown } from './helpers/engine.js'
@@ -161,23 +162,7 @@ t.test('slack details: environments, sunset and successor, window end, exempt pa
 })
 
 function engineState () {
-  return {
-    key: 'GET:/payments',
-    path: '/payments',
-    method: 'GET',
-    service: null,
-    status: 'active' as const,
-    reason: '',
-    allowedEnvs: [],
-    window: null,
-    sunset: null,
-    successor: null,
-    deprecatedAt: null,
-    disabledUntil: null,
-    forceActive: false,
-    updatedAt: '2030-01-01T00:00:00.000Z',
-    updatedBy: 'alice'
-  }
+  return routeState('GET:/payments', { updatedBy: 'alice' })
 }
 
 t.test('custom formatters, events filters; a formatter returning undefined skips, one that throws is logged', async t => {
@@ -300,19 +285,7 @@ t.test('close() sends what is queued; what cannot go out in time is dropped and 
 })
 
 function auditEntry (id: string, fields: Partial<AuditEntry> = {}): AuditEntry {
-  return {
-    id,
-    timestamp: '2030-01-01T00:00:00.000Z',
-    key: 'GET:/payments',
-    service: null,
-    action: 'disable',
-    actor: 'alice',
-    platform: 'cli',
-    reason: '',
-    previousStatus: 'active',
-    newStatus: 'disabled',
-    ...fields
-  }
+  return buildAuditEntry(id, { key: 'GET:/payments', ...fields })
 }
 
 t.test('the queue of a webhook is bounded: the oldest deliveries go first, with one warning', async t => {
