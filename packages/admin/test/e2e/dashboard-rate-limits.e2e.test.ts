@@ -1,27 +1,19 @@
-import { existsSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { chromium } from 'playwright-core'
+import { ARTIFACTS, openPage, skipWithoutChromium } from '../helpers/browser.js'
 import Fastify from 'fastify'
 import { createEngine, createMemoryBackend } from '@waygate/core'
 import { waygate } from '@waygate/fastify'
 import { waygateAdmin } from '@waygate/admin'
 
-const CHROMIUM = '/usr/bin/chromium'
-const ARTIFACTS = fileURLToPath(new URL('../../../../test-artifacts/', import.meta.url))
 const XSS = '<script>alert(1)</script>'
 
 /** A row of the rate limits page: `rl-` for policies, `rl-free-` for routes without one. */
 const row = (kind: 'rl' | 'rl-free', key: string): string => `#${kind}-${Buffer.from(key).toString('base64url')}`
 
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `dashboard end-to-end tests need Chromium at ${CHROMIUM} (Debian: apt-get install chromium; .ci/run installs it)`
+const skip = skipWithoutChromium
 
 t.test('rate limits in the dashboard, in headless Chromium', { skip }, async t => {
-  await mkdir(ARTIFACTS, { recursive: true })
   const app = Fastify()
   await app.register(waygate, { engine: createEngine({ backend: createMemoryBackend() }), closeEngine: true })
   const ok = async () => ({ ok: true })
@@ -46,21 +38,7 @@ t.test('rate limits in the dashboard, in headless Chromium', { skip }, async t =
     ...(body === undefined ? {} : { body: JSON.stringify(body) })
   })
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-  })
-  t.teardown(() => browser.close())
-  const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, colorScheme: 'light' })
-  const page = await context.newPage()
-  page.setDefaultTimeout(5000)
-  const problems: string[] = []
-  page.on('pageerror', err => problems.push(`page error: ${err.message}`))
-  page.on('console', message => {
-    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) problems.push(`console: ${message.text()}`)
-  })
-  const foreign: string[] = []
-  page.on('request', request => { if (!request.url().startsWith(base)) foreign.push(request.url()) })
+  const { page, problems, foreign } = await openPage(t, base)
   const dialog = page.locator('dialog#wg-dialog[open]')
 
   await t.test('signing in leads back to the rate limits page', async t => {

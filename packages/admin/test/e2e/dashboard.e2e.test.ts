@@ -1,14 +1,8 @@
-import { existsSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { chromium } from 'playwright-core'
+import { ARTIFACTS, openPage, skipWithoutChromium } from '../helpers/browser.js'
 import { createMemoryBackend } from '@waygate/core'
 import { build } from '../../../../examples/basic.js'
-
-const CHROMIUM = '/usr/bin/chromium'
-const ARTIFACTS = fileURLToPath(new URL('../../../../test-artifacts/', import.meta.url))
 
 /** Waits up to a second for a condition the page reports asynchronously. */
 async function expectSoon (check: () => boolean): Promise<void> {
@@ -18,13 +12,9 @@ async function expectSoon (check: () => boolean): Promise<void> {
 /** The row of a route key in the routes table. */
 const row = (key: string): string => `#route-${Buffer.from(key).toString('base64url')}`
 
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `dashboard end-to-end tests need Chromium at ${CHROMIUM} (Debian: apt-get install chromium; .ci/run installs it)`
+const skip = skipWithoutChromium
 
 t.test('the demo app\'s dashboard in headless Chromium', { skip }, async t => {
-  // screenshots land in test-artifacts/ (gitignored), for people to look at
-  await mkdir(ARTIFACTS, { recursive: true })
   // the demo: the basic example, which mounts the admin at /waygate (admin / secret)
   const app = await build({ env: 'dev', backend: createMemoryBackend() })
   await app.listen({ port: 0, host: '127.0.0.1' })
@@ -41,22 +31,7 @@ t.test('the demo app\'s dashboard in headless Chromium', { skip }, async t => {
   const cliToken = (await api('POST', '/auth/login', null, { username: 'admin', password: 'secret', platform: 'cli' })).body.token as string
 
   // teardowns run last-in first-out: the browser closes first, as an open event stream would keep app.close() waiting
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-  })
-  t.teardown(() => browser.close())
-  const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, colorScheme: 'light' })
-  const page = await context.newPage()
-  page.setDefaultTimeout(5000)
-  const problems: string[] = []
-  page.on('pageerror', err => problems.push(`page error: ${err.message}`))
-  // Chromium reports CSP violations as console errors; 4xx answers the test asks for are too, and are fine
-  page.on('console', message => {
-    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) problems.push(`console: ${message.text()}`)
-  })
-  const foreign: string[] = []
-  page.on('request', request => { if (!request.url().startsWith(base)) foreign.push(request.url()) })
+  const { page, problems, foreign } = await openPage(t, base)
 
   await t.test('signing in', async t => {
     await page.goto(`${base}/waygate/`)
