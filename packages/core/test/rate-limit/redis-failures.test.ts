@@ -78,6 +78,11 @@ t.test('a Redis that stops answering is given up on after timeoutMs', async t =>
   t.match(answers.map(a => a.result), [{ allowed: true, degraded: true }, { allowed: false, degraded: true }, { allowed: true, degraded: true }])
   for (const { ms } of answers) t.ok(ms >= 45 && ms < 250, `gave up after ${ms.toFixed(0)} ms`)
 
+  // the batch Redis never answered does not hold back the next checks: they time out too
+  const later = await timed(store.check('s', 'd', open))
+  t.match(later.result, { allowed: true, degraded: true })
+  t.ok(later.ms >= 45 && later.ms < 250, `the next check gave up after ${later.ms.toFixed(0)} ms as well`)
+
   server.resume()
   t.match(await store.check('s', 'z', open), { allowed: true, remaining: 4, degraded: false }, 'answers again once Redis does')
 })

@@ -155,6 +155,82 @@ t.test('agrees with the memory store on random traffic, every algorithm and seve
   }
 })
 
+t.test('checks made together leave in one script call per algorithm, each at its own time, answered as one by one', async t => {
+  const clock = createClock(T0 + 777)
+  const redis = createRedisRateLimitStore({ client, now: clock.now, prefix: 'batch:', timeoutMs: SLOW_HOST_MS })
+  const memory = createMemoryRateLimitStore({ now: clock.now, sweepIntervalMs: 0 })
+  await redis.init()
+  t.teardown(() => redis.close())
+  t.teardown(() => memory.close())
+  const rules = [
+    createRateLimitRule({ limits: ['5/second', '12 per 10 seconds'] }),
+    createRateLimitRule({ limits: '4/second', algorithm: 'token_bucket', burst: 2 }),
+    createRateLimitRule({ limits: '6 per 2 seconds', algorithm: 'moving_window' })
+  ]
+  const mismatches: string[] = []
+  let calls = 0
+  let checks = 0
+  let refused = 0
+  for (let round = 0; round < 12; round++) {
+    const expected: RateLimitResult[] = []
+    const answers: Array<RateLimitResult | Promise<RateLimitResult>> = []
+    const algorithms = new Set<number>()
+    for (let i = 0; i < 20; i++) {
+      // the clock moves between checks of one batch: each is judged at its own time
+      clock.advance((round * 7 + i * 13) % 90)
+      const r = (round + i) % 3
+      const rule = rules[r] as RateLimitRule
+      const id = `c${(i * 5 + round) % 3}`
+      const cost = i % 9 === 4 ? 2 : 1
+      expected.push(memory.check(`s${r}`, id, rule, cost))
+      const answer = redis.check(`s${r}`, id, rule, cost)
+      answers.push(answer)
+      if (answer instanceof Promise) {
+        algorithms.add(r)
+        checks++
+      }
+    }
+    const before = await evalshaCalls(client)
+    const got = await Promise.all(answers)
+    t.equal(await evalshaCalls(client) - before, algorithms.size, `round ${round}: one call per algorithm`)
+    calls += algorithms.size
+    got.forEach((b, i) => {
+      const a = expected[i] as RateLimitResult
+      if (!a.allowed) refused++
+      if (JSON.stringify(a) !== JSON.stringify(b)) mismatches.push(`round ${round} #${i}: memory ${JSON.stringify(a)} redis ${JSON.stringify(b)}`)
+    })
+    clock.advance(400)
+  }
+  t.same(mismatches, [], 'identical answers')
+  t.ok(refused > 20 && refused < 200, `both outcomes exercised (${refused} of 240 refused)`)
+  t.ok(checks > 200, `${checks} checks sent in ${calls} script calls`)
+})
+
+t.test('more checks than one call takes are split over several calls of one write', async t => {
+  const clock = createClock(T0)
+  const store = createRedisRateLimitStore({ client, now: clock.now, prefix: 'split:', timeoutMs: SLOW_HOST_MS })
+  await store.init()
+  t.teardown(() => store.close())
+  const rule = createRateLimitRule({ limits: '500/minute', algorithm: 'fixed_window' })
+  const before = await evalshaCalls(client)
+  const answers = await Promise.all(Array.from({ length: 600 }, () => store.check('s', 'a', rule)))
+  t.equal(await evalshaCalls(client) - before, 3, '600 checks, 256 per call at most')
+  t.equal(answers.filter(a => a.allowed).length, 500)
+  t.same(answers.slice(498, 502).map(a => [a.allowed, a.remaining]), [[true, 1], [true, 0], [false, 0], [false, 0]], 'in the order they were made')
+})
+
+t.test('pipelining: false sends every check at once, in its own call', async t => {
+  const clock = createClock(T0)
+  const store = createRedisRateLimitStore({ client, now: clock.now, prefix: 'nopipe:', timeoutMs: SLOW_HOST_MS, pipelining: false })
+  await store.init()
+  t.teardown(() => store.close())
+  const rule = createRateLimitRule({ limits: '10/minute' })
+  const before = await evalshaCalls(client)
+  const answers = await Promise.all(Array.from({ length: 12 }, () => store.check('s', 'a', rule)))
+  t.equal(await evalshaCalls(client) - before, 12)
+  t.same(answers.map(a => a.allowed), [...Array(10).fill(true), false, false])
+})
+
 t.test('opens and closes its own connection from a URL', async t => {
   const store = createRedisRateLimitStore({ url: server.socket, prefix: 'url:', timeoutMs: SLOW_HOST_MS })
   await store.init()
@@ -178,4 +254,5 @@ t.test('rejects invalid options', async t => {
   t.throws(() => createRedisRateLimitStore({ client, prefix: 'a{b}' }), { code: 'WG_ERR_OPTIONS_INVALID' })
   t.throws(() => createRedisRateLimitStore({ client, timeoutMs: 0 }), { code: 'WG_ERR_OPTIONS_INVALID' })
   t.throws(() => createRedisRateLimitStore({ client, blockedCacheSize: -1 }), { code: 'WG_ERR_OPTIONS_INVALID' })
+  t.throws(() => createRedisRateLimitStore({ client, pipelining: 'yes' as unknown as boolean }), { code: 'WG_ERR_OPTIONS_INVALID' })
 })

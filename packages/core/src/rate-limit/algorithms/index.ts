@@ -25,7 +25,8 @@ export const ALGORITHMS: Readonly<Record<RateLimitAlgorithm, Algorithm>> = {
 export const TTL_MARGIN_MS = 1000
 
 const PRELUDE = `
-local now = tonumber(ARGV[1])
+-- the time of the check being evaluated (a call may carry several checks)
+local now = 0
 local TTL_MARGIN = ${TTL_MARGIN_MS}
 local function idiv(a, b)
   local q = math.floor(a / b)
@@ -35,32 +36,48 @@ end
 local function num(x) return string.format('%.0f', x) end
 `
 
-// The same steps as the memory store's check: see memory-store.ts
+// The same steps as the memory store's check (see memory-store.ts), once per check of the call,
+// in order: a check sees what the checks before it in the same call consumed
 const DRIVER = `
-local cost = tonumber(ARGV[2])
-local states = {}
-local worst, worst_retry = 0, 0
-for i = 1, #KEYS do
-  local o = 3 * i
-  local st = load(KEYS[i], tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2]))
-  states[i] = st
-  local r
-  if cost > st.cap then r = st.win else r = retry(st, cost) end
-  if r > worst_retry then worst = i; worst_retry = r end
+local checks = tonumber(ARGV[1])
+local out = {}
+local k, a = 0, 1
+for c = 1, checks do
+  now = tonumber(ARGV[a + 1])
+  local cost = tonumber(ARGV[a + 2])
+  local n = tonumber(ARGV[a + 3])
+  a = a + 3
+  local states = {}
+  local worst, worst_retry = 0, 0
+  for i = 1, n do
+    local o = a + 3 * i
+    local st = load(KEYS[k + i], tonumber(ARGV[o - 2]), tonumber(ARGV[o - 1]), tonumber(ARGV[o]))
+    states[i] = st
+    local r
+    if cost > st.cap then r = st.win else r = retry(st, cost) end
+    if r > worst_retry then worst = i; worst_retry = r end
+  end
+  local base = 5 * (c - 1)
+  if worst > 0 then
+    local st = states[worst]
+    out[base + 1] = 0; out[base + 2] = worst - 1; out[base + 3] = remaining(st)
+    out[base + 4] = reset_at(st); out[base + 5] = worst_retry
+  else
+    local best, best_remaining, best_reset = 0, 0, 0
+    for i = 1, n do
+      local st = states[i]
+      consume(st, cost)
+      save(st)
+      local left = remaining(st)
+      if best == 0 or left < best_remaining then best = i; best_remaining = left; best_reset = reset_at(st) end
+    end
+    out[base + 1] = 1; out[base + 2] = best - 1; out[base + 3] = best_remaining
+    out[base + 4] = best_reset; out[base + 5] = 0
+  end
+  k = k + n
+  a = a + 3 * n
 end
-if worst > 0 then
-  local st = states[worst]
-  return { 0, worst - 1, remaining(st), reset_at(st), worst_retry }
-end
-local best, best_remaining, best_reset = 0, 0, 0
-for i = 1, #KEYS do
-  local st = states[i]
-  consume(st, cost)
-  save(st)
-  local left = remaining(st)
-  if best == 0 or left < best_remaining then best = i; best_remaining = left; best_reset = reset_at(st) end
-end
-return { 1, best - 1, best_remaining, best_reset, 0 }
+return out
 `
 
 /** A Lua script and its SHA-1, for EVALSHA. */
@@ -70,9 +87,11 @@ export interface LuaScript {
 }
 
 /**
- * The Redis script of each algorithm. KEYS: one counter key per limit. ARGV: now (epoch ms),
- * cost, then capacity, window ms and limit of each limit in KEYS order. Reply:
- * `{ allowed (1|0), index (0-based), remaining, resetAt, retryAfterMs }`.
+ * The Redis script of each algorithm; one call evaluates one or more checks in order. KEYS: the
+ * counter keys of every check, one per limit, check after check. ARGV: the number of checks, then
+ * for each check its time (epoch ms), cost and number of limits, followed by capacity, window ms
+ * and limit of each of its limits in KEYS order. Reply: five numbers per check,
+ * `allowed (1|0), index (0-based), remaining, resetAt, retryAfterMs`.
  */
 export const LUA_SCRIPTS: Readonly<Record<RateLimitAlgorithm, LuaScript>> = Object.fromEntries(
   Object.entries(ALGORITHMS).map(([name, algorithm]) => {
