@@ -125,7 +125,8 @@ export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions):
   if (owned) client.on('error', err => { warn('rate-limit-redis-connection', { err }, 'rate limit store connection error') })
   const blocked = new BlockedCache(blockedCacheSize)
   const prepared = new WeakMap<RateLimitRule, Prepared>()
-  const queue: Pending[] = []
+  // Every check not yet answered, oldest first (answered ones leave from the front)
+  const queue: Array<Pending | undefined> = []
   let queueHead = 0
   let timer: NodeJS.Timeout | null = null
   let closed = false
@@ -204,6 +205,7 @@ export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions):
         p.resolve(degrade(p.rule, p.now, `connection ${client.status}`, undefined, p.out))
       }
       outbox.length = 0
+      drain()
       return
     }
     const batch: Batch = { left: 0, sentAt: performance.now() }
@@ -289,6 +291,7 @@ export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions):
       if (!allowed) blocked.set(p.scope, p.id, p.rule, p.cost, result, p.now)
       p.resolve(result)
     }
+    drain()
   }
 
   function onError (call: Call, err: unknown, fallback: boolean): void {
@@ -302,6 +305,20 @@ export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions):
       if (p.done) continue
       p.done = true
       p.resolve(degrade(p.rule, p.now, 'command failed', err, p.out))
+    }
+    drain()
+  }
+
+  // Lets go of answered checks at the front of the queue at once: kept until their deadline,
+  // thousands of them would outlive a young-generation GC and cost far more to collect
+  function drain (): void {
+    while (queueHead < queue.length && (queue[queueHead] as Pending).done) queue[queueHead++] = undefined
+    if (queueHead === queue.length) {
+      queue.length = 0
+      queueHead = 0
+    } else if (queueHead > 1024 && queueHead * 2 > queue.length) {
+      queue.splice(0, queueHead)
+      queueHead = 0
     }
   }
 
@@ -329,22 +346,14 @@ export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions):
     while (queueHead < queue.length) {
       const p = queue[queueHead] as Pending
       if (!p.done && p.deadline > t) break
-      queueHead++
+      queue[queueHead++] = undefined
       if (!p.done) {
         p.done = true
         p.resolve(degrade(p.rule, p.now, `no answer within ${timeoutMs} ms`, undefined, p.out))
       }
     }
-    if (queueHead === queue.length) {
-      queue.length = 0
-      queueHead = 0
-      return
-    }
-    if (queueHead > 1024 && queueHead * 2 > queue.length) {
-      queue.splice(0, queueHead)
-      queueHead = 0
-    }
-    arm((queue[queueHead] as Pending).deadline)
+    drain()
+    if (queueHead < queue.length) arm((queue[queueHead] as Pending).deadline)
   }
 
   function nodes (): Redis[] {
@@ -450,7 +459,7 @@ export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions):
       timer = null
       for (let i = queueHead; i < queue.length; i++) {
         const p = queue[i] as Pending
-        if (!p.done) {
+        if (p !== undefined && !p.done) {
           p.done = true
           p.resolve(degradedResult(p.rule, p.now, p.out))
         }
