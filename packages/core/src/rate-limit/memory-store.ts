@@ -38,6 +38,12 @@ class Entry {
   byId: Map<string, Entry>
   rule: RateLimitRule
   states: CounterState[]
+  /**
+   * States of limits another rule used on this key and the current one does not (routes of one
+   * group with different windows): kept until they are fresh again, as Redis keeps their keys.
+   */
+  spare: Map<string, Spare> | null = null
+  spareExpiresAt = 0
   expiresAt = 0
   newer: Entry | null = null
   older: Entry | null = null
@@ -49,6 +55,12 @@ class Entry {
     this.rule = rule
     this.states = states
   }
+}
+
+interface Spare {
+  limit: CompiledLimit
+  algorithm: Algorithm
+  state: CounterState
 }
 
 /**
@@ -106,22 +118,39 @@ export function createMemoryRateLimitStore (options: MemoryRateLimitStoreOptions
     return states
   }
 
-  // Another rule for a known key (a policy changed, a user changed tier): keep the state of
-  // every limit whose algorithm and window are unchanged, as the Redis store does by key name
+  // Another rule for a known key (a policy changed, routes of one group with other limits): each
+  // limit gets the state of its algorithm and window, as the Redis store does by key name; the
+  // states the new rule does not use are set aside until they are fresh
   function adopt (entry: Entry, rule: RateLimitRule, algorithm: Algorithm, t: number): void {
-    const old = entry.rule.limits
+    const oldRule = entry.rule
+    const old = oldRule.limits
+    const spare = entry.spare ?? new Map<string, Spare>()
+    for (let j = 0; j < old.length; j++) {
+      const limit = old[j] as CompiledLimit
+      spare.set(limit.slot, { limit, algorithm: ALGORITHMS[oldRule.algorithm], state: entry.states[j] as CounterState })
+    }
     const states: CounterState[] = []
     for (const limit of rule.limits) {
-      let found: CounterState | undefined
-      for (let j = 0; j < old.length; j++) {
-        if ((old[j] as CompiledLimit).slot === limit.slot) found = entry.states[j]
-      }
-      if (found === undefined) {
+      const kept = spare.get(limit.slot)
+      let found: CounterState
+      if (kept !== undefined) {
+        spare.delete(limit.slot)
+        found = kept.state
+      } else {
         found = new CounterState()
         algorithm.init(found, limit, t)
       }
       states.push(found)
     }
+    let spareExpiresAt = 0
+    for (const [slot, kept] of spare) {
+      kept.algorithm.normalize(kept.state, kept.limit, t)
+      const resetAt = kept.algorithm.resetAt(kept.state, kept.limit, t)
+      if (resetAt <= t) spare.delete(slot)
+      else if (resetAt > spareExpiresAt) spareExpiresAt = resetAt
+    }
+    entry.spare = spare.size > 0 ? spare : null
+    entry.spareExpiresAt = spareExpiresAt
     entry.rule = rule
     entry.states = states
   }
@@ -153,6 +182,7 @@ export function createMemoryRateLimitStore (options: MemoryRateLimitStoreOptions
       }
       if (entry.expiresAt <= t) {
         // back to fresh: in place when the rule is the same, so a returning client allocates nothing
+        entry.spare = null
         if (entry.rule === rule) {
           const limits = rule.limits
           for (let i = 0; i < limits.length; i++) algorithm.init(entry.states[i] as CounterState, limits[i] as CompiledLimit, t)
@@ -195,7 +225,7 @@ export function createMemoryRateLimitStore (options: MemoryRateLimitStoreOptions
     let best = -1
     let bestRemaining = 0
     let bestReset = 0
-    let expiresAt = t
+    let expiresAt = entry.spare === null || entry.spareExpiresAt < t ? t : entry.spareExpiresAt
     for (let i = 0; i < n; i++) {
       const limit = limits[i] as CompiledLimit
       const st = states[i] as CounterState

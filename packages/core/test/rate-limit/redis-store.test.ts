@@ -206,6 +206,33 @@ t.test('checks made together leave in one script call per algorithm, each at its
   t.ok(checks > 200, `${checks} checks sent in ${calls} script calls`)
 })
 
+t.test('rules taking turns on one key (routes of a group with other limits) agree with the memory store', async t => {
+  const clock = createClock(T0 + 777)
+  const redis = createRedisRateLimitStore({ client, now: clock.now, prefix: 'turns:', timeoutMs: SLOW_HOST_MS })
+  const memory = createMemoryRateLimitStore({ now: clock.now, sweepIntervalMs: 0 })
+  await redis.init()
+  t.teardown(() => redis.close())
+  t.teardown(() => memory.close())
+  const rules = [
+    createRateLimitRule({ limits: ['5/second', '12 per 10 seconds'] }),
+    createRateLimitRule({ limits: '12 per 10 seconds' }),
+    createRateLimitRule({ limits: '4/second', algorithm: 'token_bucket', burst: 2 }),
+    createRateLimitRule({ limits: ['6 per 2 seconds', '20/minute'], algorithm: 'moving_window' })
+  ]
+  const mismatches: string[] = []
+  let refused = 0
+  for (let i = 0; i < 500; i++) {
+    clock.advance((i * 37) % 160)
+    const rule = rules[(i * 7 + (i >> 3)) % rules.length] as RateLimitRule
+    const a = memory.check('group:search', 'c', rule)
+    const b = await redis.check('group:search', 'c', rule)
+    if (!a.allowed) refused++
+    if (JSON.stringify(a) !== JSON.stringify(b)) mismatches.push(`#${i}: memory ${JSON.stringify(a)} redis ${JSON.stringify(b)}`)
+  }
+  t.same(mismatches.slice(0, 3), [], 'identical answers')
+  t.ok(refused > 50 && refused < 450, `both outcomes exercised (${refused} of 500 refused)`)
+})
+
 t.test('more checks than one call takes are split over several calls of one write', async t => {
   const clock = createClock(T0)
   const store = createRedisRateLimitStore({ client, now: clock.now, prefix: 'split:', timeoutMs: SLOW_HOST_MS })
