@@ -195,14 +195,16 @@ export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions):
   function flush (): void {
     flushScheduled = false
     if (inflight !== null || closed) return
-    if (client.status !== 'ready') {
+    const stream = (client as Redis).stream as { writable?: boolean, cork?: () => void, uncork?: () => void } | undefined
+    if (client.status !== 'ready' || stream?.writable === false) {
       // the connection dropped since these checks were made: answer now rather than leave them
       // in a client's offline queue, to be counted long after they were answered
+      const reason = client.status !== 'ready' ? `connection ${client.status}` : 'connection closing'
       for (let i = 0; i < outbox.length; i++) {
         const p = outbox[i] as Pending
         if (p.done) continue
         p.done = true
-        p.resolve(degrade(p.rule, p.now, `connection ${client.status}`, undefined, p.out))
+        p.resolve(degrade(p.rule, p.now, reason, undefined, p.out))
       }
       outbox.length = 0
       drain()
@@ -227,7 +229,6 @@ export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions):
     }
     outbox.length = 0
     if (calls.length === 0) return
-    const stream = (client as Redis).stream as { cork?: () => void, uncork?: () => void } | undefined
     const cork = calls.length > 1 && typeof stream?.cork === 'function' && typeof stream.uncork === 'function'
     if (cork) stream!.cork!()
     batch.left = calls.length
