@@ -77,7 +77,9 @@ t.test('rate limits in the dashboard, in headless Chromium', { skip }, async t =
     t.match(await dialog.locator('[data-form-error]').textContent(), /\/limits\/0: .*many\/minute/)
 
     await dialog.getByLabel('Limits').fill('1/minute')
-    await dialog.getByLabel('Algorithm').selectOption('fixed_window')
+    // a moving window: the refusals below stay refusals for a whole minute, wherever the clock's
+    // minute boundary falls during the test (a fixed window would reset at it)
+    await dialog.getByLabel('Algorithm').selectOption('moving_window')
     await dialog.getByLabel('Burst').fill('1')
     await dialog.locator('summary', { hasText: 'More settings' }).click()
     await dialog.getByLabel('Group').fill(`${XSS} search`)
@@ -88,7 +90,7 @@ t.test('rate limits in the dashboard, in headless Chromium', { skip }, async t =
     const policy = page.locator(row('rl', 'GET:/search'))
     await policy.waitFor()
     t.match(await policy.locator('.rl-limits').textContent(), /1\/minute[\s\S]*group <script>alert\(1\)<\/script> search/, 'user text shows as text')
-    t.match(await policy.textContent(), /Fixed window[\s\S]*\+1[\s\S]*runtime/)
+    t.match(await policy.textContent(), /Moving window[\s\S]*\+1[\s\S]*runtime/)
     await page.locator(row('rl-free', 'GET:/search')).waitFor({ state: 'detached' })
 
     const codes = []
@@ -164,7 +166,7 @@ t.test('rate limits in the dashboard, in headless Chromium', { skip }, async t =
     await dialog.getByRole('button', { name: 'Save' }).click()
     await dialog.waitFor({ state: 'detached' })
     await page.locator(row('rl', 'GET:/search'), { hasText: '5 per second' }).waitFor({ timeout: 2000 })
-    t.same(app.waygateRateLimits.policyFor('GET:/search')!.policy, { key: 'GET:/search', limits: ['20/minute', '5 per second'], algorithm: 'fixed_window', burst: 1 })
+    t.same(app.waygateRateLimits.policyFor('GET:/search')!.policy, { key: 'GET:/search', limits: ['20/minute', '5 per second'], algorithm: 'moving_window', burst: 1 })
 
     await page.locator(`${row('rl', 'POST:/items')} a[data-action="rl-delete"]`).click()
     await dialog.waitFor()
