@@ -136,14 +136,17 @@ t.test('agrees with the memory store on random traffic, every algorithm and seve
   for (const algorithm of ['fixed_window', 'sliding_window', 'moving_window', 'token_bucket'] as const) {
     const rules: RateLimitRule[] = [
       createRateLimitRule({ limits: ['3/second', '7 per 10 seconds'], algorithm }),
-      createRateLimitRule({ limits: ['4/second', '7 per 10 seconds'], algorithm, burst: 1 })
+      createRateLimitRule({ limits: ['4/second', '7 per 10 seconds'], algorithm, burst: 1 }),
+      // a single limit takes the script's straight path where the algorithm has one
+      createRateLimitRule({ limits: '3/second', algorithm, burst: 1 })
     ]
     const mismatches: string[] = []
     let allowed = 0
     for (let i = 0; i < 400; i++) {
       clock.advance(random(5) === 0 ? random(2500) : random(120))
-      const rule = rules[random(10) === 0 ? 1 : 0] as RateLimitRule
-      const id = `c${random(3)}`
+      const r = random(10)
+      const rule = rules[r === 0 ? 1 : r < 4 ? 2 : 0] as RateLimitRule
+      const id = `c${random(3)}${r < 4 && r > 0 ? 's' : ''}`
       const cost = random(8) === 0 ? random(4) : 1
       const a: RateLimitResult = memory.check('s', id, rule, cost)
       const b = await redis.check('s', id, rule, cost)

@@ -47,32 +47,37 @@ for c = 1, checks do
   local cost = tonumber(ARGV[a + 2])
   local n = tonumber(ARGV[a + 3])
   a = a + 3
-  local states = {}
-  local worst, worst_retry = 0, 0
-  for i = 1, n do
-    local o = a + 3 * i
-    local st = load(KEYS[k + i], tonumber(ARGV[o - 2]), tonumber(ARGV[o - 1]), tonumber(ARGV[o]))
-    states[i] = st
-    local r
-    if cost > st.cap then r = st.win else r = retry(st, cost) end
-    if r > worst_retry then worst = i; worst_retry = r end
-  end
   local base = 5 * (c - 1)
-  if worst > 0 then
-    local st = states[worst]
-    out[base + 1] = 0; out[base + 2] = worst - 1; out[base + 3] = remaining(st)
-    out[base + 4] = reset_at(st); out[base + 5] = worst_retry
+  if n == 1 and check1 then
+    local ok, left, reset, retry_ms = check1(KEYS[k + 1], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), cost)
+    out[base + 1] = ok; out[base + 2] = 0; out[base + 3] = left; out[base + 4] = reset; out[base + 5] = retry_ms
   else
-    local best, best_remaining, best_reset = 0, 0, 0
+    local states = {}
+    local worst, worst_retry = 0, 0
     for i = 1, n do
-      local st = states[i]
-      consume(st, cost)
-      save(st)
-      local left = remaining(st)
-      if best == 0 or left < best_remaining then best = i; best_remaining = left; best_reset = reset_at(st) end
+      local o = a + 3 * i
+      local st = load(KEYS[k + i], tonumber(ARGV[o - 2]), tonumber(ARGV[o - 1]), tonumber(ARGV[o]))
+      states[i] = st
+      local r
+      if cost > st.cap then r = st.win else r = retry(st, cost) end
+      if r > worst_retry then worst = i; worst_retry = r end
     end
-    out[base + 1] = 1; out[base + 2] = best - 1; out[base + 3] = best_remaining
-    out[base + 4] = best_reset; out[base + 5] = 0
+    if worst > 0 then
+      local st = states[worst]
+      out[base + 1] = 0; out[base + 2] = worst - 1; out[base + 3] = remaining(st)
+      out[base + 4] = reset_at(st); out[base + 5] = worst_retry
+    else
+      local best, best_remaining, best_reset = 0, 0, 0
+      for i = 1, n do
+        local st = states[i]
+        consume(st, cost)
+        save(st)
+        local left = remaining(st)
+        if best == 0 or left < best_remaining then best = i; best_remaining = left; best_reset = reset_at(st) end
+      end
+      out[base + 1] = 1; out[base + 2] = best - 1; out[base + 3] = best_remaining
+      out[base + 4] = best_reset; out[base + 5] = 0
+    end
   end
   k = k + n
   a = a + 3 * n
@@ -95,7 +100,8 @@ export interface LuaScript {
  */
 export const LUA_SCRIPTS: Readonly<Record<RateLimitAlgorithm, LuaScript>> = Object.fromEntries(
   Object.entries(ALGORITHMS).map(([name, algorithm]) => {
-    const source = `-- waygate rate limit: ${name}\n${PRELUDE}${algorithm.lua}${DRIVER}`
+    const single = algorithm.luaSingle ?? '\nlocal check1 = nil\n'
+    const source = `-- waygate rate limit: ${name}\n${PRELUDE}${algorithm.lua}${single}${DRIVER}`
     return [name, { source, sha: createHash('sha1').update(source).digest('hex') }]
   })
 ) as Record<RateLimitAlgorithm, LuaScript>

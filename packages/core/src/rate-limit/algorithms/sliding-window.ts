@@ -100,5 +100,43 @@ local function save(st)
   redis.call('HSET', st.key, 'w', num(st.w), 'c', num(st.cur), 'p', num(st.prev))
   redis.call('PEXPIRE', st.key, num(ttl + TTL_MARGIN))
 end
+`,
+  luaSingle: `
+local function check1(key, cap, win, lim, cost)
+  local w = idiv(now, win)
+  local v = redis.call('HMGET', key, 'w', 'c', 'p')
+  local cur, prev, same = 0, 0, false
+  if v[1] then
+    local sw = tonumber(v[1])
+    if sw >= w then w = sw; cur = tonumber(v[2]); prev = tonumber(v[3]); same = true
+    elseif sw == w - 1 then prev = tonumber(v[2]) end
+  end
+  local start = w * win
+  local e = 0
+  if now > start then e = now - start end
+  local r = 0
+  if cost > cap then r = win
+  elseif prev * (win - e) + (cur + cost) * win > cap * win then
+    local room = cap - cur - cost
+    if room >= 0 then r = start + win - idiv(room * win, prev) - now
+    else r = start + 2 * win - idiv((cap - cost) * win, cur) - now end
+  end
+  local was = cur
+  if r <= 0 then cur = cur + cost end
+  local left = cap - cur - idiv(prev * (win - e) + win - 1, win)
+  if left < 0 then left = 0 end
+  local reset = now
+  if cur > 0 then reset = (w + 2) * win elseif prev > 0 then reset = (w + 1) * win end
+  if r > 0 then return 0, left, reset, r end
+  if same and was > 0 and cur > 0 then
+    redis.call('HSET', key, 'c', num(cur))
+  elseif reset - now <= 0 then
+    redis.call('DEL', key)
+  else
+    redis.call('HSET', key, 'w', num(w), 'c', num(cur), 'p', num(prev))
+    redis.call('PEXPIRE', key, num(reset - now + TTL_MARGIN))
+  end
+  return 1, left, reset, 0
+end
 `
 }

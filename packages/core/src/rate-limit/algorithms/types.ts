@@ -37,6 +37,12 @@ export interface Algorithm {
    * `retry(st, cost)`, `consume(st, cost)`, `remaining(st)`, `reset_at(st)` and `save(st)`.
    */
   readonly lua: string
+  /**
+   * Optionally, the same steps for a check with a single limit, written straight through without
+   * state tables (the common case, and the hot one): defines `check1(key, cap, win, lim, cost)`
+   * returning the five answer numbers. It must answer and write exactly as the general path.
+   */
+  readonly luaSingle?: string
 }
 
 /**
