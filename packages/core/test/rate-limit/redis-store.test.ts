@@ -25,6 +25,17 @@ async function evalshaCalls (redis: Redis): Promise<number> {
   return match === null ? 0 : Number(match[1])
 }
 
+// A Redis store and a memory store on one clock, to compare their answers
+async function storePair (t: { teardown: (fn: () => unknown) => void }, prefix: string, start: number) {
+  const clock = createClock(start)
+  const redis = createRedisRateLimitStore({ client, now: clock.now, prefix, timeoutMs: SLOW_HOST_MS })
+  const memory = createMemoryRateLimitStore({ now: clock.now, sweepIntervalMs: 0 })
+  await redis.init()
+  t.teardown(() => redis.close())
+  t.teardown(() => memory.close())
+  return { clock, redis, memory }
+}
+
 t.test('one script call per check, every key of it under the prefix and one hash tag', async t => {
   const clock = createClock(T0)
   const store = createRedisRateLimitStore({ client, now: clock.now, prefix: 'tags:', timeoutMs: SLOW_HOST_MS })
@@ -119,12 +130,7 @@ t.test('scripts missing from Redis (restart, SCRIPT FLUSH) are sent again', asyn
 })
 
 t.test('agrees with the memory store on random traffic, every algorithm and several limits', async t => {
-  const clock = createClock(T0 + 12_345)
-  const redis = createRedisRateLimitStore({ client, now: clock.now, prefix: 'random:', timeoutMs: SLOW_HOST_MS })
-  const memory = createMemoryRateLimitStore({ now: clock.now, sweepIntervalMs: 0 })
-  await redis.init()
-  t.teardown(() => redis.close())
-  t.teardown(() => memory.close())
+  const { clock, redis, memory } = await storePair(t, 'random:', T0 + 12_345)
   // mulberry32: the same traffic on every run
   let seed = 42
   const random = (n: number) => {
@@ -159,12 +165,7 @@ t.test('agrees with the memory store on random traffic, every algorithm and seve
 })
 
 t.test('checks made together leave in one script call per algorithm, each at its own time, answered as one by one', async t => {
-  const clock = createClock(T0 + 777)
-  const redis = createRedisRateLimitStore({ client, now: clock.now, prefix: 'batch:', timeoutMs: SLOW_HOST_MS })
-  const memory = createMemoryRateLimitStore({ now: clock.now, sweepIntervalMs: 0 })
-  await redis.init()
-  t.teardown(() => redis.close())
-  t.teardown(() => memory.close())
+  const { clock, redis, memory } = await storePair(t, 'batch:', T0 + 777)
   const rules = [
     createRateLimitRule({ limits: ['5/second', '12 per 10 seconds'] }),
     createRateLimitRule({ limits: '4/second', algorithm: 'token_bucket', burst: 2 }),
@@ -210,12 +211,7 @@ t.test('checks made together leave in one script call per algorithm, each at its
 })
 
 t.test('rules taking turns on one key (routes of a group with other limits) agree with the memory store', async t => {
-  const clock = createClock(T0 + 777)
-  const redis = createRedisRateLimitStore({ client, now: clock.now, prefix: 'turns:', timeoutMs: SLOW_HOST_MS })
-  const memory = createMemoryRateLimitStore({ now: clock.now, sweepIntervalMs: 0 })
-  await redis.init()
-  t.teardown(() => redis.close())
-  t.teardown(() => memory.close())
+  const { clock, redis, memory } = await storePair(t, 'turns:', T0 + 777)
   const rules = [
     createRateLimitRule({ limits: ['5/second', '12 per 10 seconds'] }),
     createRateLimitRule({ limits: '12 per 10 seconds' }),

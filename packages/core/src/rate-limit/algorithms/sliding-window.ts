@@ -56,7 +56,9 @@ export const slidingWindow: Algorithm = {
     return now
   },
   lua: `
-local function load(key, cap, win, lim)
+-- the stored window brought to now: window number, cur, prev, whether it is the stored window,
+-- its start and the ms elapsed in it
+local function read(key, win)
   local w = idiv(now, win)
   local v = redis.call('HMGET', key, 'w', 'c', 'p')
   local cur, prev, same = 0, 0, false
@@ -68,6 +70,10 @@ local function load(key, cap, win, lim)
   local start = w * win
   local e = 0
   if now > start then e = now - start end
+  return w, cur, prev, same, start, e
+end
+local function load(key, cap, win, lim)
+  local w, cur, prev, same, start, e = read(key, win)
   return { key = key, cap = cap, win = win, w = w, cur = cur, prev = prev, start = start, e = e, same = same, was = cur }
 end
 local function retry(st, cost)
@@ -103,17 +109,7 @@ end
 `,
   luaSingle: `
 local function check1(key, cap, win, lim, cost)
-  local w = idiv(now, win)
-  local v = redis.call('HMGET', key, 'w', 'c', 'p')
-  local cur, prev, same = 0, 0, false
-  if v[1] then
-    local sw = tonumber(v[1])
-    if sw >= w then w = sw; cur = tonumber(v[2]); prev = tonumber(v[3]); same = true
-    elseif sw == w - 1 then prev = tonumber(v[2]) end
-  end
-  local start = w * win
-  local e = 0
-  if now > start then e = now - start end
+  local w, cur, prev, same, start, e = read(key, win)
   local r = 0
   if cost > cap then r = win
   elseif prev * (win - e) + (cur + cost) * win > cap * win then
