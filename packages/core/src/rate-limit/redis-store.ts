@@ -96,9 +96,10 @@ const MAX_CHECKS_PER_CALL = 256
  * one check shares a hash tag (scope and id), so on a Cluster each check is one EVALSHA on one
  * slot. On a single node, checks made while a batch is on its way are sent together when it is
  * answered: one EVALSHA per algorithm evaluates them in order, each atomically and at its own
- * time, so the answers are those of one call per check. A check Redis does not answer within `timeoutMs`, or made while the connection is down, is
- * answered at once as degraded and never queued. A key Redis refused is refused from memory,
- * without a round trip, until it may pass again.
+ * time, so the answers are those of one call per check. A check Redis does not answer within
+ * `timeoutMs`, or made while the connection is down, is answered at once as degraded and never
+ * queued. A key Redis refused is refused from memory, without a round trip, until it may pass
+ * again.
  */
 export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions): RedisRateLimitStore {
   const prefix = options.prefix ?? DEFAULT_REDIS_PREFIX
@@ -114,8 +115,8 @@ export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions):
   if (options.pipelining !== undefined && typeof options.pipelining !== 'boolean') throw new WG_ERR_OPTIONS_INVALID('pipelining must be a boolean')
 
   const owned = options.client === undefined
-  // An own connection does not queue commands while down: checks are answered as degraded instead
-  // and does not send a check again after a reconnection: by then it was answered as degraded
+  // An own connection neither queues commands while down nor sends them again after reconnecting:
+  // by then those checks were answered as degraded
   const client: Redis | Cluster = options.client ?? new Redis(options.url as string, {
     enableOfflineQueue: false,
     autoResendUnfulfilledCommands: false,
