@@ -124,10 +124,11 @@ export function createMemoryRateLimitStore (options: MemoryRateLimitStoreOptions
   function adopt (entry: Entry, rule: RateLimitRule, algorithm: Algorithm, t: number): void {
     const oldRule = entry.rule
     const old = oldRule.limits
+    const oldAlgorithm = ALGORITHMS[oldRule.algorithm]
     const spare = entry.spare ?? new Map<string, Spare>()
     for (let j = 0; j < old.length; j++) {
       const limit = old[j] as CompiledLimit
-      spare.set(limit.slot, { limit, algorithm: ALGORITHMS[oldRule.algorithm], state: entry.states[j] as CounterState })
+      spare.set(limit.slot, { limit, algorithm: oldAlgorithm, state: entry.states[j] as CounterState })
     }
     const states: CounterState[] = []
     for (const limit of rule.limits) {

@@ -2,9 +2,8 @@ import { once } from 'node:events'
 import t from 'tap'
 import { createMemoryRateLimitStore, createRateLimitRule, createRedisRateLimitStore } from '@waygate/core'
 import type { RateLimitResult, RateLimitRule } from '@waygate/core'
-import type { Redis } from 'ioredis'
 import { createClock } from '../helpers/clock.js'
-import { startRedisServer } from './helpers/redis-server.js'
+import { evalshaCalls, startRedisServer } from './helpers/redis-server.js'
 import { rateLimitStoreContract, T0 } from './helpers/store-contract.js'
 
 const server = await startRedisServer(t)
@@ -18,12 +17,6 @@ rateLimitStoreContract(t, 'redis', async clock => {
   await store.init()
   return store
 })
-
-async function evalshaCalls (redis: Redis): Promise<number> {
-  const info = await redis.info('commandstats')
-  const match = /cmdstat_evalsha:calls=(\d+)/.exec(info)
-  return match === null ? 0 : Number(match[1])
-}
 
 // A Redis store and a memory store on one clock, to compare their answers
 async function storePair (t: { teardown: (fn: () => unknown) => void }, prefix: string, start: number) {

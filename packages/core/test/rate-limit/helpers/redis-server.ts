@@ -97,3 +97,10 @@ async function stop (child: ChildProcess): Promise<void> {
   child.kill('SIGKILL')
   await exited
 }
+
+/** EVALSHA calls the server has run so far (INFO commandstats), to count script calls. */
+export async function evalshaCalls (redis: Redis): Promise<number> {
+  const info = await redis.info('commandstats')
+  const match = /cmdstat_evalsha:calls=(\d+)/.exec(info)
+  return match === null ? 0 : Number(match[1])
+}
