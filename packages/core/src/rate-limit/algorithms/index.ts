@@ -39,24 +39,25 @@ local function num(x) return string.format('%.0f', x) end
 // The same steps as the memory store's check (see memory-store.ts), once per check of the call,
 // in order: a check sees what the checks before it in the same call consumed
 const DRIVER = `
-local checks = tonumber(ARGV[1])
+local A = cjson.decode(ARGV[1])
+local checks = A[1]
 local out = {}
 local k, a = 0, 1
 for c = 1, checks do
-  now = tonumber(ARGV[a + 1])
-  local cost = tonumber(ARGV[a + 2])
-  local n = tonumber(ARGV[a + 3])
+  now = A[a + 1]
+  local cost = A[a + 2]
+  local n = A[a + 3]
   a = a + 3
   local base = 5 * (c - 1)
   if n == 1 and check1 then
-    local ok, left, reset, retry_ms = check1(KEYS[k + 1], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), cost)
+    local ok, left, reset, retry_ms = check1(KEYS[k + 1], A[a + 1], A[a + 2], A[a + 3], cost)
     out[base + 1] = ok; out[base + 2] = 0; out[base + 3] = left; out[base + 4] = reset; out[base + 5] = retry_ms
   else
     local states = {}
     local worst, worst_retry = 0, 0
     for i = 1, n do
       local o = a + 3 * i
-      local st = load(KEYS[k + i], tonumber(ARGV[o - 2]), tonumber(ARGV[o - 1]), tonumber(ARGV[o]))
+      local st = load(KEYS[k + i], A[o - 2], A[o - 1], A[o])
       states[i] = st
       local r
       if cost > st.cap then r = st.win else r = retry(st, cost) end
@@ -93,9 +94,10 @@ export interface LuaScript {
 
 /**
  * The Redis script of each algorithm; one call evaluates one or more checks in order. KEYS: the
- * counter keys of every check, one per limit, check after check. ARGV: the number of checks, then
- * for each check its time (epoch ms), cost and number of limits, followed by capacity, window ms
- * and limit of each of its limits in KEYS order. Reply: five numbers per check,
+ * counter keys of every check, one per limit, check after check. ARGV[1]: a JSON array of numbers,
+ * the number of checks, then for each check its time (epoch ms), cost and number of limits,
+ * followed by capacity, window ms and limit of each of its limits in KEYS order. Reply: five
+ * numbers per check,
  * `allowed (1|0), index (0-based), remaining, resetAt, retryAfterMs`.
  */
 export const LUA_SCRIPTS: Readonly<Record<RateLimitAlgorithm, LuaScript>> = Object.fromEntries(
