@@ -268,6 +268,18 @@ const CASES: Case[] = [
   },
   { variant: 'frl-memory', label: 'frl-memory', group: 'ratelimit', path: RL_PATH, status: 200, target: null, reference: 1.34, verify: allowed('frl'), limiter: '@fastify/rate-limit', store: 'memory' },
   {
+    variant: 'redis-floor',
+    label: 'redis-floor (batched INCRBY)',
+    group: 'ratelimit',
+    path: RL_PATH,
+    status: 200,
+    target: null,
+    verify: once(expectBody200),
+    limiter: 'floor',
+    store: 'redis',
+    redisKeys: 'bench:floor'
+  },
+  {
     variant: 'waygate-rl-redis',
     label: 'waygate-rl-redis',
     group: 'ratelimit',

@@ -24,7 +24,7 @@ import type { RateLimitStore, WaygateBackend, WaygateLogger } from '../packages/
 
 const VARIANTS = [
   'bare', 'maplookup', 'waygate-active', 'waygate-deprecated', 'waygate-blocked', 'waygate-file', 'waygate-redis',
-  'waygate-rl-memory', 'waygate-rl-redis', 'waygate-rl-429-memory', 'waygate-rl-429-redis',
+  'waygate-rl-memory', 'redis-floor', 'waygate-rl-redis', 'waygate-rl-429-memory', 'waygate-rl-429-redis',
   'frl-memory', 'frl-redis', 'frl-429-memory', 'frl-429-redis'
 ] as const
 type Variant = typeof VARIANTS[number]
@@ -101,6 +101,48 @@ function installMapLookup (app: FastifyInstance): void {
     const current = route.onRequest
     route.onRequest = current === undefined ? [hook] : [hook, ...(Array.isArray(current) ? current : [current])]
   })
+}
+
+/**
+ * The floor of any exact Redis-backed limiter: a per-route `onRequest` hook on `/limited` that
+ * makes one round trip (an `INCRBY` of one key) for each batch of requests, batched the way
+ * waygate's store batches its checks. Requests made while one batch is on its way wait for the
+ * next, which leaves when it is answered. No script, no key per client, no headers.
+ */
+async function installRedisFloor (app: FastifyInstance): Promise<Installed> {
+  const { Redis } = await import('ioredis')
+  const redis = new Redis(redisUrl(), { maxRetriesPerRequest: 1 })
+  await redis.ping()
+  app.addHook('onClose', async () => { await redis.quit() })
+  let waiting: HookHandlerDoneFunction[] = []
+  let inflight = false
+  let scheduled = false
+  const flush = (): void => {
+    scheduled = false
+    if (inflight || waiting.length === 0) return
+    const batch = waiting
+    waiting = []
+    inflight = true
+    const release = (): void => {
+      inflight = false
+      for (const done of batch) done()
+      schedule()
+    }
+    redis.incrby('bench:floor', batch.length).then(release, release)
+  }
+  const schedule = (): void => {
+    if (inflight || scheduled || waiting.length === 0) return
+    scheduled = true
+    setImmediate(flush)
+  }
+  app.addHook('onRoute', (route: RouteOptions) => {
+    if (route.url !== '/limited') return
+    route.onRequest = [(_request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
+      waiting.push(done)
+      schedule()
+    }]
+  })
+  return { backend: 'none', limiter: 'floor', store: 'redis' }
 }
 
 function redisUrl (): string {
@@ -190,6 +232,7 @@ async function main (v: Variant): Promise<void> {
   if (v === 'maplookup') installMapLookup(app)
   if (v.startsWith('waygate-')) installed = await installWaygate(app, v)
   if (v.startsWith('frl-')) installed = await installFastifyRateLimit(app, v)
+  if (v === 'redis-floor') installed = await installRedisFloor(app)
 
   const managed = v.startsWith('waygate-')
   const handler = async (): Promise<typeof BODY> => BODY
