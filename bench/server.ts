@@ -117,9 +117,21 @@ async function installRedisFloor (app: FastifyInstance): Promise<Installed> {
   let waiting: HookHandlerDoneFunction[] = []
   let inflight = false
   let scheduled = false
+  let gathered = 0
+  let turns = 0
   const flush = (): void => {
     scheduled = false
     if (inflight || waiting.length === 0) return
+    if (waiting.length > gathered && turns < 4) {
+      // as the store does: while requests keep arriving, wait up to four more turns of the loop
+      gathered = waiting.length
+      turns++
+      scheduled = true
+      setImmediate(flush)
+      return
+    }
+    gathered = 0
+    turns = 0
     const batch = waiting
     waiting = []
     inflight = true

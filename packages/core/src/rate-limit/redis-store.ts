@@ -30,7 +30,8 @@ export interface RedisRateLimitStoreOptions {
   blockedCacheSize?: number
   /**
    * Pipelining on a single-node client (default true): while one batch of checks is waiting for
-   * Redis, the checks that arrive queue up and leave together, in one write, when it is answered.
+   * Redis, the checks that arrive queue up and leave together, in one write, when it is answered
+   * (or a few turns of the event loop later, while more keep arriving).
    * Each check stays one atomic script call; under load a check may wait up to one round trip
    * longer, and Node and Redis spend far less CPU per check. `false` sends every check at once.
    * A Cluster client always sends at once.
@@ -91,6 +92,9 @@ interface Call {
 /** Most checks in one script call, so that one call never holds Redis for long. */
 const MAX_CHECKS_PER_CALL = 256
 
+/** Most extra turns of the event loop a batch waits for while checks keep arriving. */
+const MAX_GATHER_TURNS = 4
+
 /**
  * Creates a store that keeps counters in Redis with one Lua script per algorithm. Every key of
  * one check shares a hash tag (scope and id), so on a Cluster each check is one EVALSHA on one
@@ -136,6 +140,9 @@ export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions):
   const outbox: Pending[] = []
   let inflight: Batch | null = null
   let flushScheduled = false
+  // checks in the outbox at the previous turn of the event loop, and turns waited so far
+  let gathered = 0
+  let gatherTurns = 0
 
   function keyFor (scope: string, id: string, slot: string): string {
     return `${prefix}{${scope.length}:${scope}|${id}}:${slot}`
@@ -196,6 +203,18 @@ export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions):
   function flush (): void {
     flushScheduled = false
     if (inflight !== null || closed) return
+    if (outbox.length > gathered && gatherTurns < MAX_GATHER_TURNS) {
+      // checks arrived during the last turn, so more are probably on their way: one more turn
+      // (no wait when none are) makes fewer, bigger batches, and each round trip costs both
+      // processes far more than the checks it carries
+      gathered = outbox.length
+      gatherTurns++
+      flushScheduled = true
+      setImmediate(flush)
+      return
+    }
+    gathered = 0
+    gatherTurns = 0
     const stream = (client as Redis).stream as { writable?: boolean, cork?: () => void, uncork?: () => void } | undefined
     if (client.status !== 'ready' || stream?.writable === false) {
       // the connection dropped since these checks were made: answer now rather than leave them

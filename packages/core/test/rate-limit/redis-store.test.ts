@@ -238,6 +238,35 @@ t.test('more checks than one call takes are split over several calls of one writ
   t.same(answers.slice(498, 502).map(a => [a.allowed, a.remaining]), [[true, 1], [true, 0], [false, 0], [false, 0]], 'in the order they were made')
 })
 
+t.test('checks made turn after turn of the event loop gather into one call, for a few turns at most', async t => {
+  const clock = createClock(T0)
+  const store = createRedisRateLimitStore({ client, now: clock.now, prefix: 'gather:', timeoutMs: SLOW_HOST_MS })
+  await store.init()
+  t.teardown(() => store.close())
+  const rule = createRateLimitRule({ limits: '100/minute' })
+  const nextTurn = (): Promise<void> => new Promise(resolve => setImmediate(resolve))
+
+  let before = await evalshaCalls(client)
+  const three: Array<Promise<RateLimitResult>> = []
+  for (let i = 0; i < 3; i++) {
+    three.push(Promise.resolve(store.check('s', 'a', rule)))
+    await nextTurn()
+  }
+  t.same((await Promise.all(three)).map(a => a.remaining), [99, 98, 97])
+  t.equal(await evalshaCalls(client) - before, 1, 'a check in each of three turns: one call')
+
+  // a check in every turn, on and on: the batch stops waiting after a few turns
+  before = await evalshaCalls(client)
+  const steady: Array<Promise<RateLimitResult>> = []
+  for (let i = 0; i < 12; i++) {
+    steady.push(Promise.resolve(store.check('s', 'b', rule)))
+    await nextTurn()
+  }
+  t.same((await Promise.all(steady)).map(a => a.remaining), Array.from({ length: 12 }, (_, i) => 99 - i))
+  const calls = await evalshaCalls(client) - before
+  t.ok(calls >= 2 && calls <= 6, `12 checks in 12 turns: ${calls} calls`)
+})
+
 t.test('pipelining: false sends every check at once, in its own call', async t => {
   const clock = createClock(T0)
   const store = createRedisRateLimitStore({ client, now: clock.now, prefix: 'nopipe:', timeoutMs: SLOW_HOST_MS, pipelining: false })
