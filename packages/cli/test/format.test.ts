@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import t from 'tap'
+import { routeState } from '@waygate/core/testing'
 import { compactDuration, createStyle, relativeTime, routeNotes, table, visibleLength, type RouteState } from '../src/format.js'
 import { CLI_VERSION } from '../src/version.js'
 
@@ -30,23 +31,7 @@ t.test('tables align on what is visible, colour codes included', async t => {
 })
 
 t.test('route notes say what else matters', async t => {
-  const base: RouteState = {
-    key: 'GET:/r',
-    path: '/r',
-    method: 'GET',
-    service: null,
-    status: 'active',
-    reason: '',
-    allowedEnvs: [],
-    window: null,
-    sunset: null,
-    successor: null,
-    deprecatedAt: null,
-    disabledUntil: null,
-    forceActive: false,
-    updatedAt: new Date(NOW).toISOString(),
-    updatedBy: 'a'
-  }
+  const base: RouteState = routeState('GET:/r', { updatedAt: new Date(NOW).toISOString(), updatedBy: 'a' })
   t.equal(routeNotes({ ...base, window: { start: new Date(NOW + 3_600_000).toISOString(), end: new Date(NOW + 3 * 3_600_000).toISOString(), reason: '' } }, NOW), 'window in 1h → in 3h')
   t.equal(routeNotes({ ...base, status: 'maintenance', window: { start: new Date(NOW).toISOString(), end: null, reason: '' } }, NOW), 'until enabled')
   t.equal(routeNotes({ ...base, status: 'disabled', disabledUntil: new Date(NOW + 1_800_000).toISOString() }, NOW), 'until in 30m')

@@ -2,6 +2,7 @@
 // `reason` of one route, `count` times concurrently, once the parent says go.
 import { createInterface } from 'node:readline'
 import { createFileBackend } from '@waygate/core'
+import { routeState } from '@waygate/core/testing'
 
 const [path, countArg, prefix] = process.argv.slice(2)
 if (path === undefined || countArg === undefined || prefix === undefined) {
@@ -19,23 +20,7 @@ await Promise.all(Array.from({ length: Number(countArg) }, (_, i) => backend.upd
   const count = Number(current?.reason ?? '0') + 1
   const now = new Date().toISOString()
   return {
-    next: {
-      key,
-      path: '/counter',
-      method: 'GET',
-      service: null,
-      status: 'active',
-      reason: String(count),
-      allowedEnvs: [],
-      window: null,
-      sunset: null,
-      successor: null,
-      deprecatedAt: null,
-      disabledUntil: null,
-      forceActive: false,
-      updatedAt: now,
-      updatedBy: prefix
-    },
+    next: routeState(key, { reason: String(count), updatedAt: now, updatedBy: prefix }),
     audit: {
       id: `${prefix}-${i}`,
       timestamp: now,
