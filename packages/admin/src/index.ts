@@ -6,6 +6,8 @@ export type { TokenPlatform, TokenClaims } from './auth/tokens.js'
 export type { ThrottleOptions } from './auth/throttle.js'
 export { decodeKeyParam, resolveWhen } from './params.js'
 export { ADMIN_VERSION } from './version.js'
+export { createSseStream, DEFAULT_SSE_MAX_BUFFER_BYTES } from './sse.js'
+export type { SseStream, SseStreamOptions } from './sse.js'
 export {
   WG_ERR_AUTH_REQUIRED,
   WG_ERR_AUTH_INVALID,

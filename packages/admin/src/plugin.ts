@@ -1,5 +1,5 @@
 import './fastify-types.js'
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -14,6 +14,7 @@ import { registerApiRoutes } from './routes/api.js'
 import { registerAuthRoutes } from './routes/auth.js'
 import { registerRateLimitRoutes } from './routes/rate-limits.js'
 import { ErrorBody } from './schemas.js'
+import { DEFAULT_SSE_MAX_BUFFER_BYTES } from './sse.js'
 import { createAdminValidatorCompiler } from './validation.js'
 
 /** Options of the waygate admin plugin. */
@@ -41,6 +42,11 @@ export interface WaygateAdminOptions {
   dashboard?: boolean
   /** Always mark the dashboard's session cookie Secure. Default false: Secure when the request came over HTTPS. */
   cookieSecure?: boolean
+  /**
+   * Bytes an event-stream client may leave unread before it is dropped (it reconnects and resyncs).
+   * Default 1048576 (1 MiB).
+   */
+  sseMaxBufferBytes?: number
 }
 
 /** Who is calling, as the admin resolved it. */
@@ -76,6 +82,9 @@ export interface AdminContext {
   bodyLimit: number
   /** The dashboard's session cookie and CSRF tokens. */
   session: DashboardSession
+  /** Bound on what one event-stream client may leave unread, bytes. */
+  sseMaxBufferBytes: number
+  log: FastifyBaseLogger
 }
 
 export const REVOKED_NAMESPACE = 'waygate:revoked-tokens'
@@ -111,6 +120,10 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
   for (const name of ['dashboard', 'cookieSecure'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'boolean') problems.push(`${name}: expected a boolean`)
   }
+  const sseMaxBufferBytes = options.sseMaxBufferBytes ?? DEFAULT_SSE_MAX_BUFFER_BYTES
+  if (typeof sseMaxBufferBytes !== 'number' || !Number.isInteger(sseMaxBufferBytes) || sseMaxBufferBytes < 1024 || sseMaxBufferBytes > 1024 ** 3) {
+    problems.push('sseMaxBufferBytes: expected whole bytes between 1024 and 1073741824')
+  }
   if (problems.length > 0) throw new WG_ERR_ADMIN_OPTIONS_INVALID(problems.join('; '))
 
   let secret = options.secretKey ?? process.env.WAYGATE_SECRET_KEY
@@ -132,6 +145,8 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
     engine,
     bodyLimit: options.bodyLimit ?? 65_536,
     session,
+    sseMaxBufferBytes,
+    log,
     authEnabled: checkCredentials !== null,
     checkCredentials,
     throttle: createLoginThrottle(options.loginThrottle),

@@ -6,6 +6,7 @@ import { WG_ERR_REQUEST_INVALID } from '../errors.js'
 import type { AdminContext } from '../plugin.js'
 import { decodeKeyParam, resolveWhen } from '../params.js'
 import { principalOf } from '../principal.js'
+import { createSseStream, type SseStream } from '../sse.js'
 import {
   AllBody,
   AuditQuery,
@@ -305,35 +306,21 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
   })
 
   // open event streams, ended when the server closes so that close() does not wait on them
-  const streams = new Set<import('node:http').ServerResponse>()
+  const streams = new Set<SseStream>()
   api.addHook('preClose', async () => {
-    for (const stream of streams) stream.end()
+    for (const stream of streams) stream.close()
     streams.clear()
   })
 
   // Server-sent events: every change the engine applies, for dashboards and scripts
-  api.get('/api/events', base, (request, reply) => {
-    reply.hijack()
-    const raw = reply.raw
-    raw.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no'
-    })
-    raw.write(`retry: 3000\nevent: hello\ndata: ${JSON.stringify({ version: engine.version })}\n\n`)
-    const unsubscribe = engine.subscribe(event => {
-      raw.write(`id: ${event.version}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`)
-    })
-    const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), 15_000)
-    heartbeat.unref()
-    streams.add(raw)
-    const stop = (): void => {
-      clearInterval(heartbeat)
+  api.get('/api/events', base, (_request, reply) => {
+    const stream = createSseStream(reply, { maxBufferBytes: ctx.sseMaxBufferBytes, heartbeatMs: 15_000, retryMs: 3000, log: ctx.log })
+    stream.send('hello', { version: engine.version })
+    const unsubscribe = engine.subscribe(event => { stream.send(event.type, event, event.version) })
+    streams.add(stream)
+    stream.onClose(() => {
       unsubscribe()
-      streams.delete(raw)
-    }
-    request.raw.on('close', stop)
-    raw.on('close', stop)
+      streams.delete(stream)
+    })
   })
 }
