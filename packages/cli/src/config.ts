@@ -142,6 +142,11 @@ export interface Settings {
   serviceSource: Source | null
   token: string | null
   tokenSource: 'env' | 'dotfile' | 'config' | null
+  /**
+   * Why WAYGATE_TOKEN, although set, is not used: the URL does not come from the operator
+   * (`--server-url` or WAYGATE_SERVER_URL). Any request then fails with this error.
+   */
+  tokenRefusal: CliError | null
   session: Session | null
   configPath: string
   config: ConfigFile
@@ -150,7 +155,8 @@ export interface Settings {
 /**
  * Resolves the server URL (flag > WAYGATE_SERVER_URL > `.waygate` > config file > default), the
  * service (flag > WAYGATE_SERVICE > `.waygate`) and the token (WAYGATE_TOKEN > `.waygate` > the
- * session `waygate login` saved for that URL).
+ * session `waygate login` saved for that URL). WAYGATE_TOKEN is bound to a URL the operator gave
+ * (flag or WAYGATE_SERVER_URL): a `.waygate` file, the saved URL or the default never receive it.
  */
 export async function resolveSettings (options: { serverUrl?: string, service?: string, env: Env, cwd: string }): Promise<Settings> {
   const { env } = options
@@ -195,9 +201,19 @@ export async function resolveSettings (options: { serverUrl?: string, service?: 
   const session = config.sessions?.[serverUrl] ?? null
   let token: string | null = null
   let tokenSource: Settings['tokenSource'] = null
+  let tokenRefusal: CliError | null = null
   if (nonEmpty(env.WAYGATE_TOKEN)) {
-    token = env.WAYGATE_TOKEN!.trim()
-    tokenSource = 'env'
+    if (serverUrlSource === 'flag' || serverUrlSource === 'env') {
+      token = env.WAYGATE_TOKEN!.trim()
+      tokenSource = 'env'
+    } else {
+      // a .waygate file in a cloned repository must not redirect the operator's token
+      const from = serverUrlSource === 'dotfile' ? dot!.path : serverUrlSource === 'config' ? `${path} (waygate config set-url)` : 'the default'
+      tokenRefusal = new CliError('WG_ERR_CLI_TOKEN_UNBOUND',
+        `WAYGATE_TOKEN is only sent to a server URL given by --server-url or WAYGATE_SERVER_URL; this one comes from ${from}: ${serverUrl}`, {
+          hint: 'name the server with --server-url or WAYGATE_SERVER_URL to use WAYGATE_TOKEN, or unset WAYGATE_TOKEN to use the session saved by waygate login'
+        })
+    }
   } else if (nonEmpty(dot?.values.WAYGATE_TOKEN)) {
     token = dot!.values.WAYGATE_TOKEN!.trim()
     tokenSource = 'dotfile'
@@ -206,5 +222,5 @@ export async function resolveSettings (options: { serverUrl?: string, service?: 
     tokenSource = 'config'
   }
 
-  return { serverUrl, serverUrlSource, dotfile: dot?.path ?? null, service, serviceSource, token, tokenSource, session, configPath: path, config }
+  return { serverUrl, serverUrlSource, dotfile: dot?.path ?? null, service, serviceSource, token, tokenSource, tokenRefusal, session, configPath: path, config }
 }

@@ -58,6 +58,7 @@ export function createContext (io: Io, options: GlobalOptions): Context {
       settings ??= resolveSettings({ serverUrl: options.serverUrl, service: options.service, env: io.env, cwd: io.cwd }).then(s => {
         trace(`config file ${s.configPath}`)
         trace(`server ${s.serverUrl} (from ${s.serverUrlSource === 'dotfile' ? s.dotfile! : s.serverUrlSource})`)
+        if (s.tokenRefusal !== null) trace('token: WAYGATE_TOKEN is set but not bound to this URL')
         trace(`token ${s.tokenSource === null ? 'none' : `from ${s.tokenSource === 'env' ? 'WAYGATE_TOKEN' : s.tokenSource === 'dotfile' ? s.dotfile! : 'the config file'}`}`)
         if (s.service !== null) trace(`service ${s.service} (from ${s.serviceSource})`)
         return s
@@ -65,12 +66,15 @@ export function createContext (io: Io, options: GlobalOptions): Context {
       return settings
     },
     client () {
-      client ??= ctx.settings().then(s => createClient({
-        baseUrl: s.serverUrl,
-        token: s.token,
-        actor: actorName(io.env),
-        debug: debug ? trace : undefined
-      }))
+      client ??= ctx.settings().then(s => {
+        if (s.tokenRefusal !== null) throw s.tokenRefusal
+        return createClient({
+          baseUrl: s.serverUrl,
+          token: s.token,
+          actor: actorName(io.env),
+          debug: debug ? trace : undefined
+        })
+      })
       return client
     },
     print (text) {

@@ -14,7 +14,8 @@ import { CLI_VERSION } from './version.js'
 const ENVIRONMENT_HELP = `
 Environment:
   WAYGATE_SERVER_URL   admin API URL (after --server-url; before .waygate and the config file)
-  WAYGATE_TOKEN        token to use instead of the one saved by \`waygate login\`
+  WAYGATE_TOKEN        token to use instead of the one saved by \`waygate login\`; sent only
+                       to a URL from --server-url or WAYGATE_SERVER_URL
   WAYGATE_SERVICE      service to scope commands to (after --service)
   WAYGATE_CONFIG_DIR   config directory (default $XDG_CONFIG_HOME/waygate, else ~/.waygate)
   NO_COLOR             no colours, even on a terminal

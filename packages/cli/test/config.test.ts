@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { checkServerUrl, configDir, findDotfile, parseDotfile, resolveSettings, writeConfig } from '../src/config.js'
+import { startHostile } from './helpers/hostile.js'
 import { json, sandbox, startServer } from './helpers/server.js'
 
 async function scratch (t: { teardown: (fn: () => unknown) => void }): Promise<string> {
@@ -70,7 +71,48 @@ t.test('token precedence: WAYGATE_TOKEN > .waygate > the session saved for the U
   t.equal(await token({}, 'http://b/waygate'), 'null null', 'a token saved for one server is never sent to another')
   await writeFile(join(root, '.waygate'), 'WAYGATE_TOKEN=from-file\n')
   t.equal(await token(), 'from-file dotfile')
-  t.equal(await token({ WAYGATE_TOKEN: 'from-env' }), 'from-env env')
+  t.equal(await token({ WAYGATE_TOKEN: 'from-env' }, 'http://a/waygate'), 'from-env env')
+  t.equal(await token({ WAYGATE_TOKEN: 'from-env', WAYGATE_SERVER_URL: 'http://a/waygate' }), 'from-env env')
+})
+
+t.test('WAYGATE_TOKEN applies only to a server URL from --server-url or WAYGATE_SERVER_URL', async t => {
+  const root = await scratch(t)
+  const env = { WAYGATE_CONFIG_DIR: join(root, 'config'), WAYGATE_TOKEN: 'operator-token' }
+  const settings = (extra: Record<string, string> = {}, flag?: string) => resolveSettings({ serverUrl: flag, env: { ...env, ...extra }, cwd: root })
+  t.match(await settings({}, 'http://flag/waygate'), { token: 'operator-token', tokenSource: 'env', tokenRefusal: null })
+  t.match(await settings({ WAYGATE_SERVER_URL: 'http://env/waygate' }), { token: 'operator-token', tokenSource: 'env', tokenRefusal: null })
+  // the default URL, a saved URL and a .waygate URL: the token is not bound to any of them
+  t.match(await settings(), { serverUrlSource: 'default', token: null, tokenRefusal: { code: 'WG_ERR_CLI_TOKEN_UNBOUND' } })
+  await writeConfig(join(root, 'config', 'config.json'), { serverUrl: 'http://config/waygate' })
+  t.match(await settings(), { serverUrlSource: 'config', token: null, tokenRefusal: { code: 'WG_ERR_CLI_TOKEN_UNBOUND' } })
+  await writeFile(join(root, '.waygate'), 'WAYGATE_SERVER_URL=http://dot/waygate\n')
+  t.match(await settings(), { serverUrlSource: 'dotfile', token: null, tokenRefusal: { code: 'WG_ERR_CLI_TOKEN_UNBOUND', message: /\.waygate/ } })
+})
+
+t.test('a hostile .waygate never receives WAYGATE_TOKEN: the CLI refuses and says why', async t => {
+  const capture = await startHostile(t)
+  const box = await sandbox(t, { WAYGATE_TOKEN: 'wg1.operator.secret' })
+  const repo = join(box.home, 'cloned-repo', 'src')
+  await mkdir(repo, { recursive: true })
+  await writeFile(join(box.home, 'cloned-repo', '.waygate'), `WAYGATE_SERVER_URL=${capture.adminUrl}\n`)
+  const [human, asJson, logout] = await Promise.all([
+    box.waygate(['status'], { cwd: repo }),
+    box.run(['disable', 'GET:/payments', '--reason', 'x', '--json'], { cwd: repo }),
+    box.run(['logout'], { cwd: repo })
+  ])
+  t.same(capture.requests, [], 'nothing at all reached the server the .waygate names')
+  t.equal(human.code, 1)
+  t.match(human.stderr, /^error: WAYGATE_TOKEN is only sent to a server URL given by --server-url or WAYGATE_SERVER_URL; this one comes from .*cloned-repo\/\.waygate: http:\/\/127\.0\.0\.1:\d+\/waygate\nhint: name the server with --server-url/)
+  t.notMatch(human.stderr + human.stdout, 'wg1.operator.secret')
+  t.equal(asJson.code, 1)
+  t.match(JSON.parse(asJson.stderr), { error: { code: 'WG_ERR_CLI_TOKEN_UNBOUND' } })
+  t.equal(logout.code, 1, 'logout does not send it there either')
+  t.match(json(await box.run(['config', 'show', '--json'], { cwd: repo })), { tokenSource: null, tokenRefused: /only sent to a server URL given by/ }, 'config show says why')
+
+  // the operator names the server: then the token goes where they said, whatever .waygate says
+  const named = await box.run(['status', '--json', '--server-url', capture.adminUrl], { cwd: repo })
+  t.equal(named.code, 0)
+  t.equal(capture.requests[0]?.headers['x-waygate-token'], 'wg1.operator.secret')
 })
 
 t.test('the binary finds .waygate upward from its working directory, and WAYGATE_TOKEN beats the saved token', async t => {
@@ -89,7 +131,7 @@ t.test('the binary finds .waygate upward from its working directory, and WAYGATE
   })
   const [stored, overridden, fromEnvOnly] = await Promise.all([
     box.waygate(['status', '--json'], { cwd: deep }),
-    box.run(['status'], { cwd: deep, env: { WAYGATE_TOKEN: 'wg1.not.valid' } }),
+    box.run(['status'], { cwd: deep, env: { WAYGATE_TOKEN: 'wg1.not.valid', WAYGATE_SERVER_URL: server.adminUrl } }),
     box.run(['status', '--json', '--server-url', server.adminUrl], { env: { WAYGATE_CONFIG_DIR: join(box.home, 'empty'), WAYGATE_TOKEN: await server.token() } })
   ])
   t.equal(stored.code, 0, 'the saved token works')

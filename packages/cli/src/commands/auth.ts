@@ -28,6 +28,9 @@ Examples:
       if (options.password !== undefined && options.passwordStdin === true) {
         throw new UsageError('--password and --password-stdin exclude each other')
       }
+      const settings = await ctx.settings()
+      // a password is a credential too: say so when a .waygate file chose where it goes
+      if (settings.serverUrlSource === 'dotfile') ctx.note(`note: logging in to ${settings.serverUrl}, the server URL from ${settings.dotfile!}`)
       let user = userArg?.trim()
       if (user === undefined || user === '') {
         if (!ctx.interactive || options.passwordStdin === true) {
@@ -49,7 +52,6 @@ Examples:
       }
       if (password === '') throw new UsageError('empty password')
 
-      const settings = await ctx.settings()
       const client = await ctx.client()
       const { data } = await client.request<LoginReply>('POST', '/api/auth/login', { body: { username: user, password, platform: 'cli' } })
 
@@ -76,6 +78,7 @@ Examples:
     .description('revoke the token on the server and forget it')
     .action(action(async (ctx) => {
       const settings = await ctx.settings()
+      if (settings.tokenRefusal !== null) throw settings.tokenRefusal
       if (settings.token === null) {
         if (ctx.json) ctx.printJson({ serverUrl: settings.serverUrl, revoked: false, forgotten: false })
         else ctx.print(`not logged in to ${settings.serverUrl}`)

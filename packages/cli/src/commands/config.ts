@@ -41,12 +41,14 @@ export function registerConfigCommands (program: Command, action: Action): void 
           serviceSource: s.serviceSource,
           user: s.tokenSource === 'config' ? s.session!.user : null,
           expiresAt: s.tokenSource === 'config' ? s.session!.expiresAt : null,
-          tokenSource: s.tokenSource
+          tokenSource: s.tokenSource,
+          tokenRefused: s.tokenRefusal?.message ?? null
         })
         return
       }
       let session: string
-      if (s.tokenSource === 'env') session = 'token from WAYGATE_TOKEN'
+      if (s.tokenRefusal !== null) session = 'WAYGATE_TOKEN is set but not used: it is only sent to a URL given by --server-url or WAYGATE_SERVER_URL'
+      else if (s.tokenSource === 'env') session = 'token from WAYGATE_TOKEN'
       else if (s.tokenSource === 'dotfile') session = `token from ${s.dotfile!}`
       else if (s.session !== null) {
         const expired = Date.parse(s.session.expiresAt) <= ctx.now()
