@@ -20,3 +20,9 @@ export const WG_ERR_NOT_FOUND = createError<[string]>('WG_ERR_NOT_FOUND', 'Nothi
 
 /** A cookie-authenticated request that may change state came without this session's CSRF token, or from another site. */
 export const WG_ERR_CSRF_INVALID = createError<[string]>('WG_ERR_CSRF_INVALID', 'Request refused: %s', 403)
+
+/** A request that may change state came from another site (by its Origin or Sec-Fetch-Site header). */
+export const WG_ERR_CROSS_SITE_REFUSED = createError<[string]>('WG_ERR_CROSS_SITE_REFUSED', 'Cross-site request refused: %s', 403)
+
+/** A request that may change state carried a body, or a content type, other than JSON. */
+export const WG_ERR_CONTENT_TYPE_INVALID = createError<[string]>('WG_ERR_CONTENT_TYPE_INVALID', 'Unsupported content type: %s', 415)

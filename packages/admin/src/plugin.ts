@@ -9,7 +9,11 @@ import { createTokenSigner, randomSecret, type TokenClaims, type TokenPlatform }
 import { authProblems, createCredentialCheck, type AuthOption } from './auth/users.js'
 import { registerDashboard } from './dashboard/index.js'
 import { createDashboardSession, type DashboardSession } from './dashboard/session.js'
-import { WG_ERR_ADMIN_OPTIONS_INVALID, WG_ERR_AUTH_INVALID, WG_ERR_AUTH_REQUIRED, WG_ERR_AUTH_THROTTLED, WG_ERR_NOT_FOUND } from './errors.js'
+import { crossSiteReason, nonJsonReason } from './cross-site.js'
+import {
+  WG_ERR_ADMIN_OPTIONS_INVALID, WG_ERR_AUTH_INVALID, WG_ERR_AUTH_REQUIRED, WG_ERR_AUTH_THROTTLED, WG_ERR_CONTENT_TYPE_INVALID,
+  WG_ERR_CROSS_SITE_REFUSED, WG_ERR_NOT_FOUND
+} from './errors.js'
 import { registerApiRoutes } from './routes/api.js'
 import { registerAuthRoutes } from './routes/auth.js'
 import { registerRateLimitRoutes } from './routes/rate-limits.js'
@@ -211,6 +215,18 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
     const matches = (err as FastifyError & { matches?: unknown }).matches
     if (Array.isArray(matches)) body.matches = matches as string[]
     reply.code(status).send({ error: body })
+  })
+
+  // Whatever the auth mode, a page of another site must not change anything through the API, and
+  // neither may a form (which any page can post anywhere): decided before authentication.
+  const apiPrefix = `${fastify.prefix}/api/`
+  fastify.addHook('onRequest', async (request: FastifyRequest) => {
+    if (request.method === 'GET' || request.method === 'HEAD' || request.method === 'OPTIONS') return
+    if (request.routeOptions.url?.startsWith(apiPrefix) !== true) return
+    const site = crossSiteReason(request)
+    if (site !== null) throw new WG_ERR_CROSS_SITE_REFUSED(site)
+    const type = nonJsonReason(request)
+    if (type !== null) throw new WG_ERR_CONTENT_TYPE_INVALID(type)
   })
 
   // the session cookie must be parsed before the API's authentication hook runs

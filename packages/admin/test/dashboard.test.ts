@@ -6,7 +6,7 @@ import Fastify from 'fastify'
 import { createEngine, createFileBackend } from '@waygate/core'
 import { waygate } from '@waygate/fastify'
 import { waygateAdmin } from '@waygate/admin'
-import { buildAdminApp } from './helpers/app.js'
+import { buildAdminApp, USER } from './helpers/app.js'
 import { csrfOf, form, FORM_HEADERS, postAction, sessionCookie, sessionCookieLine, signIn } from './helpers/dashboard.js'
 
 const XSS = '<script>alert(1)</script>'
@@ -584,4 +584,22 @@ t.test('another prefix scopes the cookie and every link to it', async t => {
   t.equal(page.statusCode, 200)
   t.match(page.body, /<meta name="waygate-prefix" content="\/ops\/admin">/)
   t.notMatch(page.body, /"\/waygate/)
+})
+
+t.test('CSRF: the dashboard checks Origin even when Sec-Fetch-Site says same-origin', async t => {
+  const { app, engine } = await buildAdminApp(t)
+  const browser = await signIn(app)
+  const values = { action: 'disable', key: 'GET:/users/:id', reason: 'csrf' }
+  const foreign = ['https://evil.example', 'null', 'http://localhost:8080', 'http://evil.localhost']
+  for (const site of ['same-origin', 'none']) {
+    for (const origin of foreign) {
+      const action = await postAction(app, browser, values, { 'sec-fetch-site': site, origin })
+      t.equal(action.statusCode, 403, `action, Sec-Fetch-Site ${site}, Origin ${origin}`)
+      t.match(action.body, /WG_ERR_CSRF_INVALID/)
+      const login = await app.inject({ method: 'POST', url: '/waygate/login', headers: { ...FORM_HEADERS, 'sec-fetch-site': site, origin }, payload: form(USER) })
+      t.equal(login.statusCode, 403, `login, Sec-Fetch-Site ${site}, Origin ${origin}`)
+      t.equal(sessionCookie(login), null)
+    }
+  }
+  t.equal(engine.getState('GET:/users/:id')!.status, 'active', 'nothing changed')
 })

@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { WG_ERR_CSRF_INVALID } from '../errors.js'
 import type { TokenClaims } from '../auth/tokens.js'
+import { crossSiteReason } from '../cross-site.js'
 
 /** Name of the cookie that carries a dashboard token. */
 export const SESSION_COOKIE = 'waygate_session'
@@ -49,29 +50,13 @@ function sameToken (a: string, b: string): boolean {
   return left.length === right.length && timingSafeEqual(left, right)
 }
 
-/** Why a request looks cross-site, or null when it does not. */
-function crossSite (request: FastifyRequest): string | null {
-  const site = request.headers['sec-fetch-site']
-  // browsers that send it tell us directly; `none` is a typed URL or a bookmark
-  if (typeof site === 'string') return site === 'same-origin' || site === 'none' ? null : `Sec-Fetch-Site is ${site}`
-  const origin = request.headers.origin
-  if (typeof origin !== 'string') return null
-  let host: string
-  try {
-    host = new URL(origin).host
-  } catch {
-    return `Origin ${origin.slice(0, 100)} is not a URL`
-  }
-  return host === request.host ? null : `Origin ${origin.slice(0, 100)} is another site`
-}
-
 export function createDashboardSession (options: SessionOptions): DashboardSession {
   const path = options.prefix === '' ? '/' : options.prefix
   const csrfToken = (claims: TokenClaims): string =>
     createHmac('sha256', options.secret).update(`waygate-csrf:${claims.jti}`).digest('base64url')
 
   function checkOrigin (request: FastifyRequest): void {
-    const why = crossSite(request)
+    const why = crossSiteReason(request)
     if (why !== null) throw new WG_ERR_CSRF_INVALID(`cross-site request refused (${why})`)
   }
 
