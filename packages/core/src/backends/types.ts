@@ -44,15 +44,15 @@ export interface BackendRecord {
 
 /** A change a backend announces, made by this process or another one. */
 export type BackendChange =
-  | { type: 'route', state: RouteState }
-  | { type: 'route_deleted', key: string }
-  | { type: 'global', global: GlobalMaintenance }
+  | { type: 'route', state: RouteState, revision?: number }
+  | { type: 'route_deleted', key: string, revision?: number }
+  | { type: 'global', global: GlobalMaintenance, revision?: number }
   | { type: 'audit', entry: AuditEntry }
   /**
    * A record was stored, replaced or removed (`record: null`). A record that merely expires is
    * not announced: whoever holds it can tell from its `expiresAt`.
    */
-  | { type: 'record', namespace: string, id: string, record: BackendRecord | null }
+  | { type: 'record', namespace: string, id: string, record: BackendRecord | null, revision?: number }
   /** Anything may have changed (a reconnect, a file replaced): reload everything. */
   | { type: 'resync' }
 
@@ -60,6 +60,30 @@ export type BackendChange =
 export interface BackendSnapshot {
   routes: RouteState[]
   global: GlobalMaintenance | null
+  /** The backend revision the snapshot was read at, when the backend counts revisions. */
+  revision?: number
+  /** Identifies the backend's history: a different epoch means revisions restarted. */
+  epoch?: string
+}
+
+/** How a backend that mirrors a remote source is keeping up with it (the service SDK's remote backend). */
+export interface SyncStatus {
+  /** `connecting` before the first answer, `connected` while the stream is open, `reconnecting` between attempts, `unauthorized` when the server refuses the credentials, `offline` after the first attempt failed. */
+  state: 'connecting' | 'connected' | 'reconnecting' | 'unauthorized' | 'offline'
+  /** Where the state being enforced came from: the server, the cache file, or the routes' declared states. */
+  source: 'server' | 'cache' | 'declared'
+  /** The revision of the held state, or null when nothing came from the server (or its cache). */
+  revision: number | null
+  /** The server's history the revision belongs to, or null. */
+  epoch: string | null
+  /** When the held state was last known to be in sync with the server (ISO), or null. */
+  lastSync: string | null
+  /** Seconds since `lastSync` while not connected; 0 while connected; null before any sync. */
+  staleSeconds: number | null
+  /** Connection attempts made after the first one. */
+  reconnects: number
+  serverUrl: string
+  service: string
 }
 
 /** Health as the backend sees it. */
@@ -124,4 +148,6 @@ export interface WaygateBackend {
   health(): Promise<BackendHealth>
   /** Releases timers, watchers and connections the backend owns. */
   close(): Promise<void>
+  /** How a backend that mirrors a remote source keeps up with it; absent on storage backends. */
+  syncStatus?(): SyncStatus
 }
