@@ -4,9 +4,10 @@ import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { WG_ERR_BACKEND_UNAVAILABLE, type Platform, type WaygateEngine } from '@waygate/core'
+import { safeEqual } from './auth/passwords.js'
 import { createLoginThrottle, type ThrottleOptions } from './auth/throttle.js'
 import { createTokenSigner, randomSecret, type TokenClaims, type TokenPlatform } from './auth/tokens.js'
-import { authProblems, createCredentialCheck, type AuthOption } from './auth/users.js'
+import { authProblems, createCredentialCheck, createCredentialVersions, type AuthOption } from './auth/users.js'
 import { registerDashboard } from './dashboard/index.js'
 import { createDashboardSession, type DashboardSession } from './dashboard/session.js'
 import { crossSiteReason, nonJsonReason } from './cross-site.js'
@@ -141,6 +142,7 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
   const dashboard = options.dashboard !== false
   const session = createDashboardSession({ secret, prefix: fastify.prefix, cookieSecure: options.cookieSecure === true, enabled: dashboard })
   const checkCredentials = createCredentialCheck(options.auth)
+  const credentialVersion = createCredentialVersions(options.auth, secret)
   if (checkCredentials === null) {
     log.warn('waygate admin: auth is false, so anyone who can reach the admin can change routes; never do this in production')
   }
@@ -159,7 +161,8 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
       windowSeconds: options.loginThrottle?.windowSeconds ?? 300
     }),
     issueToken (user, platform) {
-      return signer.sign(user, platform, platform === 'sdk' ? sdkTokenExpiry : tokenExpiry, engine.now())
+      const version = credentialVersion(user)
+      return signer.sign(user, platform, platform === 'sdk' ? sdkTokenExpiry : tokenExpiry, engine.now(), version ?? undefined)
     },
     async revoke (claims) {
       await engine.backend.putRecord(REVOKED_NAMESPACE, claims.jti, { user: claims.sub }, { expiresAt: claims.exp * 1000 })
@@ -181,6 +184,13 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
       if (token === null) throw new WG_ERR_AUTH_REQUIRED('send a token in X-Waygate-Token or Authorization: Bearer (run: waygate login)')
       const claims = signer.verify(token, engine.now())
       if (claims === null) throw new WG_ERR_AUTH_REQUIRED('the token is invalid or expired (run: waygate login)')
+      // bound to its user as configured now: a removed user, or a changed password, ends the token
+      if (checkCredentials !== null) {
+        const expected = credentialVersion(claims.sub)
+        if (expected !== undefined && (expected === null || claims.cv === undefined || !safeEqual(claims.cv, expected))) {
+          throw new WG_ERR_AUTH_REQUIRED('the token\'s user was removed or changed password (run: waygate login)')
+        }
+      }
       try {
         if (await engine.backend.getRecord(REVOKED_NAMESPACE, claims.jti) !== null) {
           throw new WG_ERR_AUTH_REQUIRED('the token was revoked (run: waygate login)')

@@ -152,3 +152,40 @@ t.test('closing the server ends open event streams instead of waiting for them',
   await ended
   t.ok(Date.now() - started < 2000, 'close() finished promptly')
 })
+
+t.test('a token ends with its user: removed or with a changed password, the next instance refuses it', async t => {
+  const bobHash = await hashPassword('bob-pw')
+  const users = (bob: { username: string, password: string } | null) => [{ username: 'alice', password: 'alice-pw' }, ...(bob === null ? [] : [bob])]
+  const first = await buildAdminApp(t, { admin: { auth: users({ username: 'bob', password: bobHash }) } })
+  const tokenOf = async (username: string, password: string, platform = 'cli') => {
+    const res = await first.app.inject({ method: 'POST', url: '/waygate/api/auth/login', payload: { username, password, platform } })
+    t.equal(res.statusCode, 200)
+    return res.json().token as string
+  }
+  const bob = { cli: await tokenOf('bob', 'bob-pw'), sdk: await tokenOf('bob', 'bob-pw', 'sdk') }
+  const alice = await tokenOf('alice', 'alice-pw')
+  const works = async (app: typeof first.app, token: string) =>
+    (await app.inject({ method: 'POST', url: `/waygate/api/routes/${encodeURIComponent('GET:/users/:id')}/disable`, headers: { 'x-waygate-token': token } })).statusCode
+
+  const restarts: Array<[string, ReturnType<typeof users>, number]> = [
+    ['bob removed', users(null), 401],
+    ['bob\'s password changed (plain)', users({ username: 'bob', password: 'bob-pw2' }), 401],
+    ['bob\'s password re-hashed (same password, new salt)', users({ username: 'bob', password: await hashPassword('bob-pw') }), 401],
+    ['bob renamed to Bob', users({ username: 'Bob', password: bobHash }), 401],
+    ['nothing changed', users({ username: 'bob', password: bobHash }), 200]
+  ]
+  for (const [why, auth, expected] of restarts) {
+    const next = await buildAdminApp(t, { admin: { auth } })
+    for (const token of Object.values(bob)) t.equal(await works(next.app, token), expected, why)
+    t.equal(await works(next.app, alice), 200, `${why}: alice's token still works`)
+    await next.app.close()
+  }
+
+  // an open admin's session tokens name anyone; an admin with users does not take them
+  const open = await buildAdminApp(t, { admin: { auth: false } })
+  const page = await open.app.inject('/waygate/')
+  const cookie = String(page.headers['set-cookie']).split(';')[0]!
+  const closed = await buildAdminApp(t, { admin: { auth: [{ username: 'anonymous', password: 'x' }] } })
+  const res = await closed.app.inject({ url: '/waygate/api/routes', headers: { cookie } })
+  t.equal(res.statusCode, 401, 'a token issued by an open admin is not a user\'s token')
+})

@@ -11,9 +11,9 @@ export const WG_ERR_ROUTE_KEY_INVALID = createError<[string, string, CauseOption
 export const WG_ERR_ROUTE_NOT_FOUND = createError<[string, CauseOption?]>(
   'WG_ERR_ROUTE_NOT_FOUND', 'No route is registered as "%s"', 404)
 
-/** A bare path matches several method keys and the caller did not ask for all of them. */
+/** A key matches several routes (methods of a bare path, or services) and the caller did not ask for all of them. */
 export const WG_ERR_ROUTE_AMBIGUOUS = createError<[string, string, CauseOption?]>(
-  'WG_ERR_ROUTE_AMBIGUOUS', 'Route "%s" matches several methods (%s); name one or pass all: true', 409)
+  'WG_ERR_ROUTE_AMBIGUOUS', 'Route "%s" matches several routes (%s); name one or pass all: true', 409)
 
 /** The route is force-active: its state cannot be changed at runtime. */
 export const WG_ERR_ROUTE_FORCE_ACTIVE = createError<[string, CauseOption?]>(

@@ -10,7 +10,7 @@ export {
   GLOBAL_KEY,
   defaultGlobalMaintenance
 } from './models.js'
-export { parseRouteKey, routeKey, resolveRouteKeys, isHttpMethod } from './route-key.js'
+export { parseRouteKey, routeKey, resolveRouteKeys, isHttpMethod, SERVICE_NAME, isServiceName, qualifyKey, unqualifyKey } from './route-key.js'
 export type { ParsedRouteKey } from './route-key.js'
 export {
   WG_ERR_ROUTE_KEY_INVALID,

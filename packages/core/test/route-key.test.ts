@@ -17,19 +17,19 @@ t.test('isHttpMethod knows the methods Node knows, in any case', async t => {
 
 t.test('parseRouteKey', async t => {
   t.test('splits a method key and normalises the method', async t => {
-    t.same(parseRouteKey('GET:/payments'), { key: 'GET:/payments', method: 'GET', path: '/payments' })
-    t.same(parseRouteKey('post:/payments'), { key: 'POST:/payments', method: 'POST', path: '/payments' })
+    t.same(parseRouteKey('GET:/payments'), { key: 'GET:/payments', method: 'GET', path: '/payments', service: null })
+    t.same(parseRouteKey('post:/payments'), { key: 'POST:/payments', method: 'POST', path: '/payments', service: null })
   })
 
   t.test('keeps Fastify parameters: only the first colon separates the method', async t => {
     t.same(parseRouteKey('GET:/users/:id/posts/:postId'),
-      { key: 'GET:/users/:id/posts/:postId', method: 'GET', path: '/users/:id/posts/:postId' })
-    t.same(parseRouteKey('/users/:id'), { key: '/users/:id', method: null, path: '/users/:id' })
-    t.same(parseRouteKey('/files/*'), { key: '/files/*', method: null, path: '/files/*' })
+      { key: 'GET:/users/:id/posts/:postId', method: 'GET', path: '/users/:id/posts/:postId', service: null })
+    t.same(parseRouteKey('/users/:id'), { key: '/users/:id', method: null, path: '/users/:id', service: null })
+    t.same(parseRouteKey('/files/*'), { key: '/files/*', method: null, path: '/files/*', service: null })
   })
 
   t.test('a bare path has no method', async t => {
-    t.same(parseRouteKey('/'), { key: '/', method: null, path: '/' })
+    t.same(parseRouteKey('/'), { key: '/', method: null, path: '/', service: null })
   })
 
   t.test('rejects what is not a key, by code', async t => {

@@ -14,6 +14,8 @@ export interface TokenClaims {
   exp: number
   /** Unique id, the handle for revocation. */
   jti: string
+  /** Credential version of the user at issue time; the token dies when it no longer matches. */
+  cv?: string
 }
 
 const PREFIX = 'wg1'
@@ -24,7 +26,7 @@ function b64url (data: Buffer | string): string {
 
 /** Signs and verifies waygate tokens: `wg1.<claims>.<HMAC-SHA256>`, all base64url. */
 export interface TokenSigner {
-  sign(user: string, platform: TokenPlatform, ttlSeconds: number, now: number): { token: string, claims: TokenClaims }
+  sign(user: string, platform: TokenPlatform, ttlSeconds: number, now: number, credentialVersion?: string): { token: string, claims: TokenClaims }
   /** Returns the claims of a well-formed, correctly signed, unexpired token, else null. */
   verify(token: string, now: number): TokenClaims | null
 }
@@ -37,9 +39,10 @@ export function randomSecret (): string {
 export function createTokenSigner (secret: string): TokenSigner {
   const mac = (data: string): Buffer => createHmac('sha256', secret).update(data).digest()
   return {
-    sign (user, platform, ttlSeconds, now) {
+    sign (user, platform, ttlSeconds, now, credentialVersion) {
       const iat = Math.floor(now / 1000)
       const claims: TokenClaims = { sub: user, plat: platform, iat, exp: iat + ttlSeconds, jti: randomUUID() }
+      if (credentialVersion !== undefined) claims.cv = credentialVersion
       const body = `${PREFIX}.${b64url(JSON.stringify(claims))}`
       return { token: `${body}.${b64url(mac(body))}`, claims }
     },
@@ -58,7 +61,8 @@ export function createTokenSigner (secret: string): TokenSigner {
         return null
       }
       if (typeof claims !== 'object' || claims === null || typeof claims.sub !== 'string' || typeof claims.exp !== 'number' ||
-          typeof claims.jti !== 'string' || !['cli', 'dashboard', 'sdk', 'api'].includes(claims.plat)) return null
+          typeof claims.jti !== 'string' || !['cli', 'dashboard', 'sdk', 'api'].includes(claims.plat) ||
+          (claims.cv !== undefined && typeof claims.cv !== 'string')) return null
       if (claims.exp * 1000 <= now) return null
       return claims
     }

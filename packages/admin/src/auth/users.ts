@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto'
 import { isPasswordHash, safeEqual, verifyPassword } from './passwords.js'
 
 /** One admin user. `password` is plain text or a hash from `hashPassword()`. */
@@ -66,4 +67,20 @@ export function createCredentialCheck (auth: AuthOption): ((username: string, pa
     const ok = await verifyPassword(password, stored)
     return matched && ok ? match : null
   }
+}
+
+/**
+ * What ties a token to its user's credentials: for configured users, a short HMAC (under the secret
+ * key, so the token's readable claims reveal nothing about the password) of the name and the stored
+ * password or hash. It changes when the password or its hash changes, and a user no longer configured
+ * has none. Returns null for a user that is not configured, undefined when the auth option cannot
+ * tell (an open admin, a custom authenticator).
+ */
+export function createCredentialVersions (auth: AuthOption, secret: string): (user: string) => string | null | undefined {
+  if (auth === false || isAuthenticator(auth)) return () => undefined
+  const versions = new Map<string, string>()
+  for (const { username, password } of Array.isArray(auth) ? auth : [auth]) {
+    versions.set(username, createHmac('sha256', secret).update(`waygate-credential:${username}\0${password}`).digest('base64url').slice(0, 22))
+  }
+  return user => versions.get(user) ?? null
 }
