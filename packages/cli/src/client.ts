@@ -9,7 +9,7 @@ export interface ClientOptions {
   token: string | null
   /** Sent as `X-Waygate-Actor`; only an admin running without auth records it. */
   actor?: string
-  /** Default 30 s. */
+  /** The bound of one whole exchange, from the request to the last byte of the answer. Default 30 s. */
   timeoutMs?: number
   /** Receives one line per request and answer (never the token). */
   debug?: (line: string) => void
@@ -25,7 +25,7 @@ export interface ApiResponse<T> {
 /** What a request may carry. */
 export interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>
-  /** Sent as JSON; without it the request has no body at all. */
+  /** Sent as JSON. A POST without it sends `{}`, so every mutation is a JSON request. */
   body?: unknown
 }
 
@@ -65,20 +65,33 @@ export function createClient (options: ClientOptions): Client {
     if (token !== null) headers['x-waygate-token'] = token
     if (options.actor !== undefined) headers['x-waygate-actor'] = options.actor
     let payload: string | undefined
-    if (body !== undefined) {
-      payload = JSON.stringify(body)
+    // the admin refuses mutations that are not JSON requests (a cross-site form cannot send one)
+    const sent = body === undefined && method === 'POST' ? {} : body
+    if (sent !== undefined) {
+      payload = JSON.stringify(sent)
       headers['content-type'] = 'application/json'
     }
 
     debug?.(`→ ${method} ${url}${payload === undefined || path.startsWith('/api/auth/') ? '' : ' ' + payload}`)
     const started = performance.now()
+    // one timer for the whole exchange: a server that sends its headers and then drips the body
+    // must not hold the CLI longer than the timeout
+    const controller = new AbortController()
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      controller.abort()
+    }, timeoutMs)
     let res: Response
+    let text: string
     try {
-      res = await fetch(url, { method, headers, body: payload, signal: AbortSignal.timeout(timeoutMs), redirect: 'error' })
+      res = await fetch(url, { method, headers, body: payload, signal: controller.signal, redirect: 'error' })
+      text = await res.text()
     } catch (err) {
-      throw networkError(err, baseUrl, timeoutMs)
+      throw networkError(err, baseUrl, timeoutMs, timedOut)
+    } finally {
+      clearTimeout(timer)
     }
-    const text = await res.text().catch(() => '')
     debug?.(`← ${res.status} ${res.statusText} (${Math.round(performance.now() - started)} ms)${res.ok ? '' : ' ' + text.slice(0, 500)}`)
 
     let data: unknown
@@ -100,10 +113,9 @@ export function createClient (options: ClientOptions): Client {
   return { baseUrl, request }
 }
 
-function networkError (err: unknown, baseUrl: string, timeoutMs: number): CliError {
-  const name = (err as Error | null)?.name
-  if (name === 'TimeoutError' || name === 'AbortError') {
-    return new CliError('WG_ERR_CLI_TIMEOUT', `no answer from ${baseUrl} within ${Math.round(timeoutMs / 1000)} s`, { hint: 'is the server overloaded? ' + URL_HINT, cause: err })
+function networkError (err: unknown, baseUrl: string, timeoutMs: number, timedOut: boolean): CliError {
+  if (timedOut) {
+    return new CliError('WG_ERR_CLI_TIMEOUT', `no complete answer from ${baseUrl} within ${timeoutMs / 1000} s`, { hint: 'is the server overloaded? ' + URL_HINT, cause: err })
   }
   const cause = (err as { cause?: { code?: unknown, message?: unknown } } | null)?.cause
   const detail = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : (err as Error).message

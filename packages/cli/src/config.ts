@@ -88,6 +88,17 @@ export function checkServerUrl (value: string): string | Error {
   return url.href.replace(/\/+$/, '')
 }
 
+/** How long one exchange with the server may take, body included, when nothing else says. */
+export const DEFAULT_TIMEOUT_MS = 30_000
+
+/** Reads a timeout in seconds (`30`, `2.5`) as milliseconds, or says why it is not one. */
+export function checkTimeout (value: string): number | Error {
+  const text = value.trim()
+  const seconds = /^\d+(?:\.\d+)?$/.test(text) ? Number(text) : Number.NaN
+  if (!(seconds >= 0.1 && seconds <= 3600)) return new Error(`"${value}" is not a number of seconds between 0.1 and 3600`)
+  return Math.round(seconds * 1000)
+}
+
 /** Parses `KEY=value` lines: `#` comments, optional `export `, optional quotes. */
 export function parseDotfile (text: string): Record<string, string> {
   const values: Record<string, string> = {}
@@ -147,6 +158,8 @@ export interface Settings {
    * (`--server-url` or WAYGATE_SERVER_URL). Any request then fails with this error.
    */
   tokenRefusal: CliError | null
+  /** The bound of one whole exchange with the server: `--timeout`, else WAYGATE_TIMEOUT, else 30 s. */
+  timeoutMs: number
   session: Session | null
   configPath: string
   config: ConfigFile
@@ -158,8 +171,18 @@ export interface Settings {
  * session `waygate login` saved for that URL). WAYGATE_TOKEN is bound to a URL the operator gave
  * (flag or WAYGATE_SERVER_URL): a `.waygate` file, the saved URL or the default never receive it.
  */
-export async function resolveSettings (options: { serverUrl?: string, service?: string, env: Env, cwd: string }): Promise<Settings> {
+export async function resolveSettings (options: { serverUrl?: string, service?: string, timeout?: string, env: Env, cwd: string }): Promise<Settings> {
   const { env } = options
+  let timeoutMs = DEFAULT_TIMEOUT_MS
+  if (options.timeout !== undefined) {
+    const checked = checkTimeout(options.timeout)
+    if (checked instanceof Error) throw new UsageError(`--timeout: ${checked.message}`, 'e.g. --timeout 10')
+    timeoutMs = checked
+  } else if (nonEmpty(env.WAYGATE_TIMEOUT)) {
+    const checked = checkTimeout(env.WAYGATE_TIMEOUT!)
+    if (checked instanceof Error) throw new CliError('WG_ERR_CLI_CONFIG', `WAYGATE_TIMEOUT: ${checked.message}`, { hint: 'e.g. WAYGATE_TIMEOUT=10' })
+    timeoutMs = checked
+  }
   const path = configPath(env)
   const config = await readConfig(path)
   const dot = await findDotfile(options.cwd)
@@ -222,5 +245,5 @@ export async function resolveSettings (options: { serverUrl?: string, service?: 
     tokenSource = 'config'
   }
 
-  return { serverUrl, serverUrlSource, dotfile: dot?.path ?? null, service, serviceSource, token, tokenSource, tokenRefusal, session, configPath: path, config }
+  return { serverUrl, serverUrlSource, dotfile: dot?.path ?? null, service, serviceSource, token, tokenSource, tokenRefusal, timeoutMs, session, configPath: path, config }
 }

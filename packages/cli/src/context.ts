@@ -8,6 +8,7 @@ import type { Io } from './io.js'
 export interface GlobalOptions {
   serverUrl?: string
   service?: string
+  timeout?: string
   json?: boolean
   debug?: boolean
 }
@@ -55,7 +56,7 @@ export function createContext (io: Io, options: GlobalOptions): Context {
     now,
     interactive: stdinIsTTY,
     settings () {
-      settings ??= resolveSettings({ serverUrl: options.serverUrl, service: options.service, env: io.env, cwd: io.cwd }).then(s => {
+      settings ??= resolveSettings({ serverUrl: options.serverUrl, service: options.service, timeout: options.timeout, env: io.env, cwd: io.cwd }).then(s => {
         trace(`config file ${s.configPath}`)
         trace(`server ${s.serverUrl} (from ${s.serverUrlSource === 'dotfile' ? s.dotfile! : s.serverUrlSource})`)
         if (s.tokenRefusal !== null) trace('token: WAYGATE_TOKEN is set but not bound to this URL')
@@ -72,6 +73,7 @@ export function createContext (io: Io, options: GlobalOptions): Context {
           baseUrl: s.serverUrl,
           token: s.token,
           actor: actorName(io.env),
+          timeoutMs: s.timeoutMs,
           debug: debug ? trace : undefined
         })
       })

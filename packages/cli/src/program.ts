@@ -17,6 +17,7 @@ Environment:
   WAYGATE_TOKEN        token to use instead of the one saved by \`waygate login\`; sent only
                        to a URL from --server-url or WAYGATE_SERVER_URL
   WAYGATE_SERVICE      service to scope commands to (after --service)
+  WAYGATE_TIMEOUT      seconds each exchange with the server may take (after --timeout; default 30)
   WAYGATE_CONFIG_DIR   config directory (default $XDG_CONFIG_HOME/waygate, else ~/.waygate)
   NO_COLOR             no colours, even on a terminal
 
@@ -42,6 +43,7 @@ export function buildProgram (io: Io, result: { exitCode: number }, options: { j
     .version(CLI_VERSION, '-V, --version', 'print the CLI version')
     .option('--server-url <url>', 'admin API URL, e.g. http://localhost:8000/waygate')
     .option('--service <name>', 'scope commands to one service (default: WAYGATE_SERVICE)')
+    .option('--timeout <seconds>', 'bound of each exchange with the server, body included (default: WAYGATE_TIMEOUT, else 30)')
     .option('--json', 'machine-readable JSON output (errors too, on stderr)')
     .option('--debug', 'log settings and HTTP requests to stderr (never the token)')
     .exitOverride()
