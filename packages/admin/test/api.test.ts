@@ -212,3 +212,86 @@ t.test('the audit cursor is only given when another page exists', async t => {
   const partial = await app.inject({ url: `/waygate/api/audit?key=${enc('GET:/users/:id')}&limit=3`, headers })
   t.ok(partial.headers['x-next-cursor'])
 })
+
+t.test('a time that would not read back as written is refused with 400 before anything is written', async t => {
+  const { app, login, engine } = await buildAdminApp(t)
+  const headers = { 'x-waygate-token': await login() }
+  const post = (action: string, payload: object) =>
+    app.inject({ method: 'POST', url: `/waygate/api/routes/${enc('GET:/users/:id')}/${action}`, headers, payload })
+  const auditBefore = (await app.inject({ url: '/waygate/api/audit', headers })).json().length
+  const stateBefore = (await app.inject({ url: `/waygate/api/routes/${enc('GET:/users/:id')}`, headers })).json()
+  const impossible = [
+    '9999-12-31T23:59:59-23:59', // year 10000 in UTC
+    '2030-02-30', // rolls over to 2 March today
+    '2030-02-29T00:00:00Z', // 2030 is not a leap year
+    '2030-04-31T00:00:00Z',
+    '2030-06-01T24:00:00Z',
+    '2030-06-01T10:60:00Z',
+    '2016-12-31T23:59:60Z',
+    '9999999999d' // a duration past year 9999
+  ]
+  for (const when of impossible) {
+    for (const [action, payload] of [
+      ['maintenance', { end: when }],
+      ['maintenance', { start: when, end: '2099-01-01T00:00:00Z' }],
+      ['disable', { until: when }],
+      ['schedule', { start: '2099-01-01T00:00:00Z', end: when }],
+      ['deprecate', { sunset: when }]
+    ] as const) {
+      const res = await post(action, payload)
+      t.equal(res.statusCode, 400, `${action} ${JSON.stringify(payload)}`)
+      t.match(res.json().error, { code: /^WG_ERR_(INPUT|REQUEST)_INVALID$/, message: /valid date|expected an ISO/ })
+    }
+  }
+  t.equal((await app.inject({ url: '/waygate/api/audit', headers })).json().length, auditBefore, 'nothing was audited')
+  const list = await app.inject({ url: '/waygate/api/routes', headers })
+  t.equal(list.statusCode, 200, 'the route list still reads')
+  t.same((await app.inject({ url: `/waygate/api/routes/${enc('GET:/users/:id')}`, headers })).json(), stateBefore, 'nothing was written')
+  t.equal((await app.inject('/users/1')).statusCode, 200)
+
+  const ok = await post('maintenance', { end: '2099-12-31T23:59:59+05:00' })
+  t.equal(ok.statusCode, 200, 'an offset that stays within 9999 is fine')
+  t.equal(ok.json().routes[0].window.end, '2099-12-31T18:59:59.000Z')
+  t.equal(engine.getState('GET:/users/:id')!.window!.end, '2099-12-31T18:59:59.000Z')
+})
+
+t.test('a stored time the model cannot read never makes the route list, a route or the app fail', async t => {
+  const { app, login, engine } = await buildAdminApp(t)
+  const headers = { 'x-waygate-token': await login() }
+  // as an older version could have written it
+  await engine.backend.updateRoute('GET:/users/:id', current => ({
+    next: { ...current!, status: 'active', window: { start: '2020-01-01T00:00:00.000Z', end: '+010000-01-01T23:58:59.000Z', reason: 'long' } }
+  }))
+  await engine.backend.updateRoute('POST:/payments', current => ({
+    next: { ...current!, status: 'disabled', disabledUntil: '+275760-09-13T00:00:00.000Z' }
+  }))
+  await engine.resync()
+  const list = await app.inject({ url: '/waygate/api/routes', headers })
+  t.equal(list.statusCode, 200)
+  t.match(list.json().find((r: { key: string }) => r.key === 'GET:/users/:id'), { status: 'maintenance', window: { end: null } })
+  const one = await app.inject({ url: `/waygate/api/routes/${enc('POST:/payments')}`, headers })
+  t.equal(one.statusCode, 200)
+  t.match(one.json(), { status: 'disabled', disabledUntil: null })
+  const route = await app.inject('/users/1')
+  t.equal(route.statusCode, 503)
+  t.equal(route.headers['retry-after'], undefined, 'no Retry-After for a window that never ends')
+})
+
+t.test('audit since and until: a leap second or impossible date is a 400, an offset is read as the instant it names', async t => {
+  const { app, login } = await buildAdminApp(t)
+  const headers = { 'x-waygate-token': await login() }
+  await app.inject({ method: 'POST', url: `/waygate/api/routes/${enc('GET:/users/:id')}/disable`, headers, payload: {} })
+  for (const field of ['since', 'until']) {
+    for (const when of ['2016-12-31T23:59:60Z', '2016-12-31T23:59:60+00:00', '2016-12-31T18:59:60-05:00', '9999-12-31T23:59:59-23:59', '2030-02-30T00:00:00Z', 'yesterday']) {
+      const res = await app.inject({ url: `/waygate/api/audit?${field}=${encodeURIComponent(when)}`, headers })
+      t.equal(res.statusCode, 400, `${field}=${when}`)
+      t.match(res.json().error, { code: /^WG_ERR_(INPUT|REQUEST)_INVALID$/, message: new RegExp(field) })
+    }
+  }
+  const now = Date.now()
+  const inOneHour = new Date(now + 3_600_000)
+  // the same instant an hour ahead, written at +02:00
+  const local = new Date(inOneHour.getTime() + 2 * 3_600_000).toISOString().slice(0, 19) + '+02:00'
+  t.same((await app.inject({ url: `/waygate/api/audit?since=${encodeURIComponent(local)}`, headers })).json(), [], 'nothing after an hour from now')
+  t.equal((await app.inject({ url: `/waygate/api/audit?until=${encodeURIComponent(local)}`, headers })).json()[0].action, 'disable')
+})

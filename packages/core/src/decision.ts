@@ -1,4 +1,5 @@
 import type { GlobalMaintenance, RouteState } from './models.js'
+import { readTime } from './time.js'
 
 /** The request may go on. */
 export interface PassDecision {
@@ -65,13 +66,14 @@ export function isExempt (exemptPaths: readonly string[], key: string, path: str
   return false
 }
 
-function httpDate (iso: string): string | null {
-  const ms = Date.parse(iso)
+function httpDate (value: string): string | null {
+  const ms = readTime(value)
   return Number.isNaN(ms) ? null : new Date(ms).toUTCString()
 }
 
 function deprecatedDecision (state: RouteState): DeprecatedDecision {
-  const since = Date.parse(state.deprecatedAt ?? state.updatedAt)
+  let since = readTime(state.deprecatedAt)
+  if (Number.isNaN(since)) since = readTime(state.updatedAt)
   return Object.freeze({
     action: 'deprecated' as const,
     deprecation: `@${Math.floor((Number.isNaN(since) ? 0 : since) / 1000)}`,
@@ -86,7 +88,8 @@ function block (kind: BlockKind, key: string, reason: string, global: boolean, r
 
 /**
  * Compiles the decisions of one route from its state, global maintenance and the current
- * environment. Runs when state changes, never per request.
+ * environment. Runs when state changes, never per request. A stored time that cannot be read
+ * counts as absent.
  */
 export function compilePlan (target: PlanTarget, state: RouteState | undefined, global: GlobalMaintenance, env: string): RoutePlan {
   const forceActive = target.forceActive || state?.forceActive === true
@@ -114,34 +117,51 @@ export function compilePlan (target: PlanTarget, state: RouteState | undefined, 
     default:
       outside = PASS
   }
-  if (state.status === 'disabled' && state.disabledUntil !== null) {
+  const until = state.status === 'disabled' ? readTime(state.disabledUntil) : Number.NaN
+  if (!Number.isNaN(until)) {
     // disabled until a time: the block applies from always to then, with that time as Retry-After
-    const until = Date.parse(state.disabledUntil)
     const inside = block('disabled', state.key, state.reason, false, until)
     return { outside: PASS, inside, windowStart: -Infinity, windowEnd: until }
   }
-  const window = state.window
+  const window = readableWindow(state.window)
   // a disabled route stays disabled, and a route hidden from this env stays hidden, in a window
   if (window === null || state.status === 'disabled' || (outside.action === 'block' && outside.kind === 'env_gated')) {
     return { outside, inside: outside, windowStart: Infinity, windowEnd: Infinity }
   }
-  const start = Date.parse(window.start)
-  const end = window.end === null ? Infinity : Date.parse(window.end)
+  const { start, end } = window
   const inside = block('maintenance', state.key, window.reason || state.reason, false, end === Infinity ? null : end)
   return { outside, inside, windowStart: start, windowEnd: end }
 }
 
-/** The status a state has at `now`, with its maintenance window applied. */
-export function effectiveStatus (state: RouteState, now: number): RouteState['status'] {
-  if (state.status === 'disabled' && state.disabledUntil !== null && now >= Date.parse(state.disabledUntil)) return 'active'
-  const window = state.window
-  if (window === null || state.status === 'disabled') return state.status
-  const start = Date.parse(window.start)
-  const end = window.end === null ? Infinity : Date.parse(window.end)
-  return now >= start && now < end ? 'maintenance' : state.status
+/**
+ * A window's bounds as epoch ms: an unreadable start means no window (it never opens), an
+ * unreadable end an open-ended one, as `end: null` is.
+ */
+function readableWindow (window: RouteState['window']): { start: number, end: number, reason: string } | null {
+  if (window === null || window === undefined) return null
+  const start = readTime(window.start)
+  if (Number.isNaN(start)) return null
+  const end = readTime(window.end)
+  return { start, end: Number.isNaN(end) ? Infinity : end, reason: window.reason }
 }
 
-/** Formats seconds until `retryAt` for `Retry-After` (RFC 9110 delay-seconds, at least 1). */
+/** The status a state has at `now`, with its maintenance window applied. */
+export function effectiveStatus (state: RouteState, now: number): RouteState['status'] {
+  if (state.status === 'disabled' && now >= readTime(state.disabledUntil)) return 'active'
+  const window = readableWindow(state.window)
+  if (window === null || state.status === 'disabled') return state.status
+  return now >= window.start && now < window.end ? 'maintenance' : state.status
+}
+
+/** The longest `Retry-After` sent, in seconds: the largest signed 32-bit integer, which clients parse safely. */
+export const MAX_RETRY_AFTER_SECONDS = 2_147_483_647
+
+/**
+ * Formats seconds until `retryAt` for `Retry-After` (RFC 9110 delay-seconds): whole seconds, at
+ * least 1, at most {@link MAX_RETRY_AFTER_SECONDS}.
+ */
 export function retryAfterSeconds (retryAt: number, now: number): number {
-  return Math.max(1, Math.ceil((retryAt - now) / 1000))
+  const seconds = Math.ceil((retryAt - now) / 1000)
+  if (!(seconds >= 1)) return 1
+  return seconds > MAX_RETRY_AFTER_SECONDS ? MAX_RETRY_AFTER_SECONDS : seconds
 }

@@ -23,6 +23,8 @@ import {
   type RouteStatus
 } from './models.js'
 import { parseRouteKey, resolveRouteKeys, routeKey } from './route-key.js'
+import { readableGlobal, readableState } from './stored-state.js'
+import { readTime } from './time.js'
 import { checkEnvs, checkReason, RouteDeclaration, schemaErrors, toEpochMs, toIso, type TimeInput } from './validation.js'
 
 /** Who makes a change, recorded in the audit log. */
@@ -187,8 +189,11 @@ type WindowPhase = 'pending' | 'open' | 'closed'
 function windowPhase (state: RouteState, now: number): WindowPhase | null {
   const window = state.window
   if (window === null) return null
-  if (now < Date.parse(window.start)) return 'pending'
-  if (window.end !== null && now >= Date.parse(window.end)) return 'closed'
+  const start = readTime(window.start)
+  // a window whose start cannot be read never opens (see readableState)
+  if (Number.isNaN(start)) return null
+  if (now < start) return 'pending'
+  if (window.end !== null && now >= readTime(window.end)) return 'closed'
   return 'open'
 }
 
@@ -347,13 +352,25 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     warnOnce(what, { err, backend: backend.kind }, `waygate: backend ${what} failed; serving the last known state`)
   }
 
+  /** A stored state as the snapshot holds it: with what cannot be read made absent, and logged. */
+  function readable (state: RouteState): RouteState {
+    const fields: string[] = []
+    const out = readableState(state, fields)
+    if (fields.length > 0) {
+      warnOnce(`unreadable:${state.key}`, { key: state.key, fields },
+        'waygate: a stored route state has times that cannot be read; they count as absent')
+    }
+    return out
+  }
+
   function applyChange (change: BackendChange): void {
     switch (change.type) {
       case 'route': {
         const previous = routes.get(change.state.key) ?? null
-        routes.set(change.state.key, change.state)
-        recompile(change.state.key)
-        emit({ type: 'route_changed', version, key: change.state.key, state: view(change.state), previous: previous === null ? null : view(previous) })
+        const state = readable(change.state)
+        routes.set(state.key, state)
+        recompile(state.key)
+        emit({ type: 'route_changed', version, key: state.key, state: view(state), previous: previous === null ? null : view(previous) })
         break
       }
       case 'route_deleted':
@@ -364,7 +381,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
         break
       case 'global': {
         const previous = global
-        global = change.global
+        global = readableGlobal(change.global)
         recompile()
         emit({ type: 'global_changed', version, global: structuredClone(global), previous })
         break
@@ -387,8 +404,8 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     try {
       const snapshot = await backend.load()
       routes.clear()
-      for (const state of snapshot.routes) routes.set(state.key, state)
-      global = snapshot.global ?? defaultGlobalMaintenance()
+      for (const state of snapshot.routes) routes.set(state.key, readable(state))
+      global = readableGlobal(snapshot.global ?? defaultGlobalMaintenance())
       markHealthy()
       recompile()
       emit({ type: 'resynced', version })
@@ -441,14 +458,14 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     let next = Infinity
     for (const state of routes.values()) {
       if (state.status === 'disabled' && state.disabledUntil !== null) {
-        const until = Date.parse(state.disabledUntil)
+        const until = readTime(state.disabledUntil)
         if (until > t && until < next) next = until
         continue
       }
       const window = state.window
       if (window === null) continue
-      const start = Date.parse(window.start)
-      const end = window.end === null ? Infinity : Date.parse(window.end)
+      const start = readTime(window.start)
+      const end = window.end === null ? Infinity : readTime(window.end)
       if (start > t && start < next) next = start
       else if (end > t && end < next) next = end
     }
@@ -530,7 +547,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     const t = now()
     const work: Array<Promise<void>> = []
     for (const state of routes.values()) {
-      if (state.status === 'disabled' && state.disabledUntil !== null && t >= Date.parse(state.disabledUntil)) {
+      if (state.status === 'disabled' && state.disabledUntil !== null && t >= readTime(state.disabledUntil)) {
         work.push(endDisable(state))
         continue
       }
@@ -549,7 +566,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
   // ---- views ----
 
   function view (state: RouteState): RouteState {
-    const copy = structuredClone(state)
+    const copy = structuredClone(readableState(state))
     const t = now()
     copy.status = effectiveStatus(state, t)
     if (copy.window !== null && windowPhase(copy, t) === 'closed') copy.window = null
@@ -632,7 +649,8 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       let made: AuditEntry | undefined
       const stored = await write('write', () => backend.updateRoute(key, (current): Update<RouteState> | undefined => {
         made = undefined
-        const base = current ?? fallback
+        // a change on top of an unreadable stored time writes a readable state
+        const base = current === null ? fallback : readable(current)
         if (base === null) throw new WG_ERR_ROUTE_NOT_FOUND(key)
         if (base.forceActive) throw new WG_ERR_ROUTE_FORCE_ACTIVE(key)
         const fields = change(base)
@@ -668,7 +686,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     let made: AuditEntry | undefined
     const stored = await write('write', () => backend.updateGlobal(current => {
       made = undefined
-      const next = change(current)
+      const next = change(readableGlobal(current))
       if (next === undefined) return undefined
       made = audit(GLOBAL_KEY, null, action, who, reason, current.enabled ? 'maintenance' : 'active', next.enabled ? 'maintenance' : 'active')
       return { next, audit: made }
@@ -796,7 +814,11 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     },
 
     async listAudit (query) {
-      return write('audit read', () => backend.listAudit(query))
+      // entries compare as ISO strings: a bound must be one, in UTC, naming an instant that exists
+      const bounds: AuditQuery = { ...query }
+      if (query?.since !== undefined) bounds.since = toIso(query.since, 'since')
+      if (query?.until !== undefined) bounds.until = toIso(query.until, 'until')
+      return write('audit read', () => backend.listAudit(query === undefined ? undefined : bounds))
     },
 
     resolveKeys,

@@ -38,10 +38,11 @@ export type {
   DeprecateOptions,
   GlobalEnableOptions
 } from './engine.js'
-export { PASS, compilePlan, effectiveStatus, retryAfterSeconds, isExempt } from './decision.js'
+export { PASS, compilePlan, effectiveStatus, retryAfterSeconds, isExempt, MAX_RETRY_AFTER_SECONDS } from './decision.js'
 export type { Decision, PassDecision, DeprecatedDecision, BlockDecision, BlockKind, RoutePlan } from './decision.js'
 export { RouteDeclaration, MAX_REASON_LENGTH, toIso, toEpochMs, schemaErrors } from './validation.js'
 export type { TimeInput } from './validation.js'
+export { parseTime, readTime, MIN_TIME_MS, MAX_TIME_MS } from './time.js'
 export { silentLogger } from './logger.js'
 export type { WaygateLogger } from './logger.js'
 export { createMemoryBackend } from './backends/memory.js'

@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { WG_ERR_INPUT_INVALID } from './errors.js'
+import { MAX_TIME_MS, MIN_TIME_MS, parseTime } from './time.js'
 
 /** A point in time: a Date, epoch milliseconds or an ISO 8601 string. */
 export type TimeInput = Date | string | number
@@ -40,15 +41,20 @@ export function schemaErrors (schema: TSchema, value: unknown): string[] {
   return out
 }
 
-/** Converts a time input to epoch ms, or throws a coded error naming the field. */
+/**
+ * Converts a time input to epoch ms, or throws a coded error naming the field. A string must be an
+ * ISO 8601 date or date-time, or an HTTP-date, naming a day that exists (see `parseTime`); every
+ * input must fall within years 0000 to 9999 in UTC, so that its ISO string reads back as the same
+ * instant.
+ */
 export function toEpochMs (value: TimeInput, field: string): number {
   let ms: number
   if (value instanceof Date) ms = value.getTime()
-  else if (typeof value === 'number') ms = value
-  else if (typeof value === 'string' && value.trim() !== '') ms = Date.parse(value)
+  else if (typeof value === 'number') ms = Math.trunc(value)
+  else if (typeof value === 'string') ms = parseTime(value.trim())
   else ms = Number.NaN
-  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) {
-    throw new WG_ERR_INPUT_INVALID(`${field} is not a valid date: ${String(value).slice(0, 64)}`)
+  if (!(ms >= MIN_TIME_MS && ms <= MAX_TIME_MS)) {
+    throw new WG_ERR_INPUT_INVALID(`${field} is not a valid date (an ISO 8601 date-time that exists, within years 0000 to 9999 UTC): ${String(value).slice(0, 64)}`)
   }
   return ms
 }

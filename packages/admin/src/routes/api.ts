@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { GLOBAL_KEY, parseRouteKey, ROUTE_STATUSES, type AuditEntry, type MutationOptions, type RouteState } from '@waygate/core'
+import { GLOBAL_KEY, parseRouteKey, ROUTE_STATUSES, type AuditEntry, type MutationOptions, type RouteState, type TimeInput } from '@waygate/core'
 import { WG_ERR_REQUEST_INVALID } from '../errors.js'
 import type { AdminContext } from '../plugin.js'
 import { decodeKeyParam, resolveWhen } from '../params.js'
@@ -35,6 +35,15 @@ const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody,
 function auditView (entry: AuditEntry): AuditEntry & { path: string } {
   const path = entry.key === GLOBAL_KEY ? GLOBAL_KEY : parseRouteKey(entry.key).path
   return { ...entry, path }
+}
+
+/**
+ * A duration is resolved against `now`; a date-time goes to the engine as sent, which refuses one
+ * that would not read back as written (2030-02-30, 24:00, past year 9999 in UTC).
+ */
+function when (value: string, field: string, now: number): TimeInput {
+  const text = value.trim()
+  return /^\d{4}-/.test(text) ? text : resolveWhen(value, field, now)
 }
 
 /** The routes, audit, global maintenance, status and event-stream endpoints. */
@@ -126,7 +135,7 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
     schema: { tags: ['waygate-routes'], summary: 'Disable a route (503), optionally until a time', params: KeyParams, body: Type.Optional(DisableBody), response: { 200: RoutesReply, ...errors } }
   }, async (request) => {
     const body = request.body ?? {}
-    const until = body.until === undefined ? undefined : resolveWhen(body.until, 'until', engine.now())
+    const until = body.until === undefined ? undefined : when(body.until, 'until', engine.now())
     return { routes: await engine.disable(decodeKeyParam(request.params.key), { ...who(request, body.all), reason: body.reason, until }) }
   })
 
@@ -140,8 +149,8 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
       routes: await engine.setMaintenance(decodeKeyParam(request.params.key), {
         ...who(request, body.all),
         reason: body.reason,
-        start: body.start === undefined ? undefined : resolveWhen(body.start, 'start', now),
-        end: body.end === undefined ? undefined : resolveWhen(body.end, 'end', now)
+        start: body.start === undefined ? undefined : when(body.start, 'start', now),
+        end: body.end === undefined ? undefined : when(body.end, 'end', now)
       })
     }
   })
@@ -178,7 +187,7 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
         ...who(request, body.all),
         reason: body.reason,
         successor: body.successor,
-        sunset: body.sunset === undefined ? undefined : resolveWhen(body.sunset, 'sunset', engine.now())
+        sunset: body.sunset === undefined ? undefined : when(body.sunset, 'sunset', engine.now())
       })
     }
   })
@@ -193,8 +202,8 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
       routes: await engine.schedule(decodeKeyParam(request.params.key), {
         ...who(request, all),
         reason,
-        start: resolveWhen(start, 'start', now),
-        end: resolveWhen(end, 'end', now)
+        start: when(start, 'start', now),
+        end: when(end, 'end', now)
       })
     }
   })
@@ -227,8 +236,9 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
       service: query.service,
       action: query.action,
       actor: query.actor,
-      since: query.since === undefined ? undefined : new Date(query.since).toISOString(),
-      until: query.until === undefined ? undefined : new Date(query.until).toISOString(),
+      // the engine reads them (offsets included) and refuses a leap second or an impossible date
+      since: query.since,
+      until: query.until,
       before: query.before,
       // one more than asked tells whether another page exists
       limit: limit + 1
