@@ -52,6 +52,11 @@ export interface WaygateAdminOptions {
    * Default 1048576 (1 MiB).
    */
   sseMaxBufferBytes?: number
+  /**
+   * Seconds a request to the admin may take to send its body, from the end of its headers; a slower
+   * one has its connection closed. Default 10. Set Fastify's `requestTimeout` as well (see docs/auth.md).
+   */
+  bodyTimeout?: number
 }
 
 /** Who is calling, as the admin resolved it. */
@@ -119,6 +124,7 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
   const problems: string[] = authProblems(options.auth)
   const tokenExpiry = positiveSeconds(options.tokenExpiry, 'tokenExpiry', 86_400, problems)
   const sdkTokenExpiry = positiveSeconds(options.sdkTokenExpiry, 'sdkTokenExpiry', 30 * 86_400, problems)
+  const bodyTimeoutMs = positiveSeconds(options.bodyTimeout, 'bodyTimeout', 10, problems) * 1000
   if (options.secretKey !== undefined && (typeof options.secretKey !== 'string' || options.secretKey.length < 16)) {
     problems.push('secretKey: expected a string of at least 16 characters')
   }
@@ -226,6 +232,28 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
     if (Array.isArray(matches)) body.matches = matches as string[]
     reply.code(status).send({ error: body })
   })
+
+  // Fastify's requestTimeout is off by default, so a client sending its body a byte at a time would
+  // hold a connection (and a login attempt) open for ever: the admin bounds its own bodies.
+  const bodyTimers = new WeakMap<FastifyRequest, NodeJS.Timeout>()
+  const stopBodyTimer = async (request: FastifyRequest): Promise<void> => {
+    const timer = bodyTimers.get(request)
+    if (timer !== undefined) clearTimeout(timer)
+  }
+  fastify.addHook('onRequest', async (request: FastifyRequest) => {
+    const length = request.headers['content-length']
+    if (request.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) return
+    const timer = setTimeout(() => {
+      if (request.raw.complete) return
+      log.info({ ip: request.ip, url: request.url.slice(0, 200), bodyTimeoutMs }, 'waygate admin: request body not complete in time; connection closed')
+      request.raw.socket?.destroy()
+    }, bodyTimeoutMs)
+    timer.unref()
+    bodyTimers.set(request, timer)
+  })
+  // not on the response: one sent early (a 401, a 415) leaves the rest of the body still to come
+  fastify.addHook('preValidation', stopBodyTimer)
+  fastify.addHook('onRequestAbort', stopBodyTimer)
 
   // Whatever the auth mode, a page of another site must not change anything through the API, and
   // neither may a form (which any page can post anywhere): decided before authentication.
