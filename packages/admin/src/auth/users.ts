@@ -55,7 +55,9 @@ export function createCredentialCheck (auth: AuthOption): ((username: string, pa
     }
   }
   const users = new Map((Array.isArray(auth) ? auth : [auth]).map(u => [u.username, u.password]))
-  const anyHashed = [...users.values()].some(isPasswordHash)
+  // when any user is hashed, every check costs one hash, so that a plain user's wrong password
+  // cannot be told from an unknown user's (or a hashed user's) by the time it takes
+  const costHash = [...users.values()].find(isPasswordHash)
   return async (username, password) => {
     let match: string | null = null
     let matched = false
@@ -63,8 +65,14 @@ export function createCredentialCheck (auth: AuthOption): ((username: string, pa
       // compare every name so the time does not depend on which one matched
       if (safeEqual(name, username)) { match = name; matched = true }
     }
-    const stored = matched ? users.get(match!)! : (anyHashed ? [...users.values()].find(isPasswordHash)! : DUMMY)
-    const ok = await verifyPassword(password, stored)
+    const stored = matched ? users.get(match!)! : DUMMY
+    let ok: boolean
+    if (isPasswordHash(stored)) {
+      ok = await verifyPassword(password, stored)
+    } else {
+      if (costHash !== undefined) await verifyPassword(password, costHash)
+      ok = safeEqual(password, stored)
+    }
     return matched && ok ? match : null
   }
 }
