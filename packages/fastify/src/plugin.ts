@@ -15,9 +15,13 @@ import {
 import { WG_ERR_PLUGIN_OPTIONS_INVALID, WG_ERR_ROUTE_CONFIG_INVALID, WG_ERR_ROUTES_BEFORE_PLUGIN } from './errors.js'
 import { applyDecision, setDeprecationHeaders } from './enforce.js'
 import {
+  limitChain,
+  NO_LIMITS,
   runLimits,
   splitRateLimitConfig,
+  upperLimits,
   type ActiveLimit,
+  type LimitChain,
   type RateLimitHeaders,
   type RateLimitHooks,
   type RateLimitRuntime,
@@ -90,6 +94,8 @@ interface Slot {
   rlHooks: RateLimitHooks
   /** The rate limit in force for this route, or null; replaced when policies change. */
   rl: ActiveLimit | null
+  /** What the route checks: global, service, then its own limit; replaced when policies change. */
+  limits: LimitChain
 }
 
 const ROUTE_CONFIG_KEYS = new Set(['maintenance', 'disabled', 'envOnly', 'deprecated', 'forceActive', 'response', 'rateLimit'])
@@ -181,7 +187,6 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
     log,
     response: responses.rateLimited as RateLimitRuntime['response']
   }
-  let globalLimit: { limit: ActiveLimit, exempt: ReadonlySet<string> } | null = null
 
   const slots = new Map<string, Slot>()
   const pendingHead: Array<{ slot: Slot, path: string, declaration: RouteDeclaration }> = []
@@ -195,21 +200,18 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
       return
     }
     if (decision.action === 'deprecated') setDeprecationHeaders(reply, decision)
-    const route = slot.rl
-    const global = globalLimit !== null && !globalLimit.exempt.has(slot.handle.key) && !globalLimit.exempt.has(slot.handle.path)
-      ? globalLimit.limit
-      : null
-    if (route === null && global === null) done()
-    else runLimits(request, reply, done, rlRuntime, global, route)
+    const limits = slot.limits
+    if (limits.length === 0) done()
+    else runLimits(request, reply, done, rlRuntime, limits)
   }
 
   /** Points every route at the rate limit in force for it. */
   function refreshLimits (): void {
-    const g = limiter.activeGlobal()
-    globalLimit = g === null ? null : { limit: { compiled: g.compiled, hooks: {}, key: '*' }, exempt: g.exempt }
+    const tiers = upperLimits(limiter)
     for (const slot of slots.values()) {
       const compiled = limiter.policyFor(slot.handle.key) ?? limiter.policyFor(slot.handle.path)
-      slot.rl = compiled === null ? null : { compiled, hooks: slot.rlHooks, key: slot.handle.key }
+      slot.rl = compiled === null ? null : { compiled, hooks: slot.rlHooks, key: slot.handle.key, name: 'route' }
+      slot.limits = limitChain(tiers, slot.handle.key, slot.handle.path, slot.rl)
     }
   }
   limiter.onChange(refreshLimits)
@@ -227,7 +229,7 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
       // HEAD follows the GET route of the same pattern; bound at onReady if GET comes later
       const get = slots.get(`GET:${path}`)
       if (get !== undefined) return get
-      const slot: Slot = { handle: undefined as unknown as RouteHandle, factory: split.factory, rlHooks: {}, rl: null }
+      const slot: Slot = { handle: undefined as unknown as RouteHandle, factory: split.factory, rlHooks: {}, rl: null, limits: NO_LIMITS }
       pendingHead.push({ slot, path, declaration: split.declaration })
       return slot
     }
@@ -235,7 +237,7 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
     const known = slots.get(key)
     if (known !== undefined) return known
     try {
-      const slot: Slot = { handle: engine.declareRoute(method, path, split.declaration), factory: split.factory, rlHooks: {}, rl: null }
+      const slot: Slot = { handle: engine.declareRoute(method, path, split.declaration), factory: split.factory, rlHooks: {}, rl: null, limits: NO_LIMITS }
       if (split.rateLimit !== undefined) {
         const { policy, hooks } = splitRateLimitConfig(key, split.rateLimit)
         slot.rlHooks = hooks

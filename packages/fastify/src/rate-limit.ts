@@ -3,6 +3,7 @@ import {
   ipKey,
   keyPart,
   readPath,
+  type ActiveTierLimit,
   type CompiledRateLimitPolicy,
   type RateLimiter,
   type RateLimitPolicy,
@@ -16,7 +17,7 @@ export type RateLimitKey = 'ip' | 'user' | 'api_key' | 'global' | ((request: Fas
 
 /** What a custom 429 response factory is told. */
 export interface RateLimitedContext {
-  /** The route key, or `*` when the global policy refused. */
+  /** The route key, `*` when the global policy refused, `@service` when the service's did. */
   key: string
   path: string
   /** The limit that refused, e.g. `10/minute`. */
@@ -98,8 +99,10 @@ export function splitRateLimitConfig (key: string, config: RouteRateLimitConfig)
 export interface ActiveLimit {
   compiled: CompiledRateLimitPolicy
   hooks: RateLimitHooks
-  /** `*` for the global policy, else the route key. */
+  /** `*` for the global policy, the limiter's `serviceId` (`@service`) for the service's, else the route key. */
   key: string
+  /** The policy's name in the `RateLimit` headers. */
+  name: 'global' | 'service' | 'route'
   /** The last `RateLimit-Policy` value sent, reused while quota and window stay the same. */
   policyHeader?: string
   policyQuota?: number
@@ -176,14 +179,13 @@ function setHeaders (reply: FastifyReply, runtime: RateLimitRuntime, result: Rat
   const reset = Math.max(0, Math.ceil((result.resetAt - now) / 1000))
   if (runtime.headers === 'draft' || runtime.headers === 'both') {
     // draft-ietf-httpapi-ratelimit-headers: a named policy with its quota and window, and what is left
-    const name = limit.key === '*' ? 'global' : 'route'
     if (limit.policyQuota !== result.limit || limit.policyWindow !== result.windowMs) {
       limit.policyQuota = result.limit
       limit.policyWindow = result.windowMs
-      limit.policyHeader = `"${name}";q=${result.limit};w=${Math.ceil(result.windowMs / 1000)}`
+      limit.policyHeader = `"${limit.name}";q=${result.limit};w=${Math.ceil(result.windowMs / 1000)}`
     }
     reply.header('ratelimit-policy', limit.policyHeader!)
-    reply.header('ratelimit', `"${name}";r=${result.remaining};t=${reset}`)
+    reply.header('ratelimit', `"${limit.name}";r=${result.remaining};t=${reset}`)
   }
   if (runtime.headers === 'legacy' || runtime.headers === 'both') {
     reply.header('x-ratelimit-limit', String(result.limit))
@@ -265,68 +267,108 @@ function refuse (request: FastifyRequest, reply: FastifyReply, runtime: RateLimi
   }
 }
 
-/**
- * Checks one policy for a request. Calls `next()` when the request may go on, answers 429
- * otherwise. Synchronous whenever the store and the key function are.
- */
-export function checkLimit (request: FastifyRequest, reply: FastifyReply, runtime: RateLimitRuntime, limit: ActiveLimit, next: () => void): void {
-  const c = limit.compiled
-  if (c.isExemptIp(request.ip)) {
-    next()
-    return
-  }
-  const client = clientOf(request, limit)
-  if (isPromise(client)) {
-    client.then(id => afterClient(request, reply, runtime, limit, id, next), err => {
-      runtime.log.error({ err, key: limit.key }, 'waygate: rate limit key function failed; not counting the request')
-      next()
-    })
-    return
-  }
-  afterClient(request, reply, runtime, limit, client, next)
+/** The policies a route checks, in order; computed when policies change, never per request. */
+export type LimitChain = readonly ActiveLimit[]
+
+/** The chain of a route no policy applies to. */
+export const NO_LIMITS: LimitChain = Object.freeze([])
+
+/** The policies above the routes' own, as the hook checks them. */
+export interface UpperLimits {
+  global: { limit: ActiveLimit, exempt: ReadonlySet<string> } | null
+  service: { limit: ActiveLimit, exempt: ReadonlySet<string> } | null
 }
 
-function afterClient (request: FastifyRequest, reply: FastifyReply, runtime: RateLimitRuntime, limit: ActiveLimit,
-  client: string | null | typeof MISSING, next: () => void): void {
-  if (client === null) {
-    next()
-    return
+function upper (active: ActiveTierLimit | null, key: string, name: ActiveLimit['name']): UpperLimits['global'] {
+  return active === null ? null : { limit: { compiled: active.compiled, hooks: {}, key, name }, exempt: active.exempt }
+}
+
+/** The global and service policies in force now (each null while unset or disabled). */
+export function upperLimits (limiter: RateLimiter): UpperLimits {
+  return {
+    global: upper(limiter.activeGlobal(), '*', 'global'),
+    service: upper(limiter.activeService(), limiter.serviceId, 'service')
   }
+}
+
+/**
+ * What a route checks, in order: the global policy, the service's, the route's own; a tier is
+ * left out when it exempts the route's key or its pattern.
+ */
+export function limitChain (tiers: UpperLimits, key: string, path: string, route: ActiveLimit | null): LimitChain {
+  const chain: ActiveLimit[] = []
+  for (const tier of [tiers.global, tiers.service]) {
+    if (tier !== null && !tier.exempt.has(key) && !tier.exempt.has(path)) chain.push(tier.limit)
+  }
+  if (route !== null) chain.push(route)
+  return chain.length === 0 ? NO_LIMITS : chain
+}
+
+// what one check tells the chain: go on with the next policy, or stop (refused, or the rest is
+// left to a pending promise); numbers, so the synchronous path allocates no continuation
+const PASSED = 0
+const STOPPED = 1
+
+/**
+ * Checks the policies of `chain` from `from` on, then calls `done`; answers 429 at the first that
+ * refuses. Synchronous whenever the store and the key functions are: a continuation is made only
+ * when a promise is pending.
+ */
+export function runLimits (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction,
+  runtime: RateLimitRuntime, chain: LimitChain, from = 0): void {
+  for (let i = from; i < chain.length; i++) {
+    if (checkAt(request, reply, runtime, chain, i, done) !== PASSED) return
+  }
+  done()
+}
+
+function checkAt (request: FastifyRequest, reply: FastifyReply, runtime: RateLimitRuntime, chain: LimitChain, index: number,
+  done: HookHandlerDoneFunction): number {
+  const limit = chain[index]!
+  if (limit.compiled.isExemptIp(request.ip)) return PASSED
+  const client = clientOf(request, limit)
+  if (isPromise(client)) {
+    client.then(id => {
+      if (afterClient(request, reply, runtime, chain, index, id, done) === PASSED) runLimits(request, reply, done, runtime, chain, index + 1)
+    }, err => {
+      runtime.log.error({ err, key: limit.key }, 'waygate: rate limit key function failed; not counting the request')
+      runLimits(request, reply, done, runtime, chain, index + 1)
+    })
+    return STOPPED
+  }
+  return afterClient(request, reply, runtime, chain, index, client, done)
+}
+
+function afterClient (request: FastifyRequest, reply: FastifyReply, runtime: RateLimitRuntime, chain: LimitChain, index: number,
+  client: string | null | typeof MISSING, done: HookHandlerDoneFunction): number {
+  if (client === null) return PASSED
+  const limit = chain[index]!
   const c = limit.compiled
   const tier = c.tiers.size === 0 ? null : tierOf(request, limit)
   const rule = tier === null ? c.rule : c.tiers.get(tier)!
   if (client === MISSING) {
     refuse(request, reply, runtime, limit, null, rule, tier, '(missing key)')
-    return
+    return STOPPED
   }
-  const result = runtime.limiter.store.check(limit.compiled.scope, tier === null ? client : `${tier}:${client}`, rule, costOf(request, limit))
+  const result = runtime.limiter.store.check(c.scope, tier === null ? client : `${tier}:${client}`, rule, costOf(request, limit))
   if (isPromise(result)) {
-    result.then(r => decide(request, reply, runtime, limit, r, rule, tier, client, next), err => {
+    result.then(r => {
+      if (decide(request, reply, runtime, limit, r, rule, tier, client) === PASSED) runLimits(request, reply, done, runtime, chain, index + 1)
+    }, err => {
       runtime.log.error({ err }, 'waygate: rate limit check failed; letting the request through')
-      next()
+      runLimits(request, reply, done, runtime, chain, index + 1)
     })
-    return
+    return STOPPED
   }
-  decide(request, reply, runtime, limit, result, rule, tier, client, next)
+  return decide(request, reply, runtime, limit, result, rule, tier, client)
 }
 
 function decide (request: FastifyRequest, reply: FastifyReply, runtime: RateLimitRuntime, limit: ActiveLimit,
-  result: RateLimitResult, rule: RateLimitRule, tier: string | null, client: string, next: () => void): void {
+  result: RateLimitResult, rule: RateLimitRule, tier: string | null, client: string): number {
   if (result.allowed) {
     setHeaders(reply, runtime, result, limit, runtime.now())
-    next()
-    return
+    return PASSED
   }
   refuse(request, reply, runtime, limit, result, rule, tier, client)
-}
-
-/** Runs the global policy, then the route's, then `done`. */
-export function runLimits (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction,
-  runtime: RateLimitRuntime, global: ActiveLimit | null, route: ActiveLimit | null): void {
-  if (global === null) {
-    if (route === null) done()
-    else checkLimit(request, reply, runtime, route, done)
-    return
-  }
-  checkLimit(request, reply, runtime, global, route === null ? done : () => checkLimit(request, reply, runtime, route, done))
+  return STOPPED
 }
