@@ -1,3 +1,4 @@
+import { encodeSuccessor } from './header-value.js'
 import type { GlobalMaintenance, RouteState } from './models.js'
 import { readTime } from './time.js'
 
@@ -66,19 +67,29 @@ export function isExempt (exemptPaths: readonly string[], key: string, path: str
   return false
 }
 
+/** Told about a stored value a plan leaves out because no header may carry it. */
+export type DroppedHeader = (field: 'successor', value: string) => void
+
 function httpDate (value: string): string | null {
   const ms = readTime(value)
   return Number.isNaN(ms) ? null : new Date(ms).toUTCString()
 }
 
-function deprecatedDecision (state: RouteState): DeprecatedDecision {
+function deprecatedDecision (state: RouteState, dropped: DroppedHeader | undefined): DeprecatedDecision {
   let since = readTime(state.deprecatedAt)
   if (Number.isNaN(since)) since = readTime(state.updatedAt)
+  let link: string | null = null
+  if (state.successor !== null) {
+    // encoded here, once per state change: a value no header may carry is left out, not sent
+    const target = typeof state.successor === 'string' ? encodeSuccessor(state.successor) : null
+    if (target === null) dropped?.('successor', String(state.successor))
+    else link = `<${target}>; rel="successor-version"`
+  }
   return Object.freeze({
     action: 'deprecated' as const,
     deprecation: `@${Math.floor((Number.isNaN(since) ? 0 : since) / 1000)}`,
     sunset: state.sunset === null ? null : httpDate(state.sunset),
-    link: state.successor === null ? null : `<${state.successor}>; rel="successor-version"`
+    link
   })
 }
 
@@ -89,9 +100,11 @@ function block (kind: BlockKind, key: string, reason: string, global: boolean, r
 /**
  * Compiles the decisions of one route from its state, global maintenance and the current
  * environment. Runs when state changes, never per request. A stored time that cannot be read
- * counts as absent.
+ * counts as absent, and a successor no header can carry is left out (and told to `dropped`):
+ * whatever is stored, the plan holds only values that can be sent.
  */
-export function compilePlan (target: PlanTarget, state: RouteState | undefined, global: GlobalMaintenance, env: string): RoutePlan {
+export function compilePlan (target: PlanTarget, state: RouteState | undefined, global: GlobalMaintenance, env: string,
+  dropped?: DroppedHeader): RoutePlan {
   const forceActive = target.forceActive || state?.forceActive === true
   if (global.enabled && (!forceActive || global.includeForceActive) && !isExempt(global.exemptPaths, target.key, target.path)) {
     const d = block('maintenance', target.key, global.reason, true, null)
@@ -112,7 +125,7 @@ export function compilePlan (target: PlanTarget, state: RouteState | undefined, 
       outside = state.allowedEnvs.includes(env) ? PASS : block('env_gated', state.key, state.reason, false, null)
       break
     case 'deprecated':
-      outside = deprecatedDecision(state)
+      outside = deprecatedDecision(state, dropped)
       break
     default:
       outside = PASS

@@ -25,7 +25,7 @@ import {
 import { parseRouteKey, resolveRouteKeys, routeKey } from './route-key.js'
 import { readableGlobal, readableState } from './stored-state.js'
 import { readTime } from './time.js'
-import { checkEnvs, checkReason, RouteDeclaration, schemaErrors, toEpochMs, toIso, type TimeInput } from './validation.js'
+import { checkEnvs, checkReason, checkSuccessor, RouteDeclaration, schemaErrors, toEpochMs, toIso, type TimeInput } from './validation.js'
 
 /** Who makes a change, recorded in the audit log. */
 export interface MutationOptions {
@@ -226,7 +226,7 @@ function initialState (key: string, method: string | null, path: string, decl: R
     state.status = 'deprecated'
     state.reason = decl.deprecated.reason ?? ''
     state.sunset = decl.deprecated.sunset === undefined ? null : toIso(decl.deprecated.sunset, 'deprecated.sunset')
-    state.successor = decl.deprecated.successor ?? null
+    state.successor = decl.deprecated.successor === undefined ? null : checkSuccessor(decl.deprecated.successor, 'deprecated.successor')
     state.deprecatedAt = nowIso
   }
   if (decl.envOnly !== undefined) {
@@ -320,7 +320,10 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
 
   function compileHandle (handle: RouteHandle): void {
     const state = routes.get(handle.key) ?? routes.get(handle.path) ?? handle.initial
-    handle.plan = compilePlan(handle, state, global, env)
+    handle.plan = compilePlan(handle, state, global, env, (field, value) => {
+      warnOnce(`header:${handle.key}`, { key: handle.key, field, value: value.slice(0, 200) },
+        `waygate: the stored ${field} cannot go in a response header; the route is served without it`)
+    })
   }
 
   /** Recompiles the handles a stored key affects (all of them when key is undefined). */
@@ -903,10 +906,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     async deprecate (key, options) {
       const reason = checkReason(options?.reason)
       const sunset = options?.sunset === undefined ? null : toIso(options.sunset, 'sunset')
-      const successor = options?.successor ?? null
-      if (successor !== null && (typeof successor !== 'string' || successor.length === 0 || successor.length > 2048 || /[\s<>]/.test(successor))) {
-        throw new WG_ERR_INPUT_INVALID('successor must be a URL or path without spaces or angle brackets')
-      }
+      const successor = options?.successor === undefined || options.successor === null ? null : checkSuccessor(options.successor)
       return mutateRoutes(key, options, 'deprecate', reason, current => ({
         status: 'deprecated',
         disabledUntil: null,

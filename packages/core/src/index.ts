@@ -39,8 +39,9 @@ export type {
   GlobalEnableOptions
 } from './engine.js'
 export { PASS, compilePlan, effectiveStatus, retryAfterSeconds, isExempt, MAX_RETRY_AFTER_SECONDS } from './decision.js'
-export type { Decision, PassDecision, DeprecatedDecision, BlockDecision, BlockKind, RoutePlan } from './decision.js'
-export { RouteDeclaration, MAX_REASON_LENGTH, toIso, toEpochMs, schemaErrors } from './validation.js'
+export type { Decision, PassDecision, DeprecatedDecision, BlockDecision, BlockKind, RoutePlan, DroppedHeader } from './decision.js'
+export { RouteDeclaration, MAX_REASON_LENGTH, MAX_SUCCESSOR_LENGTH, toIso, toEpochMs, schemaErrors, checkSuccessor } from './validation.js'
+export { encodeSuccessor, isSendableHeader } from './header-value.js'
 export type { TimeInput } from './validation.js'
 export { parseTime, readTime, MIN_TIME_MS, MAX_TIME_MS } from './time.js'
 export { silentLogger } from './logger.js'

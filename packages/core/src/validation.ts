@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { WG_ERR_INPUT_INVALID } from './errors.js'
+import { encodeSuccessor } from './header-value.js'
 import { MAX_TIME_MS, MIN_TIME_MS, parseTime } from './time.js'
 
 /** A point in time: a Date, epoch milliseconds or an ISO 8601 string. */
@@ -70,6 +71,24 @@ export function checkReason (reason: unknown, field = 'reason'): string {
   if (typeof reason !== 'string') throw new WG_ERR_INPUT_INVALID(`${field} must be a string`)
   if (reason.length > MAX_REASON_LENGTH) throw new WG_ERR_INPUT_INVALID(`${field} is longer than ${MAX_REASON_LENGTH} characters`)
   return reason
+}
+
+/** Longest successor accepted, in characters, once percent-encoded. */
+export const MAX_SUCCESSOR_LENGTH = 2048
+
+/**
+ * Checks a successor URL or path and returns the form the `Link` header carries: non-ASCII
+ * characters percent-encoded as UTF-8. Control characters (NUL, CR, LF, TAB…), spaces, DEL,
+ * angle brackets and unpaired surrogates are refused.
+ */
+export function checkSuccessor (successor: unknown, field = 'successor'): string {
+  if (typeof successor !== 'string' || successor.length === 0) throw new WG_ERR_INPUT_INVALID(`${field} must be a non-empty string`)
+  const encoded = encodeSuccessor(successor)
+  if (encoded === null) {
+    throw new WG_ERR_INPUT_INVALID(`${field} must be a URL or path without spaces, control characters or angle brackets`)
+  }
+  if (encoded.length > MAX_SUCCESSOR_LENGTH) throw new WG_ERR_INPUT_INVALID(`${field} is longer than ${MAX_SUCCESSOR_LENGTH} characters once percent-encoded`)
+  return encoded
 }
 
 /** Checks a list of environment names. */

@@ -612,3 +612,39 @@ t.test('the Deprecation date is when the route was first deprecated, not its las
   await engine.deprecate('GET:/v1/users')
   t.match(engine.decide(h), { deprecation: `@${clock.now() / 1000}` }, 'a new deprecation after enabling gets a new date')
 })
+
+t.test('a successor a Link header cannot carry is refused; a non-ASCII one is percent-encoded', async t => {
+  const { engine } = await setup(t)
+  const h = engine.declareRoute('GET', '/v1/users')
+  await engine.registerDeclaredRoutes()
+  for (const successor of ['/v2/\u0000users', '/v2/users\u007f', '/v2/users\r\nSet-Cookie: a=b', '/v2/\tusers', '/v2/\u0085', '/v2/\ud800', '/v2/<x>', '']) {
+    await t.rejects(engine.deprecate('GET:/v1/users', { successor }), { code: 'WG_ERR_INPUT_INVALID', statusCode: 400, message: /successor/ }, JSON.stringify(successor))
+    t.throws(() => engine.declareRoute('GET', `/d${successor.length}${successor.charCodeAt(4)}`, { deprecated: { successor } }), { code: 'WG_ERR_INPUT_INVALID' }, `declared ${JSON.stringify(successor)}`)
+  }
+  t.same(await engine.listAudit(), [], 'nothing was written')
+  const [state] = await engine.deprecate('GET:/v1/users', { successor: 'https://api.example.com/v2/usérs/🚀?q=ü' })
+  t.equal(state!.successor, 'https://api.example.com/v2/us%C3%A9rs/%F0%9F%9A%80?q=%C3%BC', 'stored as the URI the header carries')
+  t.match(engine.decide(h), { action: 'deprecated', link: '<https://api.example.com/v2/us%C3%A9rs/%F0%9F%9A%80?q=%C3%BC>; rel="successor-version"' })
+  const declared = engine.declareRoute('GET', '/v1/items', { deprecated: { successor: '/v2/é' } })
+  t.match(engine.decide(declared), { link: '</v2/%C3%A9>; rel="successor-version"' })
+  await t.rejects(engine.deprecate('GET:/v1/users', { successor: '/' + 'é'.repeat(1000) }), { code: 'WG_ERR_INPUT_INVALID' }, 'too long once encoded')
+})
+
+t.test('a stored successor no header can carry is left out of the plan and logged, never sent', async t => {
+  const backend = createMemoryBackend()
+  const warnings: Array<{ obj: unknown, msg?: string }> = []
+  const logger: WaygateLogger = { debug () {}, info () {}, error () {}, warn (obj, msg) { warnings.push({ obj, msg }) } }
+  await backend.registerRoutes([
+    routeState('GET:/a', { status: 'deprecated', successor: '/v2/\u0000a' }),
+    routeState('GET:/b', { status: 'deprecated', successor: '/v2/\u007fb\r\n' }),
+    routeState('GET:/c', { status: 'deprecated', successor: '/v2/café' }),
+    routeState('GET:/d', { status: 'deprecated', successor: 42 as unknown as string })
+  ])
+  const { engine } = await setup(t, { backend, logger })
+  const [a, b, c, d] = ['/a', '/b', '/c', '/d'].map(p => engine.declareRoute('GET', p))
+  t.match(engine.decide(a!), { action: 'deprecated', link: null })
+  t.match(engine.decide(b!), { action: 'deprecated', link: null })
+  t.match(engine.decide(c!), { action: 'deprecated', link: '</v2/caf%C3%A9>; rel="successor-version"' })
+  t.match(engine.decide(d!), { action: 'deprecated', link: null })
+  t.ok(warnings.some(w => (w.obj as { key?: string }).key === 'GET:/a' && /successor/.test(w.msg ?? '')), 'the dropped header is logged')
+})

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { retryAfterSeconds, type BlockDecision, type WaygateLogger } from '@waygate/core'
+import { isSendableHeader, retryAfterSeconds, type BlockDecision, type WaygateLogger } from '@waygate/core'
 import type { RateLimitedResponseFactory } from './rate-limit.js'
 
 /** What a custom response factory is told about the block. */
@@ -82,8 +82,24 @@ function sendBuiltIn (request: FastifyRequest, reply: FastifyReply, ctx: BlockCo
 }
 
 /**
+ * Removes the headers a factory set that Node would refuse to write (a reason with an emoji or a
+ * CR/LF put in a header, say), which would turn the answer into an error. Runs on the blocked
+ * path only, before the reply is sent.
+ */
+function dropUnsendableHeaders (reply: FastifyReply, ctx: BlockContext, logger: WaygateLogger): void {
+  const headers = reply.getHeaders()
+  for (const name of Object.keys(headers)) {
+    if (isSendableHeader(name, headers[name])) continue
+    reply.removeHeader(name)
+    logger.warn({ key: ctx.key, kind: ctx.kind, header: name.slice(0, 100) },
+      'waygate: a response factory set a header that cannot be sent; the response goes without it')
+  }
+}
+
+/**
  * Answers a blocked request: the route's factory, else the plugin-wide one for the kind, else the
  * built-in response. A factory that throws or rejects is logged and replaced by the built-in one.
+ * Headers the factory set that cannot be sent are dropped (and logged) when it returns a body.
  */
 export function respondBlocked (
   request: FastifyRequest,
@@ -102,6 +118,7 @@ export function respondBlocked (
     logger.error({ err, key: ctx.key, kind: ctx.kind }, 'waygate: custom response factory failed; sending the built-in response')
     if (!reply.sent) {
       reply.removeHeader('retry-after')
+      dropUnsendableHeaders(reply, ctx, logger)
       sendBuiltIn(request, reply, ctx)
     }
   }
@@ -111,6 +128,7 @@ export function respondBlocked (
       if (value === undefined) fallback(new Error('the response factory returned nothing and sent nothing'))
       return
     }
+    dropUnsendableHeaders(reply, ctx, logger)
     reply.send(value)
   }
   reply.code(ctx.kind === 'env_gated' ? 404 : 503)

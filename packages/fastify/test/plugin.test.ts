@@ -2,6 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { join } from 'node:path'
 import { createEngine, createFileBackend, createMemoryBackend } from '@waygate/core'
+import { routeState } from '@waygate/core/testing'
 import { waygate } from '@waygate/fastify'
 import { buildApp, fakeClock } from './helpers/app.js'
 
@@ -337,4 +338,70 @@ t.test('without an engine option the plugin builds one from the environment', as
   await app.ready()
   t.equal(app.waygate.env, process.env.WAYGATE_ENV ?? 'dev')
   t.equal((await app.inject('/a')).statusCode, app.waygate.env === 'dev' ? 200 : 404)
+})
+
+t.test('no stored state makes a route answer 500: header-bound values that cannot be sent are dropped or encoded', async t => {
+  const backend = createMemoryBackend()
+  const bad = ['\u0000', '\u007f', '\r\nx-injected: 1', '🚀', '\ud800']
+  await backend.registerRoutes([
+    ...bad.map((c, i) => routeState(`GET:/s${i}`, { status: 'deprecated', successor: `/v2/${c}` })),
+    routeState('GET:/latin', { status: 'deprecated', successor: '/v2/é' }),
+    routeState('GET:/far', { status: 'maintenance', window: { start: '2020-01-01T00:00:00.000Z', end: '9999-12-31T23:59:59.000Z', reason: 'long' } })
+  ])
+  const logs: string[] = []
+  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { logs.push(line) } } } })
+  const engine = createEngine({ backend, resyncIntervalMs: 0, logger: app.log })
+  t.teardown(() => app.close())
+  await app.register(waygate, { engine, closeEngine: true })
+  for (let i = 0; i < bad.length; i++) app.get(`/s${i}`, async () => ({ ok: i }))
+  app.get('/latin', async () => ({ ok: true }))
+  app.get('/far', async () => ({ ok: true }))
+  await app.ready()
+  for (let i = 0; i < bad.length; i++) {
+    const res = await app.inject(`/s${i}`)
+    t.equal(res.statusCode, 200, `successor with ${JSON.stringify(bad[i])}`)
+    t.ok(res.headers.deprecation, 'still marked deprecated')
+    t.equal(res.headers.link, i === 3 ? '</v2/%F0%9F%9A%80>; rel="successor-version"' : undefined)
+    t.equal(res.headers['x-injected'], undefined)
+  }
+  t.equal((await app.inject('/latin')).headers.link, '</v2/%C3%A9>; rel="successor-version"', 'Latin-1 is percent-encoded as UTF-8, not sent raw')
+  t.ok(logs.some(l => l.includes('GET:/s0') && l.includes('successor')), 'logged')
+  const far = await app.inject('/far')
+  t.equal(far.statusCode, 503)
+  t.equal(far.headers['retry-after'], '2147483647', 'Retry-After is bounded')
+})
+
+t.test('a response factory setting a header the state makes unsendable still answers, without that header', async t => {
+  const logs: string[] = []
+  const engine = createEngine({ backend: createMemoryBackend(), resyncIntervalMs: 0 })
+  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { logs.push(line) } } } })
+  t.teardown(() => app.close())
+  await app.register(waygate, {
+    engine,
+    closeEngine: true,
+    responses: {
+      disabled: async (_request, reply, block) => {
+        reply.header('x-why', block.reason).header('x-ok', 'yes')
+        return { custom: block.reason }
+      }
+    }
+  })
+  app.get('/m', { config: { waygate: { response: (_request, reply, block) => { reply.header('x-why', block.reason); return { custom: true } } } } }, async () => ({ ok: true }))
+  app.get('/d', async () => ({ ok: true }))
+  await app.ready()
+  for (const reason of ['up 🚀', 'a\u0000b', 'a\u007fb', 'line\r\nx-injected: 1', 'plain é']) {
+    await engine.setMaintenance('GET:/m', { reason })
+    await engine.disable('GET:/d', { reason })
+    const m = await app.inject('/m')
+    t.equal(m.statusCode, 503, `route factory, reason ${JSON.stringify(reason)}`)
+    t.same(m.json(), { custom: true })
+    const d = await app.inject('/d')
+    t.equal(d.statusCode, 503, `plugin factory, reason ${JSON.stringify(reason)}`)
+    t.same(d.json(), { custom: reason })
+    t.equal(d.headers['x-ok'], 'yes', 'the other headers are kept')
+    t.equal(d.headers['x-injected'], undefined)
+    if (reason === 'plain é') t.ok(d.headers['x-why'], 'Latin-1, which Node sends, is left alone')
+    else t.equal(d.headers['x-why'], undefined, 'the unsendable header is dropped')
+  }
+  t.ok(logs.some(l => l.includes('x-why')), 'the dropped header is logged')
 })
