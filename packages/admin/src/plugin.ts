@@ -306,6 +306,10 @@ export const waygateAdmin = fp(async function waygateAdminMount (fastify: Fastif
   if (typeof prefix !== 'string' || !/^\/[A-Za-z0-9._~\-/]*$/.test(prefix) || prefix.endsWith('/')) {
     throw new WG_ERR_ADMIN_OPTIONS_INVALID('prefix: expected a path such as /waygate (no trailing slash)')
   }
+  // the waygate plugin answers 503 for unmatched paths under global maintenance: not under the admin's
+  const ignored = (fastify as unknown as { waygateIgnorePrefixes?: unknown }).waygateIgnorePrefixes
+  const mount = `${fastify.prefix}${prefix}/`
+  if (Array.isArray(ignored) && !ignored.includes(mount)) ignored.push(mount)
   await fastify.register(adminPlugin, { ...options, engine, prefix, bodyLimit: options.bodyLimit ?? 65_536 } as never)
 }, { fastify: '5.x', name: '@waygate/admin' })
 

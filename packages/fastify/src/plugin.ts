@@ -155,7 +155,8 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
   const engine = options.engine ?? createEngineFromEnv({ logger: loggerFrom(fastify) })
   const log = ownEngine ? engine.logger : loggerFrom(fastify)
   const responses = options.responses ?? {}
-  const ignorePrefixes = options.ignorePrefixes ?? []
+  // a copy: the admin adds its own prefix (nothing under it is subject to waygate)
+  const ignorePrefixes = [...(options.ignorePrefixes ?? [])]
   const factoryFor: Record<BlockDecision['kind'], WaygateResponseFactory | undefined> = {
     maintenance: responses.maintenance,
     disabled: responses.disabled,
@@ -171,6 +172,7 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
   }
 
   fastify.decorate('waygate', engine)
+  fastify.decorate('waygateIgnorePrefixes', ignorePrefixes)
   await engine.start()
 
   const rlOptions = options.rateLimit ?? {}
