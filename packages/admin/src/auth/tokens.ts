@@ -51,8 +51,9 @@ export function createTokenSigner (secret: string): TokenSigner {
       const parts = token.split('.')
       if (parts.length !== 3 || parts[0] !== PREFIX) return null
       const body = `${parts[0]}.${parts[1]}`
-      const given = Buffer.from(parts[2]!, 'base64url')
-      const expected = mac(body)
+      // compared as text: only the exact canonical base64url spelling of the MAC is accepted
+      const given = Buffer.from(parts[2]!)
+      const expected = Buffer.from(b64url(mac(body)))
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null
       let claims: TokenClaims
       try {

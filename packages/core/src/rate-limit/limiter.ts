@@ -227,6 +227,8 @@ export function createRateLimiter (engine: WaygateEngine, options: RateLimiterOp
     changed()
   }
 
+  // the service tier is audited under the global key `*` with `service` set (as service maintenance
+  // is): readers of the audit log take every key but `*` for a route key
   async function audit (key: string, action: AuditAction, reason: string, who: PolicyChangeOptions | undefined,
     svc: string | null = null): Promise<void> {
     await engine.recordChange({
@@ -396,7 +398,7 @@ export function createRateLimiter (engine: WaygateEngine, options: RateLimiterOp
       const exemptRoutes = serviceExempt(settings.exemptRoutes ?? service?.exemptRoutes ?? [])
       const next: ServiceRateLimit = { policy: checked, enabled: settings.enabled ?? service?.enabled ?? true, exemptRoutes }
       await backend.putRecord(RATE_LIMIT_NAMESPACE, serviceId, next)
-      await audit(serviceId, 'rate_limit_set', `service: ${limitsText(checked)}`, who, serviceName)
+      await audit(GLOBAL_ID, 'rate_limit_set', `service: ${limitsText(checked)}`, who, serviceName)
       return structuredClone(next)
     },
 
@@ -404,13 +406,13 @@ export function createRateLimiter (engine: WaygateEngine, options: RateLimiterOp
       if (service === null) throw new WG_ERR_INPUT_INVALID('no service rate limit is set')
       const next = { ...service, enabled }
       await backend.putRecord(RATE_LIMIT_NAMESPACE, serviceId, next)
-      await audit(serviceId, 'rate_limit_set', enabled ? 'service: enabled' : 'service: disabled', who, serviceName)
+      await audit(GLOBAL_ID, 'rate_limit_set', enabled ? 'service: enabled' : 'service: disabled', who, serviceName)
       return structuredClone(next)
     },
 
     async deleteService (who) {
       const existed = await backend.deleteRecord(RATE_LIMIT_NAMESPACE, serviceId)
-      if (existed) await audit(serviceId, 'rate_limit_delete', 'service', who, serviceName)
+      if (existed) await audit(GLOBAL_ID, 'rate_limit_delete', 'service', who, serviceName)
       return existed
     },
 
@@ -419,7 +421,7 @@ export function createRateLimiter (engine: WaygateEngine, options: RateLimiterOp
       if (id === undefined) await store.resetAll(scope)
       else await store.reset(scope, id)
       await announceReset(scope, id)
-      await audit(serviceId, 'rate_limit_reset', id === undefined ? 'service: all clients' : `service: client ${id}`, who, serviceName)
+      await audit(GLOBAL_ID, 'rate_limit_reset', id === undefined ? 'service: all clients' : `service: client ${id}`, who, serviceName)
     },
 
     recordBlocked (entry) {

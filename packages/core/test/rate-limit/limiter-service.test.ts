@@ -65,7 +65,8 @@ t.test('setService, setServiceEnabled, resetService and deleteService write reco
   t.equal(set.policy.key, '@service')
   t.match(await engine.backend.getRecord(RATE_LIMIT_NAMESPACE, '@service'), { value: { enabled: true, exemptRoutes: ['GET:/health', '/metrics'] } })
   t.ok(limiter.activeService())
-  t.match((await engine.listAudit({ key: '@service' }))[0], { action: 'rate_limit_set', actor: 'ops', platform: 'cli', reason: 'service: 10/minute' })
+  t.match((await engine.listAudit({ key: '*' }))[0], { action: 'rate_limit_set', actor: 'ops', platform: 'cli', reason: 'service: 10/minute', service: null },
+    'audited under the global key, as readers of the audit log expect a route key or *')
 
   const kept = await limiter.setService({ limits: ['20/minute'] })
   t.same(kept.exemptRoutes, ['GET:/health', '/metrics'], 'exemptions kept when not given')
@@ -91,7 +92,7 @@ t.test('serviceId @service:<name>: follows that service only, exemptions are its
   t.same(set.exemptRoutes, ['GET:/health', 'GET:/ping'], 'its own qualifier is dropped')
   t.ok(await engine.backend.getRecord(RATE_LIMIT_NAMESPACE, '@service:payments'))
   t.equal(limiter.activeService()?.compiled.key, '@service:payments')
-  t.match((await engine.listAudit({ key: '@service:payments' }))[0], { action: 'rate_limit_set', service: 'payments' })
+  t.match((await engine.listAudit({ key: '*' }))[0], { action: 'rate_limit_set', service: 'payments', reason: 'service: 3/minute' })
   await t.rejects(limiter.setService({ limits: ['3/minute'] }, { exemptRoutes: ['orders:GET:/health'] }),
     { code: 'WG_ERR_INPUT_INVALID', message: /service orders, not of payments/ })
 })
