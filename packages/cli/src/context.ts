@@ -1,8 +1,9 @@
 import type { Command } from 'commander'
-import { createClient, type Client } from './client.js'
+import { createClient, type Client, type RequestOptions } from './client.js'
 import { resolveSettings, type Settings } from './config.js'
 import { colourWanted, createStyle, type Style } from './format.js'
 import type { Io } from './io.js'
+import { jsonText, printable, printableDeep } from './safe-text.js'
 
 /** The flags every command accepts. */
 export interface GlobalOptions {
@@ -44,8 +45,9 @@ export function createContext (io: Io, options: GlobalOptions): Context {
   let settings: Promise<Settings> | undefined
   let client: Promise<Client> | undefined
 
+  // debug lines quote the server's answers: never raw on the terminal
   const trace = (text: string): void => {
-    if (debug) io.stderr.write(`debug: ${text}\n`)
+    if (debug) io.stderr.write(`debug: ${printable(text)}\n`)
   }
 
   const ctx: Context = {
@@ -69,13 +71,22 @@ export function createContext (io: Io, options: GlobalOptions): Context {
     client () {
       client ??= ctx.settings().then(s => {
         if (s.tokenRefusal !== null) throw s.tokenRefusal
-        return createClient({
+        const inner = createClient({
           baseUrl: s.serverUrl,
           token: s.token,
           actor: actorName(io.env),
           timeoutMs: s.timeoutMs,
           debug: debug ? trace : undefined
         })
+        if (json) return inner
+        // human output is built from these answers: what the server wrote is shown, never obeyed
+        return {
+          baseUrl: inner.baseUrl,
+          async request<T> (method: string, path: string, options?: RequestOptions) {
+            const res = await inner.request<T>(method, path, options)
+            return { ...res, data: printableDeep(res.data) }
+          }
+        }
       })
       return client
     },
@@ -83,10 +94,10 @@ export function createContext (io: Io, options: GlobalOptions): Context {
       io.stdout.write(text.endsWith('\n') ? text : text + '\n')
     },
     printJson (value) {
-      io.stdout.write(JSON.stringify(value, null, 2) + '\n')
+      io.stdout.write(jsonText(value, 2) + '\n')
     },
     note (text) {
-      if (!json) io.stderr.write(text.endsWith('\n') ? text : text + '\n')
+      if (!json) io.stderr.write(text.replace(/\n$/, '').split('\n').map(printable).join('\n') + '\n')
     },
     trace
   }

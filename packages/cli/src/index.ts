@@ -2,6 +2,7 @@ import { CommanderError } from 'commander'
 import { CliError } from './errors.js'
 import type { Io } from './io.js'
 import { buildProgram } from './program.js'
+import { jsonText, printable } from './safe-text.js'
 
 export type { Io, InputStream, OutputStream } from './io.js'
 export { CliError, UsageError } from './errors.js'
@@ -36,18 +37,24 @@ export async function run (argv: string[], io: Io): Promise<number> {
         if (err.hint !== undefined) body.hint = err.hint
         if (err.status !== undefined) body.status = err.status
         if (err.matches !== undefined) body.matches = err.matches
-        io.stderr.write(JSON.stringify({ error: body }) + '\n')
+        io.stderr.write(jsonText({ error: body }) + '\n')
       } else {
-        io.stderr.write(`error: ${err.message}\n`)
-        if (err.hint !== undefined) io.stderr.write(`hint: ${err.hint}\n`)
+        // messages and hints quote the server (its error message, a Retry-After header)
+        io.stderr.write(`error: ${printable(err.message)}\n`)
+        if (err.hint !== undefined) io.stderr.write(`hint: ${printable(err.hint)}\n`)
       }
-      if (debug && err.cause !== undefined) io.stderr.write(`debug: cause: ${(err.cause as Error)?.stack ?? String(err.cause)}\n`)
+      if (debug && err.cause !== undefined) io.stderr.write(`debug: cause: ${lines((err.cause as Error)?.stack ?? String(err.cause))}\n`)
       return err.exitCode
     }
     const message = (err as Error)?.message ?? String(err)
-    if (json) io.stderr.write(JSON.stringify({ error: { code: 'WG_ERR_CLI_INTERNAL', message, hint: 'rerun with --debug for details' } }) + '\n')
-    else io.stderr.write(`error: ${message}\nhint: rerun with --debug for details\n`)
-    if (debug) io.stderr.write(`debug: ${(err as Error)?.stack ?? String(err)}\n`)
+    if (json) io.stderr.write(jsonText({ error: { code: 'WG_ERR_CLI_INTERNAL', message, hint: 'rerun with --debug for details' } }) + '\n')
+    else io.stderr.write(`error: ${printable(message)}\nhint: rerun with --debug for details\n`)
+    if (debug) io.stderr.write(`debug: ${lines((err as Error)?.stack ?? String(err))}\n`)
     return 1
   }
+}
+
+/** A stack trace kept on its lines, each made printable. */
+function lines (text: string): string {
+  return text.split('\n').map(printable).join('\n')
 }

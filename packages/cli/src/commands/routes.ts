@@ -5,6 +5,7 @@ import { CliError, UsageError } from '../errors.js'
 import { routeDetails, routesTable, type GlobalMaintenance, type RouteState } from '../format.js'
 import { parseCount, parseEnvName, parseRouteArg, parseWhen, type RouteArg } from '../parse.js'
 import { confirm } from '../prompt.js'
+import { printable } from '../safe-text.js'
 
 interface RoutesReply { routes: RouteState[] }
 
@@ -38,7 +39,7 @@ export async function mutate<T> (ctx: Context, route: RouteArg, all: boolean,
     if (!(err instanceof CliError) || err.code !== 'WG_ERR_ROUTE_AMBIGUOUS' || err.matches === undefined) throw err
     const matches = err.matches
     if (ctx.interactive) {
-      ctx.io.stderr.write(`${route.key} matches ${matches.length} routes:\n${matches.map(m => `  ${m}\n`).join('')}`)
+      ctx.io.stderr.write(`${route.key} matches ${matches.length} routes:\n${matches.map(m => `  ${printable(m)}\n`).join('')}`)
       if (await confirm(ctx.io, `Apply to all ${matches.length}?`)) return send(true)
       throw new CliError('WG_ERR_CLI_CANCELLED', 'cancelled: nothing changed')
     }
