@@ -189,3 +189,28 @@ t.test('a token ends with its user: removed or with a changed password, the next
   const res = await closed.app.inject({ url: '/waygate/api/routes', headers: { cookie } })
   t.equal(res.statusCode, 401, 'a token issued by an open admin is not a user\'s token')
 })
+
+t.test('a token signature is accepted only in its exact canonical base64url spelling', async t => {
+  const { app, login } = await buildAdminApp(t)
+  const token = await login()
+  const [head, claims, sig] = token.split('.') as [string, string, string]
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+  const last = alphabet.indexOf(sig.at(-1)!)
+  const variants: Record<string, string> = {
+    'trailing =': sig + '=',
+    'trailing ==': sig + '==',
+    'trailing !!': sig + '!!',
+    'embedded space': sig.slice(0, 10) + ' ' + sig.slice(10),
+    'standard base64 alphabet': sig.replace(/-/g, '+').replace(/_/g, '/') + (/[-_]/.test(sig) ? '' : '+'),
+    'flipped unused bits': sig.slice(0, -1) + alphabet[last ^ 1]!,
+    'other unused bits': sig.slice(0, -1) + alphabet[last ^ 3]!,
+    'one character short': sig.slice(0, -1),
+    'a character more': sig + 'A'
+  }
+  const status = async (s: string) => (await app.inject({ url: '/waygate/api/routes', headers: { 'x-waygate-token': `${head}.${claims}.${s}` } })).statusCode
+  t.equal(await status(sig), 200, 'the token as issued')
+  for (const [name, variant] of Object.entries(variants)) {
+    t.not(variant, sig)
+    t.equal(await status(variant), 401, name)
+  }
+})
