@@ -26,3 +26,6 @@ export const WG_ERR_CROSS_SITE_REFUSED = createError<[string]>('WG_ERR_CROSS_SIT
 
 /** A request that may change state carried a body, or a content type, other than JSON. */
 export const WG_ERR_CONTENT_TYPE_INVALID = createError<[string]>('WG_ERR_CONTENT_TYPE_INVALID', 'Unsupported content type: %s', 415)
+
+/** A token scoped to one service (claim `svc`) was used outside that service's SDK endpoints. */
+export const WG_ERR_AUTH_SCOPE = createError<[string]>('WG_ERR_AUTH_SCOPE', 'Not allowed for this token: %s', 403)

@@ -1,5 +1,6 @@
 export { waygateAdmin, REVOKED_NAMESPACE } from './plugin.js'
-export type { WaygateAdminOptions, AdminPrincipal } from './plugin.js'
+export type { WaygateAdminOptions } from './plugin.js'
+export type { AdminPrincipal, AdminContext, AdminExtension, AdminApi } from './context.js'
 export { hashPassword, verifyPassword } from './auth/passwords.js'
 export type { AdminUser, Authenticator, AuthOption } from './auth/users.js'
 export type { TokenPlatform, TokenClaims } from './auth/tokens.js'
@@ -15,5 +16,6 @@ export {
   WG_ERR_REQUEST_INVALID,
   WG_ERR_ADMIN_OPTIONS_INVALID,
   WG_ERR_NOT_FOUND,
-  WG_ERR_CSRF_INVALID
+  WG_ERR_CSRF_INVALID,
+  WG_ERR_AUTH_SCOPE
 } from './errors.js'

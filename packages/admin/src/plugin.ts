@@ -1,19 +1,21 @@
 import './fastify-types.js'
-import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { WG_ERR_BACKEND_UNAVAILABLE, type Platform, type WaygateEngine } from '@waygate/core'
 import { safeEqual } from './auth/passwords.js'
 import { createLoginThrottle, type ThrottleOptions } from './auth/throttle.js'
-import { createTokenSigner, randomSecret, type TokenClaims, type TokenPlatform } from './auth/tokens.js'
+import { createTokenSigner, randomSecret } from './auth/tokens.js'
 import { authProblems, createCredentialCheck, createCredentialVersions, type AuthOption } from './auth/users.js'
 import { registerDashboard } from './dashboard/index.js'
-import { createDashboardSession, type DashboardSession } from './dashboard/session.js'
+import { createDashboardSession } from './dashboard/session.js'
+import type { AdminContext, AdminExtension } from './context.js'
+import { scopeProblem } from './scope.js'
 import { crossSiteReason, nonJsonReason } from './cross-site.js'
 import {
   WG_ERR_ADMIN_OPTIONS_INVALID, WG_ERR_AUTH_INVALID, WG_ERR_AUTH_REQUIRED, WG_ERR_AUTH_THROTTLED, WG_ERR_CONTENT_TYPE_INVALID,
-  WG_ERR_CROSS_SITE_REFUSED, WG_ERR_NOT_FOUND
+  WG_ERR_AUTH_SCOPE, WG_ERR_CROSS_SITE_REFUSED, WG_ERR_NOT_FOUND
 } from './errors.js'
 import { registerApiRoutes } from './routes/api.js'
 import { registerAuthRoutes } from './routes/auth.js'
@@ -57,45 +59,14 @@ export interface WaygateAdminOptions {
    * one has its connection closed. Default 10. Set Fastify's `requestTimeout` as well (see docs/auth.md).
    */
   bodyTimeout?: number
+  /**
+   * Endpoints to add inside the admin's context, with its authentication, error shape and
+   * validation (the Waygate Server adds its SDK and services endpoints so).
+   */
+  extend?: AdminExtension
 }
 
-/** Who is calling, as the admin resolved it. */
-export interface AdminPrincipal {
-  user: string
-  platform: Platform
-  /** Null when the admin runs without auth. */
-  claims: TokenClaims | null
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Set by the waygate admin on its own routes once the caller is authenticated. */
-    waygatePrincipal: AdminPrincipal | null
-  }
-}
-
-/** What route modules share. */
-export interface AdminContext {
-  engine: WaygateEngine
-  authEnabled: boolean
-  /** Checks a username and password; null when the admin is open. */
-  checkCredentials: ((username: string, password: string) => Promise<string | null>) | null
-  issueToken(user: string, platform: TokenPlatform): { token: string, claims: TokenClaims }
-  revoke(claims: TokenClaims): Promise<void>
-  /** Failed logins per client and user. */
-  throttle: ReturnType<typeof createLoginThrottle>
-  /** Failed logins per client, whatever the user (four times the per-user allowance). */
-  clientThrottle: ReturnType<typeof createLoginThrottle>
-  /** Resolves the caller of a request, or throws a 401. */
-  authenticate(request: FastifyRequest): Promise<AdminPrincipal>
-  /** Largest accepted body, bytes. */
-  bodyLimit: number
-  /** The dashboard's session cookie and CSRF tokens. */
-  session: DashboardSession
-  /** Bound on what one event-stream client may leave unread, bytes. */
-  sseMaxBufferBytes: number
-  log: FastifyBaseLogger
-}
+export type { AdminContext, AdminPrincipal, AdminExtension, AdminApi } from './context.js'
 
 export const REVOKED_NAMESPACE = 'waygate:revoked-tokens'
 const ACTOR_HEADER = 'x-waygate-actor'
@@ -166,9 +137,10 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
       maxAttempts: (options.loginThrottle?.maxAttempts ?? 5) * 4,
       windowSeconds: options.loginThrottle?.windowSeconds ?? 300
     }),
-    issueToken (user, platform) {
+    replaced: new Set(options.extend?.replaces ?? []),
+    issueToken (user, platform, service) {
       const version = credentialVersion(user)
-      return signer.sign(user, platform, platform === 'sdk' ? sdkTokenExpiry : tokenExpiry, engine.now(), version ?? undefined)
+      return signer.sign(user, platform, platform === 'sdk' ? sdkTokenExpiry : tokenExpiry, engine.now(), version ?? undefined, service)
     },
     async revoke (claims) {
       await engine.backend.putRecord(REVOKED_NAMESPACE, claims.jti, { user: claims.sub }, { expiresAt: claims.exp * 1000 })
@@ -208,6 +180,11 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
         log.warn({ err }, 'waygate admin: token revocation check failed; allowing a read')
       }
       if (cookieToken !== null) session.check(request, claims)
+      // a service's token may use only its own service's SDK endpoints (and see or end itself)
+      if (claims.svc !== undefined) {
+        const problem = scopeProblem(request, fastify.prefix, claims.svc)
+        if (problem !== null) throw new WG_ERR_AUTH_SCOPE(problem)
+      }
       return { user: claims.sub, platform: (claims.plat === 'api' ? 'api' : claims.plat) as Platform, claims }
     }
   }
@@ -227,9 +204,11 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
       reply.code(500).send({ error: { code: 'WG_ERR_INTERNAL', message: 'Internal error; see the server log' } })
       return
     }
-    const body: { code: string, message: string, matches?: string[] } = { code: err.code ?? 'WG_ERR_REQUEST_INVALID', message: err.message }
+    const body: { code: string, message: string, matches?: string[], current?: unknown } = { code: err.code ?? 'WG_ERR_REQUEST_INVALID', message: err.message }
     const matches = (err as FastifyError & { matches?: unknown }).matches
     if (Array.isArray(matches)) body.matches = matches as string[]
+    // a compare-and-set conflict tells what is stored now, so the caller can retry on it
+    if (err.code === 'WG_ERR_CONFLICT' && 'current' in err) body.current = (err as FastifyError & { current: unknown }).current
     reply.code(status).send({ error: body })
   })
 
@@ -276,6 +255,7 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
   // rate limiting lives in the waygate plugin; its endpoints exist when the plugin is registered
   if (fastify.hasDecorator('waygateRateLimits')) registerRateLimitRoutes(api, ctx, fastify.waygateRateLimits)
   if (dashboard) await fastify.register(registerDashboard, { ctx })
+  if (options.extend !== undefined) await options.extend.register(api, ctx)
 
   // Everything under the prefix is the admin's, so global maintenance never answers for it.
   fastify.route({
@@ -303,8 +283,9 @@ export const waygateAdmin = fp(async function waygateAdminMount (fastify: Fastif
     throw new WG_ERR_ADMIN_OPTIONS_INVALID('auth: required ({ username, password }, users, an authenticator, or false for an open admin)')
   }
   const prefix = options.prefix ?? '/waygate'
-  if (typeof prefix !== 'string' || !/^\/[A-Za-z0-9._~\-/]*$/.test(prefix) || prefix.endsWith('/')) {
-    throw new WG_ERR_ADMIN_OPTIONS_INVALID('prefix: expected a path such as /waygate (no trailing slash)')
+  // '' mounts the admin at the root: a Waygate Server is nothing but the admin
+  if (typeof prefix !== 'string' || (prefix !== '' && (!/^\/[A-Za-z0-9._~\-/]*$/.test(prefix) || prefix.endsWith('/')))) {
+    throw new WG_ERR_ADMIN_OPTIONS_INVALID('prefix: expected a path such as /waygate (no trailing slash), or \'\' for the root')
   }
   // the waygate plugin answers 503 for unmatched paths under global maintenance: not under the admin's
   const ignored = (fastify as unknown as { waygateIgnorePrefixes?: unknown }).waygateIgnorePrefixes

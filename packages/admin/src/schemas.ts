@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { AuditAction, GlobalMaintenance, MAX_REASON_LENGTH, RouteState, RouteStatus } from '@waygate/core'
+import { AuditAction, GlobalMaintenance, MAX_REASON_LENGTH, RouteState, RouteStatus, SERVICE_NAME } from '@waygate/core'
 
 /** `{ error: { code, message } }`: every error the admin API answers with. */
 export const ErrorBody = Type.Object({
@@ -105,7 +105,8 @@ export type ExemptBody = Static<typeof ExemptBody>
 export const LoginBody = Type.Object({
   username: Type.String({ minLength: 1, maxLength: 200 }),
   password: Type.String({ minLength: 1, maxLength: 1000 }),
-  platform: Type.Optional(Type.Union([Type.Literal('cli'), Type.Literal('sdk'), Type.Literal('api')], { description: 'Who the token is for; decides its lifetime' }))
+  platform: Type.Optional(Type.Union([Type.Literal('cli'), Type.Literal('sdk'), Type.Literal('api')], { description: 'Who the token is for; decides its lifetime' })),
+  service: Type.Optional(Type.String({ pattern: SERVICE_NAME.source, description: 'With platform sdk: scope the token to this service\'s SDK endpoints' }))
 }, { additionalProperties: false })
 export type LoginBody = Static<typeof LoginBody>
 
@@ -113,14 +114,16 @@ export const LoginReply = Type.Object({
   token: Type.String(),
   user: Type.String(),
   platform: Type.String(),
-  expiresAt: Type.String({ format: 'date-time' })
+  expiresAt: Type.String({ format: 'date-time' }),
+  service: Type.Optional(Type.String({ description: 'The service a scoped token is for' }))
 })
 
 export const MeReply = Type.Object({
   user: Type.String(),
   platform: Type.String(),
   expiresAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-  authenticated: Type.Boolean({ description: 'False when the admin runs without auth' })
+  authenticated: Type.Boolean({ description: 'False when the admin runs without auth' }),
+  service: Type.Optional(Type.String({ description: 'The service a scoped token is for' }))
 })
 
 export const RoutesReply = Type.Object({ routes: Type.Array(RouteState) })

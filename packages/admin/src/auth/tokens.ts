@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
+import { isServiceName } from '@waygate/core'
 
 /** Who a token was issued for. `api` tokens come from a plain REST login. */
 export type TokenPlatform = 'cli' | 'dashboard' | 'sdk' | 'api'
@@ -16,6 +17,8 @@ export interface TokenClaims {
   jti: string
   /** Credential version of the user at issue time; the token dies when it no longer matches. */
   cv?: string
+  /** The service the token is scoped to: it may use only that service's SDK endpoints. */
+  svc?: string
 }
 
 const PREFIX = 'wg1'
@@ -26,7 +29,7 @@ function b64url (data: Buffer | string): string {
 
 /** Signs and verifies waygate tokens: `wg1.<claims>.<HMAC-SHA256>`, all base64url. */
 export interface TokenSigner {
-  sign(user: string, platform: TokenPlatform, ttlSeconds: number, now: number, credentialVersion?: string): { token: string, claims: TokenClaims }
+  sign(user: string, platform: TokenPlatform, ttlSeconds: number, now: number, credentialVersion?: string, service?: string): { token: string, claims: TokenClaims }
   /** Returns the claims of a well-formed, correctly signed, unexpired token, else null. */
   verify(token: string, now: number): TokenClaims | null
 }
@@ -39,10 +42,11 @@ export function randomSecret (): string {
 export function createTokenSigner (secret: string): TokenSigner {
   const mac = (data: string): Buffer => createHmac('sha256', secret).update(data).digest()
   return {
-    sign (user, platform, ttlSeconds, now, credentialVersion) {
+    sign (user, platform, ttlSeconds, now, credentialVersion, service) {
       const iat = Math.floor(now / 1000)
       const claims: TokenClaims = { sub: user, plat: platform, iat, exp: iat + ttlSeconds, jti: randomUUID() }
       if (credentialVersion !== undefined) claims.cv = credentialVersion
+      if (service !== undefined) claims.svc = service
       const body = `${PREFIX}.${b64url(JSON.stringify(claims))}`
       return { token: `${body}.${b64url(mac(body))}`, claims }
     },
@@ -63,7 +67,7 @@ export function createTokenSigner (secret: string): TokenSigner {
       }
       if (typeof claims !== 'object' || claims === null || typeof claims.sub !== 'string' || typeof claims.exp !== 'number' ||
           typeof claims.jti !== 'string' || !['cli', 'dashboard', 'sdk', 'api'].includes(claims.plat) ||
-          (claims.cv !== undefined && typeof claims.cv !== 'string')) return null
+          (claims.cv !== undefined && typeof claims.cv !== 'string') || (claims.svc !== undefined && !isServiceName(claims.svc))) return null
       if (claims.exp * 1000 <= now) return null
       return claims
     }

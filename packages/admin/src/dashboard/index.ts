@@ -5,7 +5,7 @@ import { WG_ERR_ROUTE_FORCE_ACTIVE, WG_ERR_ROUTE_NOT_FOUND, type RateLimiter } f
 import { Eta } from 'eta'
 import type { TokenClaims } from '../auth/tokens.js'
 import { WG_ERR_CSRF_INVALID, WG_ERR_REQUEST_INVALID } from '../errors.js'
-import type { AdminContext } from '../plugin.js'
+import type { AdminContext } from '../context.js'
 import { ADMIN_VERSION } from '../version.js'
 import { globalAction, readForm, routeAction, type FormValues, type GlobalActionSpec, type RouteActionSpec } from './actions.js'
 import { registerAssets, type AssetUrls } from './assets.js'

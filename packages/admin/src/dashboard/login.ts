@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { WG_ERR_AUTH_INVALID, WG_ERR_AUTH_THROTTLED } from '../errors.js'
-import type { AdminContext } from '../plugin.js'
+import type { AdminContext } from '../context.js'
 import type { TokenPlatform } from '../auth/tokens.js'
 
 /**

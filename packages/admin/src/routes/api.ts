@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { GLOBAL_KEY, parseRouteKey, ROUTE_STATUSES, type AuditEntry, type MutationOptions, type RouteState, type TimeInput } from '@waygate/core'
 import { WG_ERR_REQUEST_INVALID } from '../errors.js'
-import type { AdminContext } from '../plugin.js'
+import type { AdminContext } from '../context.js'
 import { decodeKeyParam, resolveWhen } from '../params.js'
 import { principalOf } from '../principal.js'
 import { createSseStream, type SseStream } from '../sse.js'
@@ -288,14 +288,17 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
     return engine.removeGlobalExempt(request.body.paths, options)
   })
 
-  api.get('/api/services', {
-    ...base,
-    schema: { tags: ['waygate-routes'], summary: 'Services that registered routes (null is this process)', response: { 200: Type.Array(Type.Object({ service: Type.Union([Type.String(), Type.Null()]), routes: Type.Integer() })), ...errors } }
-  }, async () => {
-    const counts = new Map<string | null, number>()
-    for (const route of engine.listRoutes()) counts.set(route.service, (counts.get(route.service) ?? 0) + 1)
-    return [...counts].map(([service, routes]) => ({ service, routes }))
-  })
+  // a Waygate Server answers this itself, with each service's maintenance and instances
+  if (!ctx.replaced.has('GET /api/services')) {
+    api.get('/api/services', {
+      ...base,
+      schema: { tags: ['waygate-routes'], summary: 'Services that registered routes (null is this process)', response: { 200: Type.Array(Type.Object({ service: Type.Union([Type.String(), Type.Null()]), routes: Type.Integer() })), ...errors } }
+    }, async () => {
+      const counts = new Map<string | null, number>()
+      for (const route of engine.listRoutes()) counts.set(route.service, (counts.get(route.service) ?? 0) + 1)
+      return [...counts].map(([service, routes]) => ({ service, routes }))
+    })
+  }
 
   api.get('/api/status', {
     ...base,

@@ -1,8 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import { isServiceName } from '@waygate/core'
 import { checkLogin } from '../dashboard/login.js'
-import type { AdminContext } from '../plugin.js'
+import { WG_ERR_REQUEST_INVALID } from '../errors.js'
+import type { AdminContext } from '../context.js'
 import { ErrorBody, LoginBody, LoginReply, MeReply } from '../schemas.js'
 
 type Api = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>
@@ -21,10 +23,13 @@ export function registerAuthRoutes (api: Api, ctx: AdminContext): void {
       response: { 200: LoginReply, ...errors }
     }
   }, async (request) => {
-    const { username, password, platform = 'api' } = request.body
+    const { username, password, platform = 'api', service } = request.body
+    if (service !== undefined && (platform !== 'sdk' || !isServiceName(service))) {
+      throw new WG_ERR_REQUEST_INVALID(platform !== 'sdk' ? 'service is for platform sdk only' : `service "${service}" is an HTTP method`)
+    }
     const user = await checkLogin(ctx, request, username, password, platform)
-    const { token, claims } = ctx.issueToken(user, platform)
-    return { token, user, platform, expiresAt: new Date(claims.exp * 1000).toISOString() }
+    const { token, claims } = ctx.issueToken(user, platform, service)
+    return { token, user, platform, expiresAt: new Date(claims.exp * 1000).toISOString(), ...(service === undefined ? {} : { service }) }
   })
 
   api.post('/api/auth/logout', {
@@ -56,7 +61,8 @@ export function registerAuthRoutes (api: Api, ctx: AdminContext): void {
       user: principal.user,
       platform: principal.platform,
       expiresAt: principal.claims === null ? null : new Date(principal.claims.exp * 1000).toISOString(),
-      authenticated: principal.claims !== null
+      authenticated: principal.claims !== null,
+      ...(principal.claims?.svc === undefined ? {} : { service: principal.claims.svc })
     }
   })
 }

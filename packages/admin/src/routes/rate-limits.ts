@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox'
 import { RateLimitPolicy, type RateLimiter } from '@waygate/core'
 import { WG_ERR_NOT_FOUND, WG_ERR_REQUEST_INVALID } from '../errors.js'
 import { decodeKeyParam } from '../params.js'
-import type { AdminContext } from '../plugin.js'
+import type { AdminContext } from '../context.js'
 import { principalOf } from '../principal.js'
 import { ErrorBody, KeyParams } from '../schemas.js'
 

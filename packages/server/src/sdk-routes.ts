@@ -1,0 +1,342 @@
+import { randomUUID } from 'node:crypto'
+import { isDeepStrictEqual } from 'node:util'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type, type Static } from '@sinclair/typebox'
+import {
+  AuditAction,
+  AuditEntry,
+  checkRateLimitPolicy,
+  defaultGlobalMaintenance,
+  GLOBAL_KEY,
+  GlobalMaintenance,
+  parseRouteKey,
+  RATE_LIMIT_NAMESPACE,
+  RouteState,
+  type AuditQuery
+} from '@waygate/core'
+import { createSseStream, decodeKeyParam, WG_ERR_AUTH_SCOPE, WG_ERR_REQUEST_INVALID } from '@waygate/admin'
+import type { ServerEngine } from './engine-api.js'
+import { conflict } from './errors.js'
+import type { Fleet, ServiceInstance } from './fleet.js'
+import type { StreamHub } from './streams.js'
+import {
+  isServiceName,
+  qualify,
+  qualifyState,
+  recordIdFromService,
+  recordValueForService,
+  SERVICE_INSTANCES_NAMESPACE,
+  SERVICE_MAINTENANCE_NAMESPACE,
+  SERVICE_MANIFESTS_NAMESPACE,
+  SERVICE_NAME_PATTERN,
+  serviceAndKey,
+  SERVICES_KNOWN_NAMESPACE,
+  servicePolicyId,
+  unqualifyAudit,
+  unqualifyState
+} from './wire.js'
+
+type Api = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>
+
+/** What the SDK endpoints need of the admin they are mounted in. */
+export interface SdkRoutesContext {
+  log: { warn(obj: object, msg: string): void }
+  sseMaxBufferBytes: number
+}
+
+/** What the SDK endpoints work on. */
+export interface SdkRoutesDeps {
+  server: ServerEngine
+  fleet: Fleet
+  hub: StreamHub
+  heartbeatMs: number
+}
+
+const ErrorBody = Type.Object({
+  error: Type.Object({
+    code: Type.String(),
+    message: Type.String(),
+    matches: Type.Optional(Type.Array(Type.String())),
+    current: Type.Optional(Type.Unknown({ description: 'What is stored now (a conflict)' }))
+  })
+})
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody }
+
+export const ServiceParams = Type.Object({
+  service: Type.String({ pattern: SERVICE_NAME_PATTERN, description: 'The service name' })
+})
+const KeyParams = Type.Object({
+  service: ServiceParams.properties.service,
+  key: Type.String({ minLength: 1, maxLength: 4096, description: 'Plain route key (METHOD:/pattern), percent-encoded' })
+})
+const RecordParams = Type.Object({
+  service: ServiceParams.properties.service,
+  namespace: Type.String({ minLength: 1, maxLength: 200 }),
+  id: Type.String({ minLength: 1, maxLength: 2048 })
+})
+const Instance = Type.Object({
+  id: Type.String({ pattern: '^[A-Za-z0-9._:-]{1,100}$' }),
+  host: Type.Optional(Type.String({ maxLength: 255 })),
+  version: Type.Optional(Type.String({ maxLength: 100 })),
+  pid: Type.Optional(Type.Integer({ minimum: 0 }))
+}, { additionalProperties: false })
+const RegisterBody = Type.Object({
+  manifest: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'sha256 (hex) of the canonical JSON of the routes' }),
+  instance: Instance,
+  routes: Type.Array(RouteState, { maxItems: 10_000 })
+}, { additionalProperties: false })
+const RegisterReply = Type.Object({ manifest: Type.String(), added: Type.Array(Type.String()), revision: Type.Integer() })
+const RouteUpdateBody = Type.Object({
+  base: Type.Union([RouteState, Type.Null()]),
+  next: RouteState,
+  audit: Type.Optional(AuditEntry)
+}, { additionalProperties: false })
+const MaintenanceUpdateBody = Type.Object({
+  base: Type.Union([GlobalMaintenance, Type.Null()]),
+  next: GlobalMaintenance,
+  audit: Type.Optional(AuditEntry)
+}, { additionalProperties: false })
+const RecordBody = Type.Object({
+  value: Type.Unknown(),
+  expiresAt: Type.Optional(Type.Union([Type.Number(), Type.Null()]))
+}, { additionalProperties: false })
+const RecordSchema = Type.Object({ id: Type.String(), value: Type.Unknown(), expiresAt: Type.Union([Type.Number(), Type.Null()]) })
+const Snapshot = Type.Object({
+  epoch: Type.String(),
+  revision: Type.Integer(),
+  service: Type.String(),
+  routes: Type.Array(RouteState),
+  global: GlobalMaintenance,
+  serviceMaintenance: GlobalMaintenance,
+  rateLimits: Type.Array(RecordSchema),
+  manifest: Type.Union([Type.String(), Type.Null()])
+})
+const EventsQuery = Type.Object({
+  instance: Type.Optional(Instance.properties.id),
+  lastEventId: Type.Optional(Type.String({ maxLength: 200 }))
+}, { additionalProperties: false })
+const AuditListQuery = Type.Object({
+  key: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
+  action: Type.Optional(AuditAction),
+  actor: Type.Optional(Type.String({ maxLength: 200 })),
+  since: Type.Optional(Type.String({ maxLength: 64 })),
+  until: Type.Optional(Type.String({ maxLength: 64 })),
+  before: Type.Optional(Type.String({ maxLength: 200 })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 }))
+}, { additionalProperties: false })
+
+/** The service of a `:service` parameter, refused when it is an HTTP method (the pattern let it through). */
+export function serviceParam (name: string): string {
+  if (!isServiceName(name)) throw new WG_ERR_REQUEST_INVALID(`service "${name}" is an HTTP method, which cannot name a service`)
+  return name
+}
+
+/** A plain route key of the service's own, canonical; a key naming a service is refused. */
+function plainKey (service: string, input: string): string {
+  const split = serviceAndKey(input)
+  if (split === null) parseRouteKey(input) // throws the precise key error
+  if (split!.service !== null && split!.service !== service) {
+    throw new WG_ERR_AUTH_SCOPE(`the key ${input.slice(0, 200)} belongs to service "${split!.service}", not "${service}"`)
+  }
+  return split!.key
+}
+
+function principalOf (request: FastifyRequest): { user: string, service: string | null } {
+  const principal = request.waygatePrincipal
+  return { user: principal?.user ?? 'anonymous', service: principal?.claims?.svc ?? null }
+}
+
+/** An audit entry a service sent, as the server stores it: platform sdk, this service, its key qualified. */
+function serviceAudit (service: string, entry: AuditEntry): AuditEntry {
+  const key = entry.key === GLOBAL_KEY ? GLOBAL_KEY : qualify(service, plainKey(service, entry.key))
+  let id = entry.id
+  // the ids the scheduler derives from a key (`window_start:<key>:<at>`) are made from the server's
+  // key, so the server's own scheduler and the service's write the same entry once
+  const derived = `${entry.action}:${entry.key}:`
+  if (key !== entry.key && id.startsWith(derived)) id = `${entry.action}:${key}:${id.slice(derived.length)}`
+  return { ...entry, id, key, service, platform: 'sdk' }
+}
+
+/** The endpoints services sync from: register, snapshot, events, compare-and-set writes, records, audit. */
+export function registerSdkRoutes (api: Api, ctx: SdkRoutesContext, deps: SdkRoutesDeps): void {
+  const { server, fleet, hub, heartbeatMs } = deps
+  const engine = server.engine
+  const base = { config: { waygate: false as const } }
+  const tags = ['waygate-sdk']
+  const at = '/api/sdk/services/:service'
+
+  api.post(`${at}/register`, {
+    ...base,
+    bodyLimit: 16 * 1024 * 1024,
+    schema: { tags, summary: 'Register a service\'s routes (idempotent: stored states win)', params: ServiceParams, body: RegisterBody, response: { 200: RegisterReply, ...errors } }
+  }, async (request) => {
+    const service = serviceParam(request.params.service)
+    const { manifest, instance, routes } = request.body
+    const states = routes.map(state => {
+      if (state.service !== null && state.service !== service) {
+        throw new WG_ERR_AUTH_SCOPE(`route ${state.key.slice(0, 200)} names service "${state.service}"; register it as that service`)
+      }
+      const key = plainKey(service, state.key)
+      return qualifyState(service, { ...state, key })
+    })
+    const added = await server.registerRoutes(states)
+    const now = engine.now()
+    const iso = new Date(now).toISOString()
+    await engine.backend.putRecord(SERVICE_MANIFESTS_NAMESPACE, service, { manifest, registeredAt: iso })
+    const known = await engine.backend.getRecord(SERVICES_KNOWN_NAMESPACE, service)
+    const firstSeen = (known?.value as { firstSeen?: string } | undefined)?.firstSeen ?? iso
+    await engine.backend.putRecord(SERVICES_KNOWN_NAMESPACE, service, { firstSeen, lastRegistered: iso })
+    const previous = fleet.instance(service, instance.id)
+    const record: ServiceInstance = {
+      id: instance.id,
+      service,
+      host: instance.host ?? null,
+      version: instance.version ?? null,
+      pid: instance.pid ?? null,
+      connectedSince: previous?.connectedSince ?? null,
+      lastHeartbeat: iso,
+      revision: previous?.revision ?? null,
+      connection: previous?.connection ?? null
+    }
+    await engine.backend.putRecord(SERVICE_INSTANCES_NAMESPACE, `${service}/${instance.id}`, record, { expiresAt: now + 3 * heartbeatMs })
+    request.log.info({ service, instance: instance.id, routes: routes.length, added: added.length }, 'waygate server: service registered')
+    return { manifest, added: added.map(k => serviceAndKey(k)?.key ?? k), revision: server.revision() }
+  })
+
+  api.get(`${at}/snapshot`, {
+    ...base,
+    schema: { tags, summary: 'Everything that applies to the service, at one revision', params: ServiceParams, response: { 200: Snapshot, ...errors } }
+  }, async (request) => hub.snapshotFor(serviceParam(request.params.service)))
+
+  api.get(`${at}/events`, {
+    ...base,
+    schema: { tags, summary: 'Server-sent events: a snapshot or the missed changes, then every change of the service and the global ones', params: ServiceParams, querystring: EventsQuery }
+  }, (request, reply) => {
+    const service = serviceParam(request.params.service)
+    const header = request.headers['last-event-id']
+    const resumeFrom = typeof header === 'string' && header !== '' ? header : request.query.lastEventId ?? null
+    const sse = createSseStream(reply, { maxBufferBytes: ctx.sseMaxBufferBytes, heartbeatMs: 0, log: ctx.log })
+    hub.serve(sse, {
+      service,
+      tokenId: request.waygatePrincipal?.claims?.jti ?? null,
+      instanceId: request.query.instance ?? null,
+      resumeFrom
+    })
+  })
+
+  api.put(`${at}/routes/:key`, {
+    ...base,
+    bodyLimit: 256 * 1024,
+    schema: { tags, summary: 'Compare-and-set one route state of the service', params: KeyParams, body: RouteUpdateBody, response: { 200: Type.Object({ state: RouteState }), ...errors } }
+  }, async (request) => {
+    const service = serviceParam(request.params.service)
+    const key = plainKey(service, decodeKeyParam(request.params.key))
+    const { base: given, next, audit } = request.body
+    for (const [what, state] of [['next', next], ['base', given]] as const) {
+      if (state !== null && plainKey(service, state.key) !== key) throw new WG_ERR_REQUEST_INVALID(`${what}.key must be ${key}`)
+    }
+    const qualified = qualify(service, key)
+    try {
+      const stored = await server.applyRemoteUpdate(qualified, {
+        base: given === null ? null : qualifyState(service, { ...given, key }),
+        next: qualifyState(service, { ...next, key }),
+        audit: audit === undefined ? undefined : serviceAudit(service, audit)
+      })
+      return { state: unqualifyState(service, stored) }
+    } catch (err) {
+      const current = (err as { code?: string, current?: unknown }).current
+      if ((err as { code?: string }).code === 'WG_ERR_CONFLICT' && current !== undefined) {
+        conflict(key, current === null ? null : unqualifyState(service, current as RouteState))
+      }
+      throw err
+    }
+  })
+
+  api.put(`${at}/maintenance`, {
+    ...base,
+    schema: { tags, summary: 'Compare-and-set the service\'s maintenance', params: ServiceParams, body: MaintenanceUpdateBody, response: { 200: Type.Object({ maintenance: GlobalMaintenance }), ...errors } }
+  }, async (request) => {
+    const service = serviceParam(request.params.service)
+    const { base: given, next, audit } = request.body
+    const stored = await engine.backend.getRecord(SERVICE_MAINTENANCE_NAMESPACE, service)
+    const current = (stored?.value as Static<typeof GlobalMaintenance> | undefined) ?? defaultGlobalMaintenance()
+    if (!isDeepStrictEqual(current, given ?? defaultGlobalMaintenance())) conflict(`maintenance of ${service}`, current)
+    await engine.backend.putRecord(SERVICE_MAINTENANCE_NAMESPACE, service, next)
+    const who = principalOf(request)
+    await engine.recordChange(serviceAudit(service, audit ?? {
+      id: randomUUID(),
+      timestamp: new Date(engine.now()).toISOString(),
+      key: GLOBAL_KEY,
+      service,
+      action: next.enabled ? 'global_maintenance_on' : 'global_maintenance_off',
+      actor: who.service ?? who.user,
+      platform: 'sdk',
+      reason: next.reason,
+      previousStatus: current.enabled ? 'maintenance' : 'active',
+      newStatus: next.enabled ? 'maintenance' : 'active'
+    }))
+    return { maintenance: next }
+  })
+
+  function recordTarget (request: FastifyRequest<{ Params: Static<typeof RecordParams> }>): { service: string, id: string } {
+    const service = serviceParam(request.params.service)
+    if (request.params.namespace !== RATE_LIMIT_NAMESPACE) {
+      throw new WG_ERR_REQUEST_INVALID(`only ${RATE_LIMIT_NAMESPACE} records are kept for services, not ${request.params.namespace.slice(0, 200)}`)
+    }
+    const id = recordIdFromService(service, request.params.id)
+    if (id === null) throw new WG_ERR_REQUEST_INVALID(`"${request.params.id.slice(0, 200)}" is not a rate limit record id (a route key, @service, * or reset:…)`)
+    if ((id === GLOBAL_KEY || id === `reset:${GLOBAL_KEY}`) && principalOf(request).service !== null) {
+      throw new WG_ERR_AUTH_SCOPE('a service token cannot change the global rate limit')
+    }
+    return { service, id }
+  }
+
+  api.put(`${at}/records/:namespace/:id`, {
+    ...base,
+    schema: { tags, summary: 'Store a rate limit record of the service', params: RecordParams, body: RecordBody, response: { 200: Type.Object({ written: Type.Boolean() }), ...errors } }
+  }, async (request) => {
+    const { service, id } = recordTarget(request)
+    let value = recordValueForService(service, request.body.value, false)
+    if (!id.startsWith('reset:') && id !== servicePolicyId(service) && id !== GLOBAL_KEY) {
+      value = checkRateLimitPolicy({ ...(value as object), key: id } as never, `rate limit of ${id}`)
+    } else if (!id.startsWith('reset:')) {
+      const v = value as { policy?: unknown, enabled?: unknown, exemptRoutes?: unknown } | null
+      if (v === null || typeof v !== 'object' || typeof v.enabled !== 'boolean' || !Array.isArray(v.exemptRoutes)) {
+        throw new WG_ERR_REQUEST_INVALID('a service or global policy record is { policy, enabled, exemptRoutes }')
+      }
+      value = { ...v, policy: checkRateLimitPolicy({ ...(v.policy as object), key: id } as never, `rate limit ${id}`) }
+    }
+    const expiresAt = request.body.expiresAt
+    await engine.backend.putRecord(RATE_LIMIT_NAMESPACE, id, value, typeof expiresAt === 'number' ? { expiresAt } : undefined)
+    return { written: true }
+  })
+
+  api.delete(`${at}/records/:namespace/:id`, {
+    ...base,
+    schema: { tags, summary: 'Remove a rate limit record of the service', params: RecordParams, response: { 200: Type.Object({ deleted: Type.Boolean() }), ...errors } }
+  }, async (request) => {
+    const { id } = recordTarget(request)
+    return { deleted: await engine.backend.deleteRecord(RATE_LIMIT_NAMESPACE, id) }
+  })
+
+  api.post(`${at}/audit`, {
+    ...base,
+    schema: { tags, summary: 'Append an audit entry of the service (once per id)', params: ServiceParams, body: AuditEntry, response: { 200: Type.Object({ written: Type.Boolean() }), ...errors } }
+  }, async (request) => {
+    const service = serviceParam(request.params.service)
+    return { written: await engine.recordChange(serviceAudit(service, request.body)) }
+  })
+
+  api.get(`${at}/audit`, {
+    ...base,
+    schema: { tags, summary: 'Audit entries of the service, newest first', params: ServiceParams, querystring: AuditListQuery, response: { 200: Type.Array(AuditEntry), ...errors } }
+  }, async (request) => {
+    const service = serviceParam(request.params.service)
+    const { key, ...rest } = request.query
+    const query: AuditQuery = { ...rest, service }
+    if (key !== undefined) query.key = key === GLOBAL_KEY ? GLOBAL_KEY : qualify(service, plainKey(service, decodeKeyParam(key)))
+    const entries = await engine.listAudit(query)
+    return entries.map(entry => unqualifyAudit(service, entry))
+  })
+}

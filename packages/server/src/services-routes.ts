@@ -1,0 +1,201 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import {
+  checkRateLimitPolicy,
+  GLOBAL_KEY,
+  GlobalMaintenance,
+  MAX_REASON_LENGTH,
+  RATE_LIMIT_NAMESPACE,
+  RateLimitPolicy,
+  type AuditAction,
+  type GlobalRateLimit,
+  type Platform,
+  type RouteStatus
+} from '@waygate/core'
+import { WG_ERR_NOT_FOUND, WG_ERR_REQUEST_INVALID } from '@waygate/admin'
+import type { ServerEngine } from './engine-api.js'
+import type { Fleet } from './fleet.js'
+import { serviceParam, ServiceParams } from './sdk-routes.js'
+import { SERVICE_MAINTENANCE_NAMESPACE, serviceAndKey, serviceOfKey, servicePolicyId } from './wire.js'
+
+type Api = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>
+
+const ErrorBody = Type.Object({ error: Type.Object({ code: Type.String(), message: Type.String() }) })
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody }
+
+const ServiceRateLimit = Type.Object({
+  policy: RateLimitPolicy,
+  enabled: Type.Boolean(),
+  exemptRoutes: Type.Array(Type.String())
+})
+const InstanceView = Type.Object({
+  id: Type.String(),
+  host: Type.Union([Type.String(), Type.Null()]),
+  version: Type.Union([Type.String(), Type.Null()]),
+  pid: Type.Union([Type.Integer(), Type.Null()]),
+  connectedSince: Type.Union([Type.String(), Type.Null()]),
+  lastHeartbeat: Type.String(),
+  revision: Type.Union([Type.Integer(), Type.Null()])
+})
+const ServiceView = Type.Object({
+  name: Type.String(),
+  /** The name again, as the embedded admin's `GET /api/services` has it (the CLI reads it). */
+  service: Type.String(),
+  routes: Type.Integer(),
+  maintenance: GlobalMaintenance,
+  rateLimit: Type.Union([ServiceRateLimit, Type.Null()]),
+  instances: Type.Array(InstanceView)
+})
+const EnableBody = Type.Object({
+  reason: Type.Optional(Type.String({ maxLength: MAX_REASON_LENGTH })),
+  exemptPaths: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), { maxItems: 500, description: 'Keys of the service that stay reachable' })),
+  includeForceActive: Type.Optional(Type.Boolean())
+}, { additionalProperties: false })
+const { key: _key, ...policyFields } = RateLimitPolicy.properties
+const RateLimitBody = Type.Object({
+  ...policyFields,
+  exemptRoutes: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), { maxItems: 500, description: 'Keys of the service the policy skips' })),
+  enabled: Type.Optional(Type.Boolean())
+}, { additionalProperties: false })
+
+/** What the operators' service endpoints work on. */
+export interface ServicesRoutesDeps {
+  server: ServerEngine
+  fleet: Fleet
+}
+
+/** A key of the service, plain (`GET:/x`); one naming another service is refused. */
+function ownKey (service: string, input: string, field: string): string {
+  const split = serviceAndKey(input)
+  if (split === null) throw new WG_ERR_REQUEST_INVALID(`${field}: "${input.slice(0, 200)}" is not a route key`)
+  if (split.service !== null && split.service !== service) {
+    throw new WG_ERR_REQUEST_INVALID(`${field}: ${input.slice(0, 200)} belongs to service "${split.service}", not "${service}"`)
+  }
+  return split.key
+}
+
+/** The fleet view for operators: services, their maintenance and rate limit, their instances. */
+export function registerServicesRoutes (api: Api, deps: ServicesRoutesDeps): void {
+  const { server, fleet } = deps
+  const engine = server.engine
+  const base = { config: { waygate: false as const } }
+  const tags = ['waygate-services']
+
+  function who (request: FastifyRequest): { actor: string, platform: Platform } {
+    const principal = request.waygatePrincipal
+    return { actor: principal?.user ?? 'anonymous', platform: principal?.platform ?? 'api' }
+  }
+
+  async function audit (request: FastifyRequest, service: string, action: AuditAction, reason: string,
+    previousStatus: RouteStatus | null, newStatus: RouteStatus | null): Promise<void> {
+    await engine.recordChange({
+      id: randomUUID(),
+      timestamp: new Date(engine.now()).toISOString(),
+      key: GLOBAL_KEY,
+      service,
+      action,
+      ...who(request),
+      reason,
+      previousStatus,
+      newStatus
+    })
+  }
+
+  api.get('/api/services', {
+    ...base,
+    schema: { tags, summary: 'Every service: routes, maintenance, rate limit and connected instances', response: { 200: Type.Array(ServiceView), ...errors } }
+  }, async () => {
+    const counts = new Map<string, number>()
+    for (const state of server.storedSnapshot().routes) {
+      const service = serviceOfKey(state.key)
+      if (service !== null) counts.set(service, (counts.get(service) ?? 0) + 1)
+    }
+    const names = new Set([...counts.keys(), ...fleet.services()])
+    return [...names].sort().map(name => ({
+      name,
+      service: name,
+      routes: counts.get(name) ?? 0,
+      maintenance: fleet.maintenanceOf(name),
+      rateLimit: fleet.servicePolicy(name),
+      instances: fleet.instances(name)
+    }))
+  })
+
+  api.get('/api/services/:service/maintenance', {
+    ...base,
+    schema: { tags, summary: 'The maintenance of one service', params: ServiceParams, response: { 200: GlobalMaintenance, ...errors } }
+  }, async (request) => fleet.maintenanceOf(serviceParam(request.params.service)))
+
+  api.post('/api/services/:service/maintenance/enable', {
+    ...base,
+    schema: { tags, summary: 'Put one service in maintenance (the others stay up)', params: ServiceParams, body: Type.Optional(EnableBody), response: { 200: GlobalMaintenance, ...errors } }
+  }, async (request) => {
+    const service = serviceParam(request.params.service)
+    const body = request.body ?? {}
+    const current = fleet.maintenanceOf(service)
+    const next = {
+      enabled: true,
+      reason: body.reason ?? '',
+      exemptPaths: body.exemptPaths === undefined ? current.exemptPaths : [...new Set(body.exemptPaths.map(p => ownKey(service, p, 'exemptPaths')))],
+      includeForceActive: body.includeForceActive ?? current.includeForceActive,
+      since: current.enabled && current.since !== null ? current.since : new Date(engine.now()).toISOString()
+    }
+    await engine.backend.putRecord(SERVICE_MAINTENANCE_NAMESPACE, service, next)
+    await audit(request, service, 'global_maintenance_on', next.reason, current.enabled ? 'maintenance' : 'active', 'maintenance')
+    return next
+  })
+
+  api.post('/api/services/:service/maintenance/disable', {
+    ...base,
+    schema: { tags, summary: 'Take one service out of maintenance', params: ServiceParams, response: { 200: GlobalMaintenance, ...errors } }
+  }, async (request) => {
+    const service = serviceParam(request.params.service)
+    const current = fleet.maintenanceOf(service)
+    if (!current.enabled) return current
+    const next = { ...current, enabled: false, reason: '', since: null }
+    await engine.backend.putRecord(SERVICE_MAINTENANCE_NAMESPACE, service, next)
+    await audit(request, service, 'global_maintenance_off', '', 'maintenance', 'active')
+    return next
+  })
+
+  api.get('/api/services/:service/rate-limit', {
+    ...base,
+    schema: { tags, summary: 'The rate limit every route of one service shares', params: ServiceParams, response: { 200: ServiceRateLimit, ...errors } }
+  }, async (request) => {
+    const service = serviceParam(request.params.service)
+    const policy = fleet.servicePolicy(service)
+    if (policy === null) throw new WG_ERR_NOT_FOUND(`no rate limit is set for service ${service}`)
+    return policy
+  })
+
+  api.post('/api/services/:service/rate-limit', {
+    ...base,
+    schema: { tags, summary: 'Set the rate limit of one service (checked on each of its routes)', params: ServiceParams, body: RateLimitBody, response: { 200: ServiceRateLimit, ...errors } }
+  }, async (request) => {
+    const service = serviceParam(request.params.service)
+    const { exemptRoutes, enabled, ...policy } = request.body
+    const id = servicePolicyId(service)
+    const checked = checkRateLimitPolicy({ ...policy, key: id }, `rate limit of service ${service}`)
+    const current = fleet.servicePolicy(service)
+    const next: GlobalRateLimit = {
+      policy: checked,
+      enabled: enabled ?? current?.enabled ?? true,
+      exemptRoutes: [...new Set((exemptRoutes ?? current?.exemptRoutes ?? []).map(k => ownKey(service, k, 'exemptRoutes')))]
+    }
+    await engine.backend.putRecord(RATE_LIMIT_NAMESPACE, id, next)
+    await audit(request, service, 'rate_limit_set', `service ${service}: ${(checked.limits ?? Object.keys(checked.tiers ?? {})).join(', ')}`, null, null)
+    return next
+  })
+
+  api.delete('/api/services/:service/rate-limit', {
+    ...base,
+    schema: { tags, summary: 'Delete the rate limit of one service', params: ServiceParams, response: { 200: Type.Object({ deleted: Type.Boolean() }), ...errors } }
+  }, async (request) => {
+    const service = serviceParam(request.params.service)
+    const deleted = await engine.backend.deleteRecord(RATE_LIMIT_NAMESPACE, servicePolicyId(service))
+    if (deleted) await audit(request, service, 'rate_limit_delete', `service ${service}`, null, null)
+    return { deleted }
+  })
+}

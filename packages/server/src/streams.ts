@@ -1,0 +1,383 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import { GLOBAL_KEY, RATE_LIMIT_NAMESPACE, type BackendRecord, type EngineEvent, type GlobalMaintenance, type RouteState } from '@waygate/core'
+import { REVOKED_NAMESPACE, type SseStream } from '@waygate/admin'
+import type { ServerEngine } from './engine-api.js'
+import type { Fleet, ServiceInstance } from './fleet.js'
+import { createReplayLog, type LoggedChange, type ServerChange } from './replay-log.js'
+import {
+  recordForService,
+  SERVER_NAMESPACE,
+  SERVICE_INSTANCES_NAMESPACE,
+  SERVICE_MAINTENANCE_NAMESPACE,
+  serviceOfKey,
+  unqualify,
+  unqualifyState
+} from './wire.js'
+
+/** A service's snapshot on the wire: its routes with plain keys, and everything that applies to it. */
+export interface ServiceSnapshot {
+  epoch: string
+  revision: number
+  service: string
+  routes: RouteState[]
+  global: GlobalMaintenance
+  serviceMaintenance: GlobalMaintenance
+  rateLimits: BackendRecord[]
+  manifest: string | null
+}
+
+/** One change on the wire, as a service gets it (its keys plain). */
+export type WireChange =
+  | { type: 'route', state: RouteState }
+  | { type: 'route_deleted', key: string }
+  | { type: 'global', global: GlobalMaintenance }
+  | { type: 'service', maintenance: GlobalMaintenance }
+  | { type: 'record', namespace: string, id: string, record: BackendRecord | null }
+
+/** What a stream was opened with. */
+export interface StreamRequest {
+  service: string
+  /** The id of the token that opened it (closed when the token is revoked), or null. */
+  tokenId: string | null
+  instanceId: string | null
+  /** `<epoch>.<revision>` the client holds, or null. */
+  resumeFrom: string | null
+}
+
+/** Options of {@link createStreamHub}. */
+export interface StreamHubOptions {
+  server: ServerEngine
+  fleet: Fleet
+  log: FastifyBaseLogger
+  heartbeatMs: number
+  replayLogSize: number
+}
+
+/** The services' event streams: one engine subscription, a replay log, and every open stream. */
+export interface StreamHub {
+  /** Reads (or creates) the epoch and follows the engine. */
+  start(): Promise<void>
+  /** Ends every stream. */
+  close(): Promise<void>
+  readonly epoch: string
+  /** How many streams are open. */
+  readonly size: number
+  snapshotFor(service: string): ServiceSnapshot
+  /** Serves a stream: a snapshot or the replay of what the client missed, then live changes. */
+  serve(sse: SseStream, request: StreamRequest): void
+}
+
+interface OpenStream {
+  sse: SseStream
+  service: string
+  tokenId: string | null
+  instanceId: string | null
+  connection: string
+  connectedSince: string
+  revision: number
+}
+
+/** Parses `<epoch>.<revision>`; null when malformed. */
+export function parseEventId (id: string | null | undefined): { epoch: string, revision: number } | null {
+  if (typeof id !== 'string') return null
+  const dot = id.lastIndexOf('.')
+  if (dot <= 0) return null
+  const revision = Number(id.slice(dot + 1))
+  if (!/^\d{1,15}$/.test(id.slice(dot + 1)) || !Number.isSafeInteger(revision)) return null
+  return { epoch: id.slice(0, dot), revision }
+}
+
+/** The service a stored change concerns; `*` for every service; null for none. */
+function audienceOf (change: ServerChange): string | null {
+  switch (change.type) {
+    case 'route': return serviceOfKey(change.state.key)
+    case 'route_deleted': return serviceOfKey(change.key)
+    case 'global': return GLOBAL_KEY
+    case 'service': return change.service
+    case 'record': {
+      const id = change.id.startsWith('reset:') ? change.id.slice(6) : change.id
+      if (id === GLOBAL_KEY) return GLOBAL_KEY
+      if (id.startsWith('@service:')) return id.slice(9)
+      return serviceOfKey(id)
+    }
+  }
+}
+
+/** A stored change as `service` gets it, or null when it is none of its business. */
+function wireChange (service: string, change: ServerChange): WireChange | null {
+  switch (change.type) {
+    case 'route': return { type: 'route', state: unqualifyState(service, change.state) }
+    case 'route_deleted': {
+      const key = unqualify(service, change.key)
+      return key === null ? null : { type: 'route_deleted', key }
+    }
+    case 'global': return change
+    case 'service': return change.service === service ? { type: 'service', maintenance: change.maintenance } : null
+    case 'record': {
+      if (change.record === null) {
+        const probe = recordForService(service, { id: change.id, value: null, expiresAt: null })
+        return probe === null ? null : { type: 'record', namespace: change.namespace, id: probe.id, record: null }
+      }
+      const record = recordForService(service, change.record)
+      return record === null ? null : { type: 'record', namespace: change.namespace, id: record.id, record }
+    }
+  }
+}
+
+export function createStreamHub (options: StreamHubOptions): StreamHub {
+  const { server, fleet, log, heartbeatMs } = options
+  const engine = server.engine
+  const log_ = createReplayLog(options.replayLogSize)
+  const byService = new Map<string, Set<OpenStream>>()
+  const byToken = new Map<string, Set<OpenStream>>()
+  let epoch = ''
+  let storedEpoch: string | null = null
+  // the newest revision any event carried: a reload that moved past it applied changes unseen
+  let seen = 0
+  let unsubscribe: (() => void) | null = null
+  let heartbeat: NodeJS.Timeout | null = null
+  let count = 0
+
+  function id (revision: number): string {
+    return `${epoch}.${revision}`
+  }
+
+  function snapshotFor (service: string): ServiceSnapshot {
+    const stored = server.storedSnapshot()
+    const routes: RouteState[] = []
+    for (const state of stored.routes) {
+      if (serviceOfKey(state.key) === service) routes.push(unqualifyState(service, state))
+    }
+    const rateLimits: BackendRecord[] = []
+    for (const record of fleet.rateLimitRecords()) {
+      if (record.id.startsWith('reset:')) continue
+      const mine = recordForService(service, record)
+      if (mine !== null) rateLimits.push(mine)
+    }
+    return {
+      epoch,
+      revision: stored.revision,
+      service,
+      routes,
+      global: stored.global,
+      serviceMaintenance: fleet.maintenanceOf(service),
+      rateLimits,
+      manifest: fleet.manifestOf(service)
+    }
+  }
+
+  function sendSnapshot (stream: OpenStream): void {
+    const snapshot = snapshotFor(stream.service)
+    stream.revision = snapshot.revision
+    stream.sse.send('snapshot', snapshot, id(snapshot.revision))
+  }
+
+  /** Every stream gets a fresh snapshot: the history it could resume from is gone. */
+  function restartHistory (why: string): void {
+    log_.reset(server.revision())
+    seen = server.revision()
+    if (count > 0) log.info({ streams: count, why }, 'waygate server: sending every stream a fresh snapshot')
+    for (const streams of byService.values()) for (const stream of streams) sendSnapshot(stream)
+  }
+
+  function storedChangeOf (event: EngineEvent): ServerChange | null {
+    switch (event.type) {
+      case 'route_changed': return { type: 'route', state: server.storedOf(event) }
+      case 'route_removed': return { type: 'route_deleted', key: event.key }
+      case 'global_changed': return { type: 'global', global: event.global }
+      case 'record_changed':
+        if (event.namespace === SERVICE_MAINTENANCE_NAMESPACE) {
+          const value = event.record?.value as GlobalMaintenance | undefined
+          return { type: 'service', service: event.id, maintenance: value ?? { enabled: false, reason: '', exemptPaths: [], includeForceActive: false, since: null } }
+        }
+        if (event.namespace === RATE_LIMIT_NAMESPACE) return { type: 'record', namespace: event.namespace, id: event.id, record: event.record }
+        return null
+      default: return null
+    }
+  }
+
+  function dispatch (entry: LoggedChange | { revision: null, change: ServerChange }): void {
+    const audience = audienceOf(entry.change)
+    if (audience === null) return
+    const targets = audience === GLOBAL_KEY ? [...byService.keys()] : byService.has(audience) ? [audience] : []
+    for (const service of targets) {
+      const change = wireChange(service, entry.change)
+      if (change === null) continue
+      const revision = entry.revision ?? server.revision()
+      const eventId = id(revision)
+      // one serialisation per service, however many of its instances listen
+      const data = JSON.stringify({ revision, change })
+      for (const stream of byService.get(service) ?? []) {
+        stream.revision = revision
+        stream.sse.send('change', data, eventId)
+      }
+    }
+  }
+
+  function onEvent (event: EngineEvent): void {
+    if (event.type === 'record_changed' && event.namespace === REVOKED_NAMESPACE && event.record !== null) {
+      for (const stream of byToken.get(event.id) ?? []) stream.sse.close()
+      return
+    }
+    if (event.type === 'record_changed' && event.namespace === SERVER_NAMESPACE && event.id === 'epoch' && storedEpoch === null) {
+      // another server instance won the race to create the epoch: adopt it
+      const value = (event.record?.value as { epoch?: unknown } | undefined)?.epoch
+      if (typeof value === 'string' && value !== epoch) {
+        epoch = value
+        restartHistory('epoch adopted')
+      }
+      return
+    }
+    if (event.type === 'resynced') {
+      const stored = server.storedSnapshot().epoch
+      if (stored !== null && stored !== epoch) {
+        epoch = stored
+        storedEpoch = stored
+        restartHistory('the backend\'s history restarted')
+      } else if (server.revision() > seen) {
+        restartHistory('a reload applied changes no event announced')
+      }
+      fleet.reload().catch(err => log.warn({ err }, 'waygate server: reloading the services\' records failed'))
+      return
+    }
+    const revision = server.revisionOf(event)
+    if (revision !== null && revision > seen) seen = revision
+    const change = storedChangeOf(event)
+    if (change === null) return
+    if (revision === null) {
+      dispatch({ revision: null, change })
+      return
+    }
+    const entry = { revision, change }
+    log_.append(entry)
+    dispatch(entry)
+  }
+
+  function instanceRecord (stream: OpenStream): void {
+    if (stream.instanceId === null) return
+    const previous: ServiceInstance | null = fleet.instance(stream.service, stream.instanceId)
+    const now = engine.now()
+    const value: ServiceInstance = {
+      id: stream.instanceId,
+      service: stream.service,
+      host: previous?.host ?? null,
+      version: previous?.version ?? null,
+      pid: previous?.pid ?? null,
+      connectedSince: stream.connectedSince,
+      lastHeartbeat: new Date(now).toISOString(),
+      revision: stream.revision,
+      connection: stream.connection
+    }
+    engine.backend.putRecord(SERVICE_INSTANCES_NAMESPACE, `${stream.service}/${stream.instanceId}`, value, { expiresAt: now + 3 * heartbeatMs })
+      .catch(err => log.warn({ err, service: stream.service }, 'waygate server: could not record a service instance'))
+  }
+
+  function beat (): void {
+    for (const streams of byService.values()) {
+      for (const stream of streams) {
+        if (stream.sse.comment('hb')) instanceRecord(stream)
+      }
+    }
+  }
+
+  async function loadEpoch (): Promise<void> {
+    const fromBackend = server.storedSnapshot().epoch
+    if (fromBackend !== null) {
+      epoch = fromBackend
+      storedEpoch = fromBackend
+      return
+    }
+    // the backend keeps no epoch of its own: the server keeps one in a record, so a memory backend
+    // gets a new one at each start and a file or Redis store keeps it while it keeps its revisions
+    try {
+      const record = await engine.backend.getRecord(SERVER_NAMESPACE, 'epoch')
+      const value = (record?.value as { epoch?: unknown } | undefined)?.epoch
+      if (typeof value === 'string' && value !== '' && !value.includes('.')) {
+        epoch = value
+        return
+      }
+      epoch = randomBytes(6).toString('base64url').replace(/[-_]/g, 'x')
+      await engine.backend.putRecord(SERVER_NAMESPACE, 'epoch', { epoch, createdAt: new Date(engine.now()).toISOString() })
+    } catch (err) {
+      epoch = randomBytes(6).toString('base64url').replace(/[-_]/g, 'x')
+      log.warn({ err }, 'waygate server: could not store the epoch; services resume with a snapshot after a restart')
+    }
+  }
+
+  return {
+    get epoch () { return epoch },
+    get size () { return count },
+
+    async start () {
+      unsubscribe = engine.subscribe(onEvent)
+      await loadEpoch()
+      log_.reset(server.revision())
+      seen = server.revision()
+      heartbeat = setInterval(beat, heartbeatMs)
+      heartbeat.unref()
+    },
+
+    async close () {
+      unsubscribe?.()
+      unsubscribe = null
+      if (heartbeat !== null) clearInterval(heartbeat)
+      heartbeat = null
+      for (const streams of [...byService.values()]) for (const stream of [...streams]) stream.sse.close()
+    },
+
+    snapshotFor,
+
+    serve (sse, request) {
+      const stream: OpenStream = {
+        sse,
+        service: request.service,
+        tokenId: request.tokenId,
+        instanceId: request.instanceId,
+        connection: randomUUID(),
+        connectedSince: new Date(engine.now()).toISOString(),
+        revision: 0
+      }
+      const group = byService.get(stream.service) ?? new Set()
+      byService.set(stream.service, group)
+      group.add(stream)
+      count++
+      if (stream.tokenId !== null) {
+        const tokens = byToken.get(stream.tokenId) ?? new Set()
+        byToken.set(stream.tokenId, tokens)
+        tokens.add(stream)
+      }
+      sse.onClose(() => {
+        count--
+        group.delete(stream)
+        if (group.size === 0 && byService.get(stream.service) === group) byService.delete(stream.service)
+        if (stream.tokenId !== null) {
+          const tokens = byToken.get(stream.tokenId)
+          tokens?.delete(stream)
+          if (tokens?.size === 0) byToken.delete(stream.tokenId)
+        }
+        if (stream.instanceId !== null && fleet.instance(stream.service, stream.instanceId)?.connection === stream.connection) {
+          engine.backend.deleteRecord(SERVICE_INSTANCES_NAMESPACE, `${stream.service}/${stream.instanceId}`).catch(() => {})
+        }
+      })
+
+      // everything below runs in one turn, so no change can fall between the snapshot and the feed
+      const resume = parseEventId(request.resumeFrom)
+      const current = server.revision()
+      const missed = resume !== null && resume.epoch === epoch && resume.revision <= current ? log_.after(resume.revision) : null
+      if (missed === null) {
+        sendSnapshot(stream)
+      } else {
+        stream.revision = resume!.revision
+        for (const entry of missed) {
+          const change = wireChange(stream.service, entry.change)
+          const audience = audienceOf(entry.change)
+          if (change === null || (audience !== GLOBAL_KEY && audience !== stream.service)) continue
+          stream.revision = entry.revision
+          sse.send('change', { revision: entry.revision, change }, id(entry.revision))
+        }
+      }
+      instanceRecord(stream)
+    }
+  }
+}
