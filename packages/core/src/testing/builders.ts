@@ -5,16 +5,21 @@ export const BUILT_AT = '2030-01-01T00:00:00.000Z'
 
 /**
  * A complete route state for tests of backends and engines: active, with every field at its
- * neutral value, `fields` on top. A bare key (`/x`) gets `method: null`.
+ * neutral value, `fields` on top. A bare key (`/x`) gets `method: null`;
+ * a service-qualified one (`svc:GET:/x`) gets its `service`.
  */
 export function routeState (key: string, fields: Partial<RouteState> = {}): RouteState {
-  const colon = key.indexOf(':')
-  const bare = key[0] === '/'
+  // the pattern starts at the first slash; before it come `service:`, `METHOD:`, both or neither
+  const slash = key.indexOf('/')
+  const words = slash <= 0 ? [] : key.slice(0, slash - 1).split(':')
+  const last = words[words.length - 1]
+  const method = last !== undefined && last === last.toUpperCase() ? last : null
+  const service = words.length === 2 || (words.length === 1 && method === null) ? words[0]! : null
   return {
     key,
-    path: bare ? key : key.slice(colon + 1),
-    method: bare ? null : key.slice(0, colon),
-    service: null,
+    path: slash === -1 ? key : key.slice(slash),
+    method,
+    service,
     status: 'active',
     reason: '',
     allowedEnvs: [],
