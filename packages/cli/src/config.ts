@@ -1,6 +1,7 @@
+import { randomBytes } from 'node:crypto'
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
-import { dirname, join, parse as parsePath } from 'node:path'
+import { dirname, join, parse as parsePath, resolve, sep } from 'node:path'
 import { CliError, UsageError } from './errors.js'
 
 /** Where the admin API is when nothing else says. */
@@ -62,15 +63,22 @@ export async function readConfig (path: string): Promise<ConfigFile> {
 }
 
 /**
- * Writes the config file readable by its owner only (0600, in a 0700 directory), through a
- * temporary file so a crash never leaves half a file.
+ * Writes the config file readable by its owner only (0600), through a temporary file so a crash
+ * never leaves half a file. Directories it has to create are made 0700; one that exists keeps
+ * its mode (it may be shared, e.g. a 1777 directory).
  */
 export async function writeConfig (path: string, config: ConfigFile): Promise<void> {
-  const dir = dirname(path)
-  await mkdir(dir, { recursive: true, mode: 0o700 })
-  await chmod(dir, 0o700)
-  const temp = `${path}.${process.pid}.tmp`
-  await writeFile(temp, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 })
+  const dir = resolve(dirname(path))
+  // the first directory mkdir created, if any: it and those below it down to `dir` are ours
+  const created = await mkdir(dir, { recursive: true, mode: 0o700 })
+  if (created !== undefined) {
+    const first = resolve(created)
+    // the mode given to mkdir is reduced by the umask
+    for (let mine = dir; mine === first || mine.startsWith(first + sep); mine = dirname(mine)) await chmod(mine, 0o700)
+  }
+  // a fresh name, and never an existing file (or a link planted in a shared directory)
+  const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
+  await writeFile(temp, JSON.stringify(config, null, 2) + '\n', { mode: 0o600, flag: 'wx' })
   await chmod(temp, 0o600)
   await rename(temp, path)
 }

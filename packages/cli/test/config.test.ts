@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -18,14 +18,39 @@ t.test('the config dir: WAYGATE_CONFIG_DIR, else XDG_CONFIG_HOME/waygate, else ~
   t.equal(configDir({ XDG_CONFIG_HOME: '', HOME: '/h' }), '/h/.waygate')
 })
 
-t.test('the config file is written 0600 in a 0700 directory, even over a looser file', async t => {
+t.test('the config file is written 0600, even over a looser file, in a directory made 0700 when the CLI creates it', async t => {
   const dir = await scratch(t)
-  const path = join(dir, 'nested', 'config.json')
-  await mkdir(join(dir, 'nested'), { mode: 0o755 })
+  const path = join(dir, 'nested', 'deeper', 'config.json')
+  const umask = process.umask(0) // a permissive umask must not loosen what the CLI creates
+  t.teardown(() => process.umask(umask))
+  await writeConfig(path, { serverUrl: 'http://x/waygate' })
+  t.equal((await stat(path)).mode & 0o777, 0o600)
+  t.equal((await stat(join(dir, 'nested', 'deeper'))).mode & 0o777, 0o700)
+  t.equal((await stat(join(dir, 'nested'))).mode & 0o777, 0o700)
   await writeFile(path, '{}', { mode: 0o644 })
   await writeConfig(path, { serverUrl: 'http://x/waygate' })
   t.equal((await stat(path)).mode & 0o777, 0o600)
-  t.equal((await stat(join(dir, 'nested'))).mode & 0o777, 0o700)
+})
+
+t.test('a config directory the CLI did not create keeps its mode: a shared 1777 directory, a 0755 one', async t => {
+  const root = await scratch(t)
+  for (const mode of [0o1777, 0o755, 0o750]) {
+    const dir = join(root, mode.toString(8))
+    await mkdir(dir)
+    await chmod(dir, mode)
+    await writeConfig(join(dir, 'config.json'), { serverUrl: 'http://x/waygate' })
+    t.equal((await stat(dir)).mode & 0o7777, mode, `mode ${mode.toString(8)} kept`)
+    t.equal((await stat(join(dir, 'config.json'))).mode & 0o777, 0o600)
+  }
+  // through the binary: WAYGATE_CONFIG_DIR names a shared directory
+  const shared = join(root, 'shared')
+  await mkdir(shared)
+  await chmod(shared, 0o1777)
+  const box = await sandbox(t, { WAYGATE_CONFIG_DIR: shared })
+  const saved = await box.waygate(['config', 'set-url', 'http://127.0.0.1:9/waygate'])
+  t.equal(saved.code, 0)
+  t.equal((await stat(shared)).mode & 0o7777, 0o1777, 'the shared directory is still 1777')
+  t.equal((await stat(join(shared, 'config.json'))).mode & 0o777, 0o600)
 })
 
 t.test('.waygate files: KEY=value lines, found upward, a directory of that name skipped', async t => {
