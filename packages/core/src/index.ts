@@ -57,7 +57,8 @@ export type {
   AuditQuery,
   Update,
   Updater,
-  BackendRecord
+  BackendRecord,
+  SyncStatus
 } from './backends/types.js'
 export { createFileBackend } from './backends/file.js'
 export type { FileBackendOptions } from './backends/file.js'
@@ -90,3 +91,10 @@ export { signWebhookBody, verifyWebhookSignature, WEBHOOK_SIGNATURE_HEADER, DEFA
 export type { WebhookOptions, WebhookConfig } from './webhooks.js'
 export { createRateLimiter, RATE_LIMIT_NAMESPACE, SERVICE_RATE_LIMIT_ID } from './rate-limit/limiter.js'
 export type { RateLimiter, RateLimiterOptions, GlobalRateLimit, ServiceRateLimit, ActiveTierLimit, BlockedRequest, ListedPolicy, PolicyChangeOptions } from './rate-limit/limiter.js'
+export { createRemoteBackend } from './remote/remote-backend.js'
+export type { RemoteBackend, RemoteBackendOptions } from './remote/remote-backend.js'
+export type { RemoteClock } from './remote/clock.js'
+export type { BackoffOptions } from './remote/backoff.js'
+export type { RemoteSnapshot, RemoteChange } from './remote/snapshot.js'
+export { computeManifest, canonicalJson } from './remote/manifest.js'
+export { WG_ERR_REMOTE_UNAUTHORIZED, WG_ERR_REMOTE_REJECTED, WG_ERR_REMOTE_UNSUPPORTED } from './remote/errors.js'
