@@ -83,16 +83,34 @@ export async function writeConfig (path: string, config: ConfigFile): Promise<vo
   await rename(temp, path)
 }
 
-/** Normalises a server URL (no trailing slash), or says why it is not one. */
+const CREDENTIALS = 'the server URL must not contain a user name or password'
+
+/** What to do about a server URL `checkServerUrl` refused. */
+export function serverUrlHint (err: Error, otherwise = 'give the admin mount, e.g. http://localhost:8000/waygate'): string {
+  return err.message.startsWith(CREDENTIALS)
+    ? 'give it without the user:password@ part; the CLI authenticates with a token: waygate login'
+    : otherwise
+}
+
+/**
+ * Normalises a server URL (no trailing slash), or says why it is not one. A URL with credentials
+ * is refused: they would be saved, shown and sent along with every request. No message repeats
+ * them.
+ */
 export function checkServerUrl (value: string): string | Error {
+  // whatever sits between `//` and `@` may be a password, even in a value that is not a URL
+  const shown = value.replace(/\/\/[^/?#]*@/, '//***@')
   let url: URL
   try {
     url = new URL(value.trim())
   } catch {
-    return new Error(`"${value}" is not a URL`)
+    return new Error(shown === value ? `"${value}" is not a URL` : `${CREDENTIALS} ("${shown}")`)
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return new Error(`"${value}" is not an http or https URL`)
-  if (url.search !== '' || url.hash !== '') return new Error(`"${value}" must not have a query or fragment`)
+  if (url.username !== '' || url.password !== '') {
+    return new Error(`${CREDENTIALS}: ${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return new Error(`"${shown}" is not an http or https URL`)
+  if (url.search !== '' || url.hash !== '') return new Error(`"${shown}" must not have a query or fragment`)
   return url.href.replace(/\/+$/, '')
 }
 
@@ -207,8 +225,9 @@ export async function resolveSettings (options: { serverUrl?: string, service?: 
     if (value === undefined || value.trim() === '') continue
     const checked = checkServerUrl(value)
     if (checked instanceof Error) {
-      if (source === 'flag') throw new UsageError(`--server-url: ${checked.message}`, 'give the admin mount, e.g. http://localhost:8000/waygate')
-      throw new CliError('WG_ERR_CLI_CONFIG', `server URL from ${where}: ${checked.message}`, { hint: 'give the admin mount, e.g. http://localhost:8000/waygate' })
+      if (source === 'flag') throw new UsageError(`--server-url: ${checked.message}`, serverUrlHint(checked))
+      const hint = source === 'config' ? `${serverUrlHint(checked)}; save it again with: waygate config set-url URL` : serverUrlHint(checked)
+      throw new CliError('WG_ERR_CLI_CONFIG', `server URL from ${where}: ${checked.message}`, { hint })
     }
     serverUrl = checked
     serverUrlSource = source

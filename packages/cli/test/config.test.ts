@@ -188,3 +188,44 @@ t.test('logout revokes the token on the server and forgets it; --print-token sav
   t.match(revoked.stderr, /revoked/, 'the old token is refused by the server')
   t.equal(again.stdout, `not logged in to ${server.adminUrl}\n`)
 })
+
+t.test('a server URL with a user name or password is refused from every source, never saved or echoed', async t => {
+  const SECRET = 'hunter2secret'
+  const urls = [
+    `http://alice:${SECRET}@127.0.0.1:9/waygate`,
+    `https://:${SECRET}@example.com/waygate`,
+    `http://${SECRET}@127.0.0.1:9/waygate`,
+    `http://al%69ce:${SECRET}%40x@127.0.0.1:9/waygate`,
+    `http://alice:${SECRET}@/waygate`
+  ]
+  for (const url of urls) {
+    const box = await sandbox(t)
+    const configFile = join(box.configDir, 'config.json')
+    const setUrl = await box.run(['config', 'set-url', url])
+    t.equal(setUrl.code, 2, `set-url ${url}`)
+    t.match(setUrl.stderr, /^error: the server URL must not contain a user name or password/)
+    await t.rejects(stat(configFile), { code: 'ENOENT' }, 'nothing saved')
+    const flag = await box.run(['status', '--server-url', url, '--debug'])
+    t.equal(flag.code, 2, `--server-url ${url}`)
+    const env = await box.run(['status', '--json'], { env: { WAYGATE_SERVER_URL: url } })
+    t.equal(env.code, 1, `WAYGATE_SERVER_URL=${url}`)
+    t.match(JSON.parse(env.stderr), { error: { code: 'WG_ERR_CLI_CONFIG', message: /WAYGATE_SERVER_URL: the server URL must not contain a user name or password/ } })
+    await writeFile(join(box.home, '.waygate'), `WAYGATE_SERVER_URL=${url}\n`)
+    const dot = await box.run(['config', 'show'])
+    t.equal(dot.code, 1, `.waygate ${url}`)
+    t.match(dot.stderr, /\.waygate: the server URL must not contain a user name or password/)
+    await rm(join(box.home, '.waygate'))
+    // a config file written before the CLI refused such URLs
+    await mkdir(box.configDir, { recursive: true })
+    await writeFile(configFile, JSON.stringify({ serverUrl: url }))
+    const saved = await box.run(['status', '--debug'])
+    t.equal(saved.code, 1, `saved ${url}`)
+    t.match(saved.stderr, /hint: .*waygate config set-url/)
+    const fixed = await box.run(['config', 'set-url', 'http://127.0.0.1:9/waygate'])
+    t.equal(fixed.code, 0, 'set-url replaces it')
+    t.notMatch(await readFile(configFile, 'utf8'), SECRET)
+    for (const [name, result] of Object.entries({ setUrl, flag, env, dot, saved })) {
+      t.notMatch(result.stdout + result.stderr, SECRET, `${name}: the password is not shown`)
+    }
+  }
+})

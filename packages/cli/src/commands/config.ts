@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { checkServerUrl, readConfig, writeConfig } from '../config.js'
+import { checkServerUrl, configPath, readConfig, serverUrlHint, writeConfig } from '../config.js'
 import type { Action } from '../context.js'
 import { UsageError } from '../errors.js'
 import { keyValues, relativeTime } from '../format.js'
@@ -13,17 +13,19 @@ export function registerConfigCommands (program: Command, action: Action): void 
     .argument('<url>', 'the admin mount URL')
     .action(action(async (ctx, url: string) => {
       const checked = checkServerUrl(url)
-      if (checked instanceof Error) throw new UsageError(checked.message, 'e.g. waygate config set-url http://localhost:8000/waygate')
-      const settings = await ctx.settings()
-      const stored = await readConfig(settings.configPath)
-      await writeConfig(settings.configPath, { ...stored, serverUrl: checked })
+      if (checked instanceof Error) throw new UsageError(checked.message, serverUrlHint(checked, 'e.g. waygate config set-url http://localhost:8000/waygate'))
+      // the saved URL is the one being replaced: it may be the invalid one, so it is not resolved first
+      const path = configPath(ctx.io.env)
+      const stored = await readConfig(path)
+      await writeConfig(path, { ...stored, serverUrl: checked })
       if (ctx.json) {
-        ctx.printJson({ serverUrl: checked, configPath: settings.configPath })
+        ctx.printJson({ serverUrl: checked, configPath: path })
         return
       }
-      ctx.print(`server URL set to ${checked} (saved in ${settings.configPath})`)
-      if (settings.serverUrlSource === 'env') ctx.note('note: WAYGATE_SERVER_URL is set and takes precedence in this shell')
-      if (settings.serverUrlSource === 'dotfile') ctx.note(`note: ${settings.dotfile} sets WAYGATE_SERVER_URL and takes precedence in this directory`)
+      ctx.print(`server URL set to ${checked} (saved in ${path})`)
+      const settings = await ctx.settings().catch(() => null)
+      if (settings?.serverUrlSource === 'env') ctx.note('note: WAYGATE_SERVER_URL is set and takes precedence in this shell')
+      if (settings?.serverUrlSource === 'dotfile') ctx.note(`note: ${settings.dotfile!} sets WAYGATE_SERVER_URL and takes precedence in this directory`)
     }))
 
   config.command('show', { isDefault: true })
