@@ -1,5 +1,7 @@
 export { waygate, waygate as default } from './plugin.js'
 export type { WaygatePluginOptions, WaygateRouteConfig } from './plugin.js'
+export { waygateService } from './service.js'
+export type { WaygateServiceOptions } from './service.js'
 export { createGuards } from './guards.js'
 export type { WaygateGuard, WaygateGuards, GuardOptions } from './guards.js'
 export type { BlockContext, WaygateResponseFactory, WaygateResponses } from './responses.js'
