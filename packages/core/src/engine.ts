@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { createMemoryBackend } from './backends/memory.js'
-import type { BackendRecord, AuditQuery, BackendChange, Update, WaygateBackend } from './backends/types.js'
+import type { BackendRecord, AuditQuery, BackendChange, BackendSnapshot, SyncStatus, Update, WaygateBackend } from './backends/types.js'
 import { compilePlan, effectiveStatus, isExempt, PASS, type BlockDecision, type Decision, type RoutePlan } from './decision.js'
 import {
   WG_ERR_BACKEND_UNAVAILABLE,
+  WG_ERR_CONFLICT,
   WG_ERR_ENGINE_CLOSED,
   WG_ERR_INPUT_INVALID,
   WG_ERR_OPTIONS_INVALID,
@@ -60,16 +61,43 @@ export interface GlobalEnableOptions extends Omit<MutationOptions, 'all'> {
   includeForceActive?: boolean
 }
 
-/** A change the engine announces to its subscribers (SSE, webhooks, caches). */
+/**
+ * A change the engine announces to its subscribers (SSE, webhooks, caches). `revision` is the
+ * backend's revision of the change, null when the backend keeps none; `state` is the view (the
+ * window evaluated now), `stored` the state as stored, for whoever enforces it elsewhere.
+ */
 export type EngineEvent =
-  | { type: 'route_changed', version: number, key: string, state: RouteState, previous: RouteState | null }
-  | { type: 'route_removed', version: number, key: string }
-  | { type: 'global_changed', version: number, global: GlobalMaintenance, previous: GlobalMaintenance }
+  | { type: 'route_changed', version: number, revision: number | null, key: string, state: RouteState, stored: RouteState, previous: RouteState | null }
+  | { type: 'route_removed', version: number, revision: number | null, key: string }
+  | { type: 'global_changed', version: number, revision: number | null, global: GlobalMaintenance, previous: GlobalMaintenance }
   | { type: 'audit', version: number, entry: AuditEntry }
   | { type: 'window_started' | 'window_ended', version: number, key: string, state: RouteState }
   | { type: 'resynced', version: number }
   /** A stored record changed (`record: null` when removed), here or on another instance. */
-  | { type: 'record_changed', version: number, namespace: string, id: string, record: BackendRecord | null }
+  | { type: 'record_changed', version: number, revision: number | null, namespace: string, id: string, record: BackendRecord | null }
+
+/** The stored state the engine holds, as {@link WaygateEngine.storedSnapshot} gives it. */
+export interface StoredSnapshot {
+  /** The highest backend revision applied (0 when the backend keeps none). */
+  revision: number
+  /** The backend history the revision counts in, or null. */
+  epoch: string | null
+  /** Every stored route state, as stored (no window evaluated), sorted by key. */
+  routes: RouteState[]
+  global: GlobalMaintenance
+}
+
+/**
+ * A compare-and-set write (see {@link WaygateEngine.applyRemoteUpdate}): `next` is stored only
+ * while the stored value is still `base`.
+ */
+export interface RemoteUpdate<T> {
+  /** The stored value the writer started from; null when none was stored. */
+  base: T | null
+  next: T
+  /** Stored with the change and sent to the engine's webhooks. */
+  audit?: AuditEntry
+}
 
 /** How the engine and its backend are doing, for status endpoints. */
 export interface EngineStatus {
@@ -81,6 +109,8 @@ export interface EngineStatus {
   env: string
   routes: number
   testBypass: boolean
+  /** How a backend that mirrors a remote source keeps up with it (`backend.syncStatus()`); absent on storage backends. */
+  sync?: SyncStatus
 }
 
 /** Options of {@link createEngine}. */
@@ -149,6 +179,14 @@ export interface WaygateEngine {
   resolveKeys(input: string, all?: boolean): string[]
   status(): Promise<EngineStatus>
   readonly version: number
+  /** The highest backend revision applied (0 while none, or with a backend that keeps none). */
+  readonly revision: number
+  /**
+   * The stored state as the engine holds it, synchronously and as copies: the raw stored route
+   * states (windows not evaluated, declared-only routes left out) with the revision and epoch
+   * they are at. What the Waygate Server sends services as a snapshot.
+   */
+  storedSnapshot(): StoredSnapshot
 
   enable(key: string, options?: MutationOptions): Promise<RouteState[]>
   disable(key: string, options?: DisableOptions): Promise<RouteState[]>
@@ -179,6 +217,38 @@ export interface WaygateEngine {
    * a shared backend each change is delivered once. Returns the function that removes the webhook.
    */
   addWebhook(url: string, options?: WebhookOptions): () => void
+
+  /**
+   * Stores the states whose keys are not stored yet, as given, and never overwrites one (the
+   * stored state wins). Resolves the keys it added. For states of routes this process does not
+   * serve (the Waygate Server registers its services' routes); declared routes use
+   * `registerDeclaredRoutes()`.
+   */
+  registerRoutes(states: RouteState[]): Promise<string[]>
+  /**
+   * Compare-and-set of one stored route state: writes `next` (with `audit`) only if the stored
+   * state, or null when none is stored, equals `base` (as canonical JSON); else rejects with
+   * `WG_ERR_CONFLICT`, whose `current` property holds the stored state or null. The key is used
+   * exactly as given (no bare paths), and `next.key` must be it. When written, the webhooks are
+   * told once with `audit`. Resolves the stored state. For the Waygate Server, which applies
+   * changes its services computed on what they held.
+   */
+  applyRemoteUpdate(key: string, update: RemoteUpdate<RouteState>): Promise<RouteState>
+  /** As {@link WaygateEngine.applyRemoteUpdate} for global maintenance; a `base` of null stands for the default (none stored). */
+  applyRemoteGlobal(update: RemoteUpdate<GlobalMaintenance>): Promise<GlobalMaintenance>
+}
+
+/** JSON with object keys sorted at every level: equal data gives equal text, whatever the key order. */
+function canonicalJson (value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null'
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  const entries = Object.entries(value).filter(([, item]) => item !== undefined).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
+  return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`
+}
+
+/** A conflict error carrying the stored value, for the caller to retry on. */
+function conflict<T> (what: string, current: T | null): Error & { current: T | null } {
+  return Object.assign(new WG_ERR_CONFLICT(what), { current })
 }
 
 const MAX_TIMER_MS = 2_147_000_000
@@ -297,6 +367,17 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
   const listeners = new Set<(event: EngineEvent) => void>()
   const phases = new Map<string, WindowPhase>()
   let version = 0
+  // ---- ordering: the backend revision held per key, so a stale change or an older read never rolls back a newer one ----
+  /** The highest revision applied. */
+  let revision = 0
+  /** The history revisions count in, as the last snapshot that named one said. */
+  let epoch: string | null = null
+  /** The revision of the last snapshot merged: a key with no revision of its own is held as of it. */
+  let floor = 0
+  /** Revisions above `floor` of route keys (deleted ones too: a late change must not revive them) and of global (GLOBAL_KEY). */
+  const held = new Map<string, number>()
+  /** Revisions of records, by namespace and id; snapshots do not hold records. */
+  const heldRecords = new Map<string, number>()
   let started: Promise<void> | null = null
   let closed = false
   let healthy = true
@@ -366,35 +447,60 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     return out
   }
 
+  /**
+   * Whether a change of `key` at `rev` is newer than what is held (`base` for a key without a
+   * revision of its own), noting it when it is. A change without a revision always is.
+   */
+  function admit (revisions: Map<string, number>, key: string, rev: number | undefined, base: number): boolean {
+    if (rev === undefined) return true
+    if (rev <= (revisions.get(key) ?? base)) return false
+    revisions.set(key, rev)
+    if (rev > revision) revision = rev
+    return true
+  }
+
   function applyChange (change: BackendChange): void {
     switch (change.type) {
       case 'route': {
+        // stale or repeated: what is held already includes it
+        if (!admit(held, change.state.key, change.revision, floor)) break
         const previous = routes.get(change.state.key) ?? null
         const state = readable(change.state)
         routes.set(state.key, state)
         recompile(state.key)
-        emit({ type: 'route_changed', version, key: state.key, state: view(state), previous: previous === null ? null : view(previous) })
+        emit({
+          type: 'route_changed',
+          version,
+          revision: change.revision ?? null,
+          key: state.key,
+          state: view(state),
+          stored: structuredClone(state),
+          previous: previous === null ? null : view(previous)
+        })
         break
       }
       case 'route_deleted':
+        if (!admit(held, change.key, change.revision, floor)) break
         if (routes.delete(change.key)) {
           recompile(change.key)
-          emit({ type: 'route_removed', version, key: change.key })
+          emit({ type: 'route_removed', version, revision: change.revision ?? null, key: change.key })
         }
         break
       case 'global': {
+        if (!admit(held, GLOBAL_KEY, change.revision, floor)) break
         const previous = global
         global = readableGlobal(change.global)
         recompile()
-        emit({ type: 'global_changed', version, global: structuredClone(global), previous })
+        emit({ type: 'global_changed', version, revision: change.revision ?? null, global: structuredClone(global), previous })
         break
       }
       case 'audit':
         emit({ type: 'audit', version, entry: change.entry })
         break
       case 'record':
+        if (!admit(heldRecords, `${change.namespace}\u0000${change.id}`, change.revision, 0)) break
         // records (revocations, rate limit policies…) do not touch route state: no new version
-        emit({ type: 'record_changed', version, namespace: change.namespace, id: change.id, record: change.record })
+        emit({ type: 'record_changed', version, revision: change.revision ?? null, namespace: change.namespace, id: change.id, record: change.record })
         break
       case 'resync':
         resync().catch(() => scheduleRetry())
@@ -406,9 +512,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     if (closed) return
     try {
       const snapshot = await backend.load()
-      routes.clear()
-      for (const state of snapshot.routes) routes.set(state.key, readable(state))
-      global = readableGlobal(snapshot.global ?? defaultGlobalMaintenance())
+      applySnapshot(snapshot)
       markHealthy()
       recompile()
       emit({ type: 'resynced', version })
@@ -417,6 +521,43 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       if ((err as { code?: unknown } | null)?.code === 'WG_ERR_BACKEND_UNAVAILABLE') throw err
       throw new WG_ERR_BACKEND_UNAVAILABLE('load failed', { cause: err })
     }
+  }
+
+  /**
+   * Makes a loaded snapshot the held state, in one synchronous step (no request sees half of it).
+   * Merged by revision: a key held at a revision above the snapshot's was changed after the read
+   * and keeps its value, or its absence; every other key takes the snapshot's. A snapshot without
+   * a revision, or of another history (epoch), replaces everything.
+   */
+  function applySnapshot (snapshot: BackendSnapshot): void {
+    const at = snapshot.revision
+    const snapshotEpoch = snapshot.epoch ?? null
+    if (at === undefined || (epoch !== null && snapshotEpoch !== epoch)) {
+      routes.clear()
+      for (const state of snapshot.routes) routes.set(state.key, readable(state))
+      global = readableGlobal(snapshot.global ?? defaultGlobalMaintenance())
+      held.clear()
+      heldRecords.clear()
+      floor = at ?? 0
+      if (at !== undefined) revision = at
+      epoch = snapshotEpoch
+      return
+    }
+    epoch ??= snapshotEpoch
+    // read before the last snapshot merged: everything held is newer
+    if (at < floor) return
+    const incoming = new Map(snapshot.routes.map(state => [state.key, state]))
+    for (const key of [...routes.keys()]) {
+      if (!incoming.has(key) && (held.get(key) ?? floor) <= at) routes.delete(key)
+    }
+    for (const [key, state] of incoming) {
+      if ((held.get(key) ?? floor) <= at) routes.set(key, readable(state))
+    }
+    if ((held.get(GLOBAL_KEY) ?? floor) <= at) global = readableGlobal(snapshot.global ?? defaultGlobalMaintenance())
+    floor = at
+    for (const [key, rev] of held) if (rev <= at) held.delete(key)
+    for (const [key, rev] of heldRecords) if (rev <= at) heldRecords.delete(key)
+    if (at > revision) revision = at
   }
 
   function scheduleRetry (): void {
@@ -713,6 +854,16 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     testBypass,
     now,
     get version () { return version },
+    get revision () { return revision },
+
+    storedSnapshot () {
+      return {
+        revision,
+        epoch,
+        routes: [...routes.values()].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0).map(state => structuredClone(state)),
+        global: structuredClone(global)
+      }
+    },
 
     async start () {
       if (closed) throw new WG_ERR_ENGINE_CLOSED()
@@ -840,7 +991,8 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
         version,
         env,
         routes: knownKeys().size,
-        testBypass
+        testBypass,
+        ...(backend.syncStatus === undefined ? {} : { sync: backend.syncStatus() })
       }
     },
 
@@ -972,6 +1124,50 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     addWebhook (url, webhookOptions) {
       if (closed) throw new WG_ERR_ENGINE_CLOSED()
       return webhooks.add(url, webhookOptions)
+    },
+
+    async registerRoutes (states) {
+      if (closed) throw new WG_ERR_ENGINE_CLOSED()
+      if (!Array.isArray(states)) throw new WG_ERR_INPUT_INVALID('registerRoutes takes an array of route states')
+      if (states.length === 0) return []
+      return write('register', () => backend.registerRoutes(states))
+    },
+
+    async applyRemoteUpdate (key, update) {
+      if (closed) throw new WG_ERR_ENGINE_CLOSED()
+      if (update?.next?.key !== key) throw new WG_ERR_INPUT_INVALID(`the next state's key must be ${JSON.stringify(key)}`)
+      const base = canonicalJson(update.base ?? null)
+      // the updater may run more than once: what counts is what its last run saw
+      let found: { current: RouteState | null } | undefined
+      const stored = await write('write', () => backend.updateRoute(key, current => {
+        found = undefined
+        if (canonicalJson(current) !== base) {
+          found = { current }
+          return undefined
+        }
+        return update.audit === undefined ? { next: update.next } : { next: update.next, audit: update.audit }
+      }))
+      if (found !== undefined || stored === null) throw conflict(`route ${key}`, found?.current ?? null)
+      if (update.audit !== undefined) webhooks.notify(update.audit, view(stored))
+      return stored
+    },
+
+    async applyRemoteGlobal (update) {
+      if (closed) throw new WG_ERR_ENGINE_CLOSED()
+      if (update?.next === undefined || update.next === null) throw new WG_ERR_INPUT_INVALID('applyRemoteGlobal needs the next global maintenance')
+      const base = canonicalJson(update.base ?? defaultGlobalMaintenance())
+      let found: { current: GlobalMaintenance } | undefined
+      const stored = await write('write', () => backend.updateGlobal(current => {
+        found = undefined
+        if (canonicalJson(current) !== base) {
+          found = { current }
+          return undefined
+        }
+        return update.audit === undefined ? { next: update.next } : { next: update.next, audit: update.audit }
+      }))
+      if (found !== undefined) throw conflict('global maintenance', found.current)
+      if (update.audit !== undefined) webhooks.notify(update.audit, structuredClone(stored))
+      return stored
     }
   }
   return engine

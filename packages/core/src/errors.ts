@@ -38,3 +38,10 @@ export const WG_ERR_BACKEND_UNAVAILABLE = createError<[string, CauseOption?]>(
 /** The engine was used after close(). */
 export const WG_ERR_ENGINE_CLOSED = createError(
   'WG_ERR_ENGINE_CLOSED', 'The waygate engine is closed', 500)
+
+/**
+ * A compare-and-set write found the stored value changed since its caller read it. The error's
+ * `current` property holds the stored value (null when absent), so the caller can retry on it.
+ */
+export const WG_ERR_CONFLICT = createError<[string, CauseOption?]>(
+  'WG_ERR_CONFLICT', 'Conflict: %s changed since it was read; retry on the current value', 409)

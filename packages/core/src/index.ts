@@ -21,7 +21,8 @@ export {
   WG_ERR_OPTIONS_INVALID,
   WG_ERR_CONFIG_INVALID,
   WG_ERR_BACKEND_UNAVAILABLE,
-  WG_ERR_ENGINE_CLOSED
+  WG_ERR_ENGINE_CLOSED,
+  WG_ERR_CONFLICT
 } from './errors.js'
 export { createEngine, checkRouteDeclaration } from './engine.js'
 export type {
@@ -29,6 +30,8 @@ export type {
   EngineOptions,
   EngineEvent,
   EngineStatus,
+  StoredSnapshot,
+  RemoteUpdate,
   RouteHandle,
   MutationOptions,
   DisableOptions,

@@ -63,7 +63,9 @@ t.test('every key sits under the prefix\'s hash tag; prefixes do not see each ot
   const keys = (await redis.keys(`{${prefix}}*`)).sort()
   t.same(keys, [`{${prefix}}:audit`, `{${prefix}}:audit-ids`, `{${prefix}}:global`, `{${prefix}}:rec-exp:tokens`, `{${prefix}}:rec:tokens`, `{${prefix}}:routes`, `{${prefix}}:seq`])
   t.match(JSON.parse((await redis.hget(`{${prefix}}:routes`, 'GET:/a'))!), { key: 'GET:/a', status: 'disabled' }, 'a route is JSON in a hash field')
-  t.same(await other.load(), { routes: [], global: null }, 'another prefix is another store')
+  const empty = await other.load()
+  t.same(empty, { routes: [], global: null, revision: 0, epoch: empty.epoch }, 'another prefix is another store, at revision 0')
+  t.not(empty.epoch, (await a.load()).epoch, 'with its own epoch')
   t.same(await other.listAudit(), [])
 })
 
@@ -90,7 +92,7 @@ t.test('changes reach the other instances; an instance never hears its own twice
   const seenByB = record(b)
   const disabled = state('GET:/a', { status: 'disabled', reason: 'incident' })
   await a.updateRoute('GET:/a', () => ({ next: disabled, audit: entry('p1') }))
-  t.same(seenByA, [{ type: 'route', state: disabled }, { type: 'audit', entry: entry('p1') }], 'announced locally before the write resolved')
+  t.same(seenByA, [{ type: 'route', state: disabled, revision: 1 }, { type: 'audit', entry: entry('p1') }], 'announced locally before the write resolved, with its revision')
   t.ok(await waitFor(() => seenByB.length === 2), 'the other instance gets route and audit')
   t.same(seenByB, seenByA)
 
@@ -102,12 +104,12 @@ t.test('changes reach the other instances; an instance never hears its own twice
   await b.deleteRecord('tokens', 'j1')
   t.ok(await waitFor(() => seenByA.length === 7))
   t.same(seenByA.slice(2), [
-    { type: 'global', global: on },
-    { type: 'route', state: state('GET:/b') },
-    { type: 'route_deleted', key: 'GET:/b' },
-    { type: 'record', namespace: 'tokens', id: 'j1', record: { id: 'j1', value: { by: 'bob' }, expiresAt: null } },
-    { type: 'record', namespace: 'tokens', id: 'j1', record: null }
-  ], 'in the order they were made')
+    { type: 'global', global: on, revision: 2 },
+    { type: 'route', state: state('GET:/b'), revision: 3 },
+    { type: 'route_deleted', key: 'GET:/b', revision: 4 },
+    { type: 'record', namespace: 'tokens', id: 'j1', record: { id: 'j1', value: { by: 'bob' }, expiresAt: null }, revision: 5 },
+    { type: 'record', namespace: 'tokens', id: 'j1', record: null, revision: 6 }
+  ], 'in the order they were made, each with the revision of its write')
   await new Promise(resolve => setTimeout(resolve, 50))
   t.equal(seenByA.length, 7, 'no echo of A\'s own writes')
   t.equal(seenByB.length, 7, 'no echo of B\'s own writes')
@@ -267,7 +269,7 @@ t.test('Redis down at startup: init resolves, one warning; when Redis appears th
   await late.start()
   t.ok(await waitFor(() => changes.some(c => c.type === 'resync'), 5000))
   t.same(await backend.health(), { ok: true })
-  t.same(await backend.load(), { routes: [], global: null })
+  t.match(await backend.load(), { routes: [], global: null, revision: 0, epoch: String })
   t.match(logger.lines.filter(l => l.level !== 'debug'), [{ level: 'warn' }, { level: 'info', msg: /reachable again/ }])
 })
 

@@ -8,5 +8,6 @@ let stores = 0
 
 await backendContract(t, {
   name: 'redis backend',
-  create: options => createRedisBackend({ url: server.url }, { keyPrefix: `contract-${++stores}`, ...options })
+  create: options => createRedisBackend({ url: server.url }, { keyPrefix: `contract-${++stores}`, ...options }),
+  revisions: true
 })

@@ -49,12 +49,18 @@ export interface FileBackendOptions {
  *   "routes": { "GET:/users": { ...RouteState } },
  *   "global": null,
  *   "audit": [ ...AuditEntry ],
- *   "records": { "revoked-tokens": { "jti-1": { "value": { ... }, "expiresAt": 1767225600000 } } }
+ *   "records": { "revoked-tokens": { "jti-1": { "value": { ... }, "expiresAt": 1767225600000 } } },
+ *   "revision": 42,
+ *   "epoch": "6f1c…"
  * }
  * ```
  *
  * `records` came later within version 1: a file without it holds no records, and every write
  * adds it. Expired records stay until the next write, which drops them.
+ *
+ * `revision` and `epoch` came later too: every write adds one to `revision` (a file without it
+ * is at 0) and keeps `epoch`, which the first write that finds none creates. A file removed or
+ * replaced by one with another epoch starts a new history.
  */
 interface FileDocumentV1 {
   version: 1
@@ -62,6 +68,8 @@ interface FileDocumentV1 {
   global: GlobalMaintenance | null
   audit: AuditEntry[]
   records?: Record<string, Record<string, StoredRecord>>
+  revision?: number
+  epoch?: string
 }
 
 /** Records by namespace, then id. A namespace is never an empty map. */
@@ -73,6 +81,10 @@ interface Store {
   global: GlobalMaintenance | null
   audit: AuditEntry[]
   records: Records
+  /** The write counter: how many writes made this content (within its epoch). */
+  revision: number
+  /** The history `revision` counts in; undefined until the first write of a revision-aware process. */
+  epoch: string | undefined
 }
 
 /** What the lock file holds: who took it, and when. */
@@ -94,7 +106,7 @@ const MAX_LOCK_BACKOFF_MS = 50
 const heldLockTokens = new Set<string>()
 
 function emptyStore (): Store {
-  return { routes: new Map(), global: null, audit: [], records: new Map() }
+  return { routes: new Map(), global: null, audit: [], records: new Map(), revision: 0, epoch: undefined }
 }
 
 function isRecord (value: unknown): value is Record<string, unknown> {
@@ -125,8 +137,10 @@ function serialize (store: Store): string {
     routes: Object.fromEntries(store.routes),
     global: store.global,
     audit: store.audit,
-    records: Object.fromEntries([...store.records].map(([namespace, held]) => [namespace, Object.fromEntries(held)]))
+    records: Object.fromEntries([...store.records].map(([namespace, held]) => [namespace, Object.fromEntries(held)])),
+    revision: store.revision
   }
+  if (store.epoch !== undefined) doc.epoch = store.epoch
   return JSON.stringify(doc, null, 2) + '\n'
 }
 
@@ -176,6 +190,12 @@ function parseDocument (raw: string): Store {
     }
     if (held.size > 0) store.records.set(namespace, held)
   }
+  const revision = data.revision ?? 0
+  if (typeof revision !== 'number' || !Number.isSafeInteger(revision) || revision < 0) throw new TypeError('"revision" is not a non-negative integer')
+  store.revision = revision
+  const epoch = data.epoch
+  if (epoch !== undefined && (typeof epoch !== 'string' || epoch === '')) throw new TypeError('"epoch" is not a non-empty string')
+  store.epoch = epoch
   return store
 }
 
@@ -218,8 +238,8 @@ function sameJson (a: unknown, b: unknown): boolean {
 
 /**
  * Keeps routes, global maintenance, the audit trail and records in one JSON file (format
- * version 1: `{ version, routes, global, audit, records }`). Fits one host: several processes
- * may share the file. Every write is a read-modify-write under an exclusive lock file
+ * version 1: `{ version, routes, global, audit, records, revision, epoch }`). Fits one host:
+ * several processes may share the file. Every write is a read-modify-write under an exclusive lock file
  * (`<path>.lock`) and replaces the file atomically, so no update is lost; changes written by
  * other processes are picked up by watching the file (plus polling) and announced through
  * `subscribe`. A file that cannot be parsed is reported as `WG_ERR_BACKEND_UNAVAILABLE` and
@@ -281,17 +301,31 @@ export function createFileBackend (options: FileBackendOptions): WaygateBackend 
     }
   }
 
-  /** Announces what differs between two contents of the file, records as they stand at `at`. */
+  /**
+   * Announces what differs between two contents of the file, records as they stand at `at`.
+   * Changes carry the revision of `after`: several writes read at once are announced as of the
+   * last, which is what `after` holds. Content that changed without a new revision (edited by
+   * hand) is announced without one, so an engine applies it as it comes. A new history (another
+   * epoch, the file removed, or a counter that went back) is announced as a reload: its revisions
+   * start again. The first epoch of a file is announced with its changes, then as a reload, so
+   * engines learn it.
+   */
   function emitDiff (before: Store, after: Store, at: number): void {
+    if ((before.epoch !== undefined && after.epoch !== before.epoch) || after.revision < before.revision) {
+      emitter.emit({ type: 'resync' })
+      return
+    }
+    const firstEpoch = before.epoch === undefined && after.epoch !== undefined
+    const revision = after.revision > before.revision ? { revision: after.revision } : {}
     for (const [key, state] of after.routes) {
       const previous = before.routes.get(key)
-      if (previous === undefined || !sameJson(previous, state)) emitter.emit({ type: 'route', state: structuredClone(state) })
+      if (previous === undefined || !sameJson(previous, state)) emitter.emit({ type: 'route', state: structuredClone(state), ...revision })
     }
     for (const key of before.routes.keys()) {
-      if (!after.routes.has(key)) emitter.emit({ type: 'route_deleted', key })
+      if (!after.routes.has(key)) emitter.emit({ type: 'route_deleted', key, ...revision })
     }
     if (!sameJson(before.global, after.global)) {
-      emitter.emit({ type: 'global', global: structuredClone(after.global ?? defaultGlobalMaintenance()) })
+      emitter.emit({ type: 'global', global: structuredClone(after.global ?? defaultGlobalMaintenance()), ...revision })
     }
     for (const namespace of new Set([...before.records.keys(), ...after.records.keys()])) {
       // compared as they stand now, so a record that expired and was swept is no deletion
@@ -300,16 +334,17 @@ export function createFileBackend (options: FileBackendOptions): WaygateBackend 
       for (const [id, record] of is) {
         const previous = was.get(id)
         if (previous === undefined || !sameJson(previous, record)) {
-          emitter.emit({ type: 'record', namespace, id, record: recordOf(id, record) })
+          emitter.emit({ type: 'record', namespace, id, record: recordOf(id, record), ...revision })
         }
       }
       for (const id of was.keys()) {
-        if (!is.has(id)) emitter.emit({ type: 'record', namespace, id, record: null })
+        if (!is.has(id)) emitter.emit({ type: 'record', namespace, id, record: null, ...revision })
       }
     }
     const seen = new Set(before.audit.map(e => e.id))
     const added = after.audit.filter(e => !seen.has(e.id))
     for (let i = added.length - 1; i >= 0; i--) emitter.emit({ type: 'audit', entry: structuredClone(added[i]!) })
+    if (firstEpoch) emitter.emit({ type: 'resync' })
   }
 
   /** Makes freshly read or written content the known one, announcing the difference. */
@@ -509,7 +544,13 @@ export function createFileBackend (options: FileBackendOptions): WaygateBackend 
           at = now()
           outcome = change(current, at)
           if (outcome.next === undefined) return outcome.result
-          outcome.next = { ...outcome.next, records: sweepRecords(outcome.next.records, at) }
+          // the counter moves under the lock, so processes sharing the file never reuse a revision
+          outcome.next = {
+            ...outcome.next,
+            records: sweepRecords(outcome.next.records, at),
+            revision: current.revision + 1,
+            epoch: current.epoch ?? randomUUID()
+          }
           raw = serialize(outcome.next)
           if (!await writeAtomic(raw, lock)) {
             // our lock was broken as stale (we were paused too long): redo the whole update
@@ -592,7 +633,9 @@ export function createFileBackend (options: FileBackendOptions): WaygateBackend 
       const store = await serial(refresh)
       return {
         routes: [...store.routes.values()].map(s => structuredClone(s)),
-        global: store.global === null ? null : structuredClone(store.global)
+        global: store.global === null ? null : structuredClone(store.global),
+        revision: store.revision,
+        ...(store.epoch === undefined ? {} : { epoch: store.epoch })
       }
     },
     async getRoute (key) {

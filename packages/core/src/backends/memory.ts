@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { AuditEntry, GlobalMaintenance, RouteState } from '../models.js'
 import { defaultGlobalMaintenance } from '../models.js'
 import { WG_ERR_OPTIONS_INVALID } from '../errors.js'
@@ -31,7 +32,9 @@ interface HeldRecord {
 
 /**
  * Keeps state in this process only: for a single instance, tests and demos. Values are copied
- * in and out, so callers never share objects with the store.
+ * in and out, so callers never share objects with the store. Every stored change of a route,
+ * global maintenance or a record takes the next revision of a counter; the epoch is new with
+ * each backend, since its history ends with the process.
  */
 export function createMemoryBackend (options: MemoryBackendOptions = {}): WaygateBackend {
   let maxAudit: number
@@ -48,6 +51,8 @@ export function createMemoryBackend (options: MemoryBackendOptions = {}): Waygat
   const auditIds = new Set<string>()
   const records = new Map<string, Map<string, HeldRecord>>()
   const emitter = new ChangeEmitter()
+  const epoch = randomUUID()
+  let revision = 0
 
   function pushAudit (entry: AuditEntry): void {
     audit.unshift(structuredClone(entry))
@@ -58,8 +63,10 @@ export function createMemoryBackend (options: MemoryBackendOptions = {}): Waygat
     }
   }
 
+  /** Announces a change; one of state (not an audit entry) takes the next revision. */
   function announce (change: BackendChange): void {
-    emitter.emit(change)
+    if (change.type === 'audit' || change.type === 'resync') emitter.emit(change)
+    else emitter.emit({ ...change, revision: ++revision })
   }
 
   function recordOf (id: string, held: HeldRecord): BackendRecord {
@@ -91,7 +98,9 @@ export function createMemoryBackend (options: MemoryBackendOptions = {}): Waygat
     async load (): Promise<BackendSnapshot> {
       return {
         routes: [...routes.values()].map(s => structuredClone(s)),
-        global: global === null ? null : structuredClone(global)
+        global: global === null ? null : structuredClone(global),
+        revision,
+        epoch
       }
     },
     async getRoute (key) {

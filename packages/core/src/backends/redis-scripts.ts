@@ -158,6 +158,22 @@ return publish(KEYS[3], ARGV[6], ARGV[7], { ARGV[9] })
 `)
 
 /**
+ * Reads every route state, global maintenance, the change sequence and the epoch at one instant,
+ * so a snapshot holds exactly the changes up to the sequence it reports. The epoch names the
+ * history the sequence counts in; the first read that finds none (new or wiped storage) stores
+ * the one it was given. KEYS: routes hash, global, sequence, epoch. ARGV: a new epoch.
+ * Returns {routes as field/value pairs, global or nil, sequence, epoch}.
+ */
+export const LOAD_STATE = script('load-state', `
+local epoch = redis.call('GET', KEYS[4])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[4], epoch)
+end
+return { redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2]), tonumber(redis.call('GET', KEYS[3]) or '0'), epoch }
+`)
+
+/**
  * Removes a record that is live at `now`.
  * KEYS: the namespace's hash, its expiry sorted set, sequence. ARGV: id, now, channel, instance, change.
  * Returns the sequence number, or 0 when there was no live record.

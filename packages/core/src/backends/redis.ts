@@ -10,6 +10,7 @@ import {
   CAS_KEY,
   DELETE_RECORD,
   DELETE_ROUTE,
+  LOAD_STATE,
   PUT_RECORD,
   REGISTER_ROUTES,
   type LuaScript
@@ -111,19 +112,22 @@ function recordFrom (id: string, text: string): BackendRecord | null {
   return { id, value: stored.v, expiresAt }
 }
 
-/** A change received from another instance, checked enough that a stray message cannot break the engine. */
-function remoteChange (value: unknown): BackendChange | null {
+/**
+ * A change received from another instance, checked enough that a stray message cannot break the
+ * engine; a change of state carries the sequence number of its message as its revision.
+ */
+function remoteChange (value: unknown, revision: number): BackendChange | null {
   if (!isRecord(value)) return null
   switch (value.type) {
     case 'route': {
       const state = asRouteState(value.state)
-      return state === null ? null : { type: 'route', state }
+      return state === null ? null : { type: 'route', state, revision }
     }
     case 'route_deleted':
-      return typeof value.key === 'string' ? { type: 'route_deleted', key: value.key } : null
+      return typeof value.key === 'string' ? { type: 'route_deleted', key: value.key, revision } : null
     case 'global': {
       const global = asGlobal(value.global)
-      return global === null ? null : { type: 'global', global }
+      return global === null ? null : { type: 'global', global, revision }
     }
     case 'audit': {
       const entry = asAuditEntry(value.entry)
@@ -132,11 +136,11 @@ function remoteChange (value: unknown): BackendChange | null {
     case 'record': {
       const { namespace, id, record } = value
       if (typeof namespace !== 'string' || typeof id !== 'string') return null
-      if (record === null) return { type: 'record', namespace, id, record: null }
+      if (record === null) return { type: 'record', namespace, id, record: null, revision }
       if (!isRecord(record) || record.id !== id || !('value' in record)) return null
       const expiresAt = record.expiresAt
       if (expiresAt !== null && typeof expiresAt !== 'number') return null
-      return { type: 'record', namespace, id, record: { id, value: record.value, expiresAt } }
+      return { type: 'record', namespace, id, record: { id, value: record.value, expiresAt }, revision }
     }
     default:
       return null
@@ -220,13 +224,19 @@ function describeClient (client: RedisClient): string {
  * - A change is announced to this instance's subscribers before the write resolves, and published
  *   for the others, which ignore their own messages and drop any that is older than their own last
  *   write of the same key. After a lost subscription they are told to reload everything.
+ * - Revisions: every write bumps the sequence `{waygate}:seq` in the script that writes and
+ *   publishes, and a change carries it as its revision; `load()` reads the state with the
+ *   sequence and the epoch (`{waygate}:epoch`, created by the first load of new or wiped
+ *   storage) in one script. A message whose sequence skips one (a lost message) or goes back
+ *   (the counter was reset) tells the engine to reload.
  * - Failure: no offline queue, bounded command time, reconnection with backoff forever. While Redis
  *   is down every call rejects at once with `WG_ERR_BACKEND_UNAVAILABLE`, which the engine turns
  *   into "serve the last snapshot"; the outage is logged once.
  *
  * Keys (prefix `waygate`): `{waygate}:routes` (hash), `{waygate}:global`, `{waygate}:audit` (list,
  * newest first, capped) with `{waygate}:audit-ids` (set), `{waygate}:rec:<namespace>` (hash) with
- * `{waygate}:rec-exp:<namespace>` (sorted set by expiry), `{waygate}:seq`, channel `{waygate}:changes`.
+ * `{waygate}:rec-exp:<namespace>` (sorted set by expiry), `{waygate}:seq`, `{waygate}:epoch`,
+ * channel `{waygate}:changes`.
  *
  * @example
  * const backend = createRedisBackend({ url: process.env.REDIS_URL! }, { keyPrefix: 'shop' })
@@ -270,7 +280,8 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
     global: `${tag}:global`,
     audit: `${tag}:audit`,
     auditIds: `${tag}:audit-ids`,
-    seq: `${tag}:seq`
+    seq: `${tag}:seq`,
+    epoch: `${tag}:epoch`
   }
   const channel = `${tag}:changes`
   const recordKeys = (namespace: string): [string, string] => [`${tag}:rec:${namespace}`, `${tag}:rec-exp:${namespace}`]
@@ -312,6 +323,15 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
   let followRetry: NodeJS.Timeout | null = null
   /** This instance's latest write per order key, kept until the channel has gone past it. */
   const ownWrites = new Map<string, number>()
+  /** The sequence of the last message of the current subscription, or null before the first. */
+  let lastMessage: number | null = null
+  /**
+   * The highest sequence known to be covered on the current subscription: by a message, or by a
+   * load that read while subscribed. A message above it plus one means one went missing.
+   */
+  let covered: number | null = null
+  /** Counts subscriptions, so a load knows whether it read on the one still current. */
+  let subscription = 0
 
   // ---- connection state ----
 
@@ -359,6 +379,8 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
     sub.on('close', () => {
       if (subscribed) resyncOwed = true
       subscribed = false
+      lastMessage = null
+      covered = null
       noteDown()
     })
     sub.on('error', noteError)
@@ -379,6 +401,7 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
     try {
       await withTimeout(sub.subscribe(channel), 'subscribe')
       subscribed = true
+      subscription++
       recover()
     } catch (err) {
       noteError(err)
@@ -398,9 +421,14 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
     const message = parseJson(text)
     if (!isRecord(message) || typeof message.s !== 'number' || !Array.isArray(message.c)) return
     const seq = message.s
+    // pub/sub delivers one channel in order and every sequence number is published once
+    const reset = lastMessage !== null && seq <= lastMessage
+    const gap = covered !== null && seq > covered + 1
+    lastMessage = seq
+    covered = reset ? seq : Math.max(covered ?? seq, seq)
     if (message.i !== instance) {
       for (const raw of message.c) {
-        const change = remoteChange(raw)
+        const change = remoteChange(raw, seq)
         if (change === null) continue
         const key = orderKey(change)
         const mine = key === null ? undefined : ownWrites.get(key)
@@ -411,6 +439,13 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
     }
     if (ownWrites.size > 0) {
       for (const [key, mine] of ownWrites) if (mine <= seq) ownWrites.delete(key)
+    }
+    if (reset) {
+      // the sequence started again (storage wiped or replaced): what this instance knows of its own writes no longer orders anything
+      ownWrites.clear()
+      emitter.emit({ type: 'resync' })
+    } else if (gap) {
+      emitter.emit({ type: 'resync' })
     }
   }
 
@@ -555,14 +590,14 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
     },
 
     async load (): Promise<BackendSnapshot> {
-      const [routesRaw, globalRaw] = await call('load the state', async c => {
-        const replies = await c.multi().hgetall(keys.routes).get(keys.global).exec()
-        if (replies === null) throw new Error('the transaction was aborted')
-        for (const [err] of replies) if (err !== null) throw err
-        return [replies[0]![1] as Record<string, string>, replies[1]![1] as string | null] as const
-      })
+      const on = subscribed ? subscription : -1
+      const [pairs, globalRaw, revision, epoch] = await call('load the state', async c =>
+        await run(c, LOAD_STATE, [keys.routes, keys.global, keys.seq, keys.epoch], [randomUUID()]) as [string[], string | null, number, string])
+      if (on === subscription && subscribed) covered = Math.max(covered ?? revision, revision)
       const routes: RouteState[] = []
-      for (const [key, text] of Object.entries(routesRaw)) {
+      for (let i = 0; i + 1 < pairs.length; i += 2) {
+        const key = pairs[i]!
+        const text = pairs[i + 1]!
         const state = asRouteState(parseJson(text), key)
         if (state === null) {
           logger.warn({ redis: target, key }, 'waygate: ignoring a route state in redis that is not valid JSON for its key')
@@ -570,7 +605,7 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
         }
         routes.push(state)
       }
-      return { routes, global: readGlobal(globalRaw) }
+      return { routes, global: readGlobal(globalRaw), revision: Number(revision), epoch: String(epoch) }
     },
 
     async getRoute (key) {
@@ -595,7 +630,7 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
             continue
           }
           remember(change, done.seq)
-          emitter.emit({ type: 'route', state: structuredClone(next) })
+          emitter.emit({ type: 'route', state: structuredClone(next), revision: done.seq })
           if (done.audited && audit !== undefined) emitter.emit({ type: 'audit', entry: structuredClone(audit) })
           return structuredClone(next)
         }
@@ -614,7 +649,7 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
         for (const state of states) {
           if (!added.has(state.key) || result.includes(state.key)) continue
           result.push(state.key)
-          const change: BackendChange = { type: 'route', state: structuredClone(state) }
+          const change: BackendChange = { type: 'route', state: structuredClone(state), revision: seq }
           remember(change, seq)
           emitter.emit(change)
         }
@@ -628,7 +663,7 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
         const seq = Number(await write('delete a route', c => run(c, DELETE_ROUTE, [keys.routes, keys.seq], [key, channel, instance, JSON.stringify(change)])))
         if (seq === 0) return false
         remember(change, seq)
-        emitter.emit(change)
+        emitter.emit({ ...change, revision: seq })
         return true
       })
     },
@@ -649,7 +684,7 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
             continue
           }
           remember(change, done.seq)
-          emitter.emit({ type: 'global', global: structuredClone(next) })
+          emitter.emit({ type: 'global', global: structuredClone(next), revision: done.seq })
           if (done.audited && audit !== undefined) emitter.emit({ type: 'audit', entry: structuredClone(audit) })
           return structuredClone(next)
         }
@@ -694,7 +729,9 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
           JSON.stringify(removed)
         ])))
         if (seq === 0) return
-        const change: BackendChange = live ? { type: 'record', namespace, id, record: { id, value: JSON.parse(json), expiresAt } } : removed
+        const change: BackendChange = live
+          ? { type: 'record', namespace, id, record: { id, value: JSON.parse(json), expiresAt }, revision: seq }
+          : { ...removed, revision: seq }
         remember(change, seq)
         emitter.emit(change)
       })
@@ -730,7 +767,7 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
           [id, String(now()), channel, instance, JSON.stringify(change)])))
         if (seq === 0) return false
         remember(change, seq)
-        emitter.emit(change)
+        emitter.emit({ ...change, revision: seq })
         return true
       })
     },

@@ -1,7 +1,8 @@
 import type { AuditEntry, GlobalMaintenance, RouteState } from '../models.js'
 import { routeState as buildRouteState } from './builders.js'
 import { defaultGlobalMaintenance } from '../models.js'
-import type { BackendChange, BackendRecord, Update, WaygateBackend } from '../backends/types.js'
+import type { BackendChange, BackendRecord, BackendSnapshot, Update, WaygateBackend } from '../backends/types.js'
+import { createEngine } from '../engine.js'
 
 /**
  * The part of a test object the contract uses. tap's `Test` satisfies it; so does any runner
@@ -36,6 +37,14 @@ export interface BackendContractOptions {
   create: (options: BackendContractCreateOptions) => Promise<WaygateBackend> | WaygateBackend
   /** How long to wait for something a backend delivers asynchronously. Default 2000 ms. */
   changeTimeoutMs?: number
+  /**
+   * The backend keeps revisions: every stored change of a route, global maintenance or a record
+   * carries the next value of a counter that only grows, and `load()` reports the revision it
+   * read at (and an epoch), so an engine never rolls back a change. Runs the ordering tests,
+   * an engine over the backend included. Default false: a backend without revisions still works,
+   * with the engine applying every change as it comes.
+   */
+  revisions?: boolean
 }
 
 const BASE_TIME = Date.parse('2025-03-01T12:00:00.000Z')
@@ -103,6 +112,18 @@ function recordIds (records: readonly BackendRecord[]): string[] {
   return records.map(r => r.id)
 }
 
+/** A change without its revision, for comparing what was announced whatever the backend counts. */
+function withoutRevision (change: BackendChange): BackendChange {
+  if (!('revision' in change)) return change
+  const { revision: _revision, ...rest } = change
+  return rest as BackendChange
+}
+
+/** The revision of a change, or undefined when it has none. */
+function revisionOf (change: BackendChange): number | undefined {
+  return 'revision' in change ? change.revision : undefined
+}
+
 /**
  * The behaviour every {@link WaygateBackend} must have, as a tap-style test suite: run it against
  * a custom backend to check that the engine can rely on it.
@@ -132,9 +153,13 @@ export function backendContract (t: BackendContractTest, options: BackendContrac
     return true
   }
 
+  /**
+   * Follows the changes a backend announces, without their revisions (tested on their own) and
+   * without reload requests, which a backend may send at any time.
+   */
   function record (backend: WaygateBackend): { changes: BackendChange[], stop: () => void } {
     const changes: BackendChange[] = []
-    const stop = backend.subscribe(change => { changes.push(change) })
+    const stop = backend.subscribe(change => { if (change.type !== 'resync') changes.push(withoutRevision(change)) })
     return { changes, stop }
   }
 
@@ -641,6 +666,100 @@ export function backendContract (t: BackendContractTest, options: BackendContrac
       t.equal(trail.length, 50, 'one audit entry per update')
       t.same(trail.map(e => e.reason), Array.from({ length: 50 }, (_, i) => String(50 - i)), 'each entry recorded with its own update')
     })
+
+    if (options.revisions === true) {
+      t.test('revisions: every stored change takes a higher revision, and load() reports the last', async t => {
+        const clock = manualClock()
+        const backend = await open(t, { now: clock.now })
+        const revisions: Array<number | undefined> = []
+        backend.subscribe(change => {
+          if (change.type !== 'audit' && change.type !== 'resync') revisions.push(revisionOf(change))
+        })
+        const start = (await backend.load()).revision
+        t.equal(typeof start, 'number', 'load() reports a revision, even of an empty store')
+        await backend.updateRoute('GET:/a', set(routeState('GET:/a', { status: 'disabled' }), auditEntry('v1')))
+        await backend.registerRoutes([routeState('GET:/b'), routeState('GET:/c')])
+        await backend.updateGlobal(() => ({ next: { ...defaultGlobalMaintenance(), enabled: true } }))
+        await backend.deleteRoute('GET:/c')
+        await backend.putRecord('ns', 'r', 1)
+        await backend.deleteRecord('ns', 'r')
+        t.equal(revisions.length, 7, 'one change per route, global and record change')
+        t.ok(revisions.every(r => typeof r === 'number' && Number.isInteger(r)), `each carries an integer revision: ${revisions.join(', ')}`)
+        const numbers = revisions as number[]
+        t.ok(numbers[0]! > start!, 'the first is above the revision of the empty store')
+        for (let i = 1; i < numbers.length; i++) {
+          t.ok(numbers[i]! >= numbers[i - 1]!, `revision ${numbers[i]} does not go back`)
+        }
+        t.ok(numbers[6]! > numbers[5]! && numbers[5]! > numbers[4]! && numbers[4]! > numbers[3]! && numbers[3]! > numbers[2]! && numbers[2]! > numbers[0]!,
+          'separate writes take separate revisions (changes of one write may share one)')
+        const snapshot = await backend.load()
+        t.equal(snapshot.revision, numbers[6], 'load() reports the revision of the last change')
+        t.equal(typeof snapshot.epoch, 'string', 'and the epoch the revisions count in')
+        t.ok((snapshot.epoch ?? '').length > 0)
+
+        const before = snapshot.revision!
+        await backend.updateRoute('GET:/a', () => undefined)
+        await backend.updateGlobal(() => undefined)
+        await backend.registerRoutes([routeState('GET:/a')])
+        t.equal(revisions.length, 7, 'a write that stores nothing announces nothing')
+        const after = await backend.load()
+        t.ok(after.revision! >= before, 'and the revision does not go back')
+        t.equal(after.epoch, snapshot.epoch, 'the epoch stays')
+      })
+
+      t.test('revisions: a snapshot holds exactly the changes up to its revision', async t => {
+        const backend = await open(t)
+        let last = 0
+        backend.subscribe(change => { last = revisionOf(change) ?? last })
+        for (let i = 1; i <= 5; i++) {
+          await backend.updateRoute('GET:/a', set(routeState('GET:/a', { reason: String(i) })))
+          const snapshot = await backend.load()
+          t.equal(snapshot.revision, last, `load ${i} reports the revision of the write before it`)
+          t.equal(snapshot.routes.find(s => s.key === 'GET:/a')?.reason, String(i), 'and holds that write')
+        }
+      })
+
+      t.test('revisions: an engine keeps a change applied while a load() is in flight', async t => {
+        const inner = await open(t)
+        let gate: Promise<void> | null = null
+        let readDone = (): void => {}
+        const gated: WaygateBackend = {
+          ...inner,
+          async load (): Promise<BackendSnapshot> {
+            // taken when the load starts: a reload the backend asked for earlier is not held
+            const waiting = gate
+            gate = null
+            const snapshot = await inner.load()
+            if (waiting !== null) {
+              readDone()
+              await waiting
+            }
+            return snapshot
+          },
+          // the contract closes the backend itself
+          async close () {}
+        }
+        const engine = createEngine({ backend: gated, resyncIntervalMs: 0 })
+        t.teardown(() => engine.close())
+        engine.declareRoute('GET', '/a')
+        await engine.start()
+        await engine.registerDeclaredRoutes()
+        let openGate = (): void => {}
+        gate = new Promise(resolve => { openGate = resolve })
+        const read = new Promise<void>(resolve => { readDone = resolve })
+        const reload = engine.resync()
+        await read
+        await engine.disable('GET:/a', { reason: 'during the load' })
+        await engine.enableGlobalMaintenance({ reason: 'during the load' })
+        openGate()
+        await reload
+        t.equal(engine.getState('GET:/a')?.status, 'disabled', 'the reload that read before the change does not roll it back')
+        t.equal(engine.getGlobal().enabled, true, 'nor global maintenance')
+        await engine.resync()
+        t.equal(engine.getState('GET:/a')?.status, 'disabled', 'a later reload agrees')
+        t.ok(engine.revision > 0, 'the engine holds the backend revision')
+      })
+    }
 
     t.test('health() reports ok and close() resolves', async t => {
       const backend = await options.create({})

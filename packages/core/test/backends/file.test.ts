@@ -26,6 +26,13 @@ function open (t: Test, options: FileBackendOptions): WaygateBackend {
   return backend
 }
 
+/** A change without its revision, for tests of what was announced. */
+function withoutRevision (change: BackendChange): BackendChange {
+  if (!('revision' in change)) return change
+  const { revision: _revision, ...rest } = change
+  return rest as BackendChange
+}
+
 /** The pid of a process that has exited. */
 async function deadPid (): Promise<number> {
   const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' })
@@ -39,7 +46,8 @@ t.teardown(() => rm(contractDir, { recursive: true, force: true }))
 
 backendContract(t, {
   name: 'file backend',
-  create: options => createFileBackend({ path: join(contractDir, `store-${++files}.json`), pollIntervalMs: 100, ...options })
+  create: options => createFileBackend({ path: join(contractDir, `store-${++files}.json`), pollIntervalMs: 100, ...options }),
+  revisions: true
 })
 
 t.test('state and audit survive a restart', async t => {
@@ -81,7 +89,9 @@ t.test('a file written before records existed has none, and keeps everything els
   t.same(await backend.listRecords('tokens'), [])
   await backend.putRecord('tokens', 'a', true)
   const doc = JSON.parse(await readFile(path, 'utf8'))
-  t.same(doc, { ...before, records: { tokens: { a: { value: true, expiresAt: null } } } })
+  t.same(doc, { ...before, records: { tokens: { a: { value: true, expiresAt: null } } }, revision: 1, epoch: doc.epoch },
+    'the write adds the revision counter and an epoch')
+  t.match(doc.epoch, /^[0-9a-f-]{36}$/)
   t.same(await backend.getRoute('GET:/a'), state('GET:/a', { status: 'disabled' }))
 })
 
@@ -133,7 +143,7 @@ t.test('a missing file is an empty store, created with its directory on first wr
   const path = join(dir, 'nested', 'deeper', 'state.json')
   const backend = open(t, { path })
   await backend.init?.()
-  t.same(await backend.load(), { routes: [], global: null })
+  t.same(await backend.load(), { routes: [], global: null, revision: 0 }, 'at revision 0, with no epoch yet')
   t.same(await backend.listRecords('tokens'), [])
   t.equal(await backend.getRecord('tokens', 'a'), null)
   t.equal(await backend.deleteRecord('tokens', 'a'), false)
@@ -156,7 +166,7 @@ t.test('an empty file is an empty store', async t => {
   const path = join(await tempDir(t), 'state.json')
   await writeFile(path, '')
   const backend = open(t, { path })
-  t.same(await backend.load(), { routes: [], global: null })
+  t.same(await backend.load(), { routes: [], global: null, revision: 0 })
   t.same(await backend.registerRoutes([state('GET:/a')]), ['GET:/a'])
 })
 
@@ -250,7 +260,12 @@ t.test('changes written by another instance arrive through subscribe, without du
   await writer.registerRoutes([state('GET:/gone')])
   await reader.init?.()
   const changes: BackendChange[] = []
-  reader.subscribe(change => { changes.push(change) })
+  const revisions: number[] = []
+  reader.subscribe(change => {
+    if (change.type === 'resync') return
+    if ('revision' in change && change.revision !== undefined) revisions.push(change.revision)
+    changes.push(withoutRevision(change))
+  })
 
   const disabled = state('GET:/a', { status: 'disabled', reason: 'from elsewhere' })
   const global = { ...defaultGlobalMaintenance(), enabled: true, reason: 'upgrade' }
@@ -266,6 +281,8 @@ t.test('changes written by another instance arrive through subscribe, without du
   const has = (wanted: BackendChange): boolean => changes.some(c => JSON.stringify(c) === JSON.stringify(wanted))
   t.ok(await waitFor(() => expected.every(has), 2000), 'every change arrived within 2 s')
   t.same(await reader.getRoute('GET:/a'), disabled)
+  t.ok(revisions.every((r, i) => r >= (revisions[i - 1] ?? 2) && r <= 4), `revisions of the writes, as of the read that saw them: ${revisions.join(', ')}`)
+  t.equal(revisions.at(-1), 4, 'the last at the writer\'s last revision')
 
   // the reader's own write is announced once: immediately, not again when the watcher fires
   changes.length = 0
@@ -273,6 +290,7 @@ t.test('changes written by another instance arrive through subscribe, without du
   t.equal(changes.length, 2)
   await new Promise(resolve => setTimeout(resolve, 300))
   t.same(changes, [{ type: 'route', state: state('GET:/b') }, { type: 'audit', entry: entry('x2') }])
+  t.equal(revisions.at(-1), 5, 'the next revision of the shared file')
 })
 
 t.test('records changed by another instance arrive through subscribe; a swept expired one is no deletion', async t => {
@@ -285,7 +303,7 @@ t.test('records changed by another instance arrive through subscribe; a swept ex
   await writer.putRecord('tokens', 'expiring', 'soon', { expiresAt: clock.now() + SECOND })
   await reader.init?.()
   const changes: BackendChange[] = []
-  reader.subscribe(change => { changes.push(change) })
+  reader.subscribe(change => { if (change.type !== 'resync') changes.push(withoutRevision(change)) })
 
   clock.advance(SECOND)
   await writer.putRecord('tokens', 'new', { by: 'alice' }, { expiresAt: clock.now() + HOUR })
@@ -322,7 +340,7 @@ t.test('a subscriber that never called init() is told about the first change mad
   await reader.health()
   await writer.updateRoute('GET:/a', () => ({ next: state('GET:/a', { status: 'maintenance' }) }))
   t.ok(await waitFor(() => changes.length > 0), 'a change arrived')
-  t.same(changes, [{ type: 'route', state: state('GET:/a', { status: 'maintenance' }) }], 'only the change, not the whole store')
+  t.same(changes, [{ type: 'route', state: state('GET:/a', { status: 'maintenance' }), revision: 2 }], 'only the change, not the whole store, at its revision')
 })
 
 t.test('a file that turns corrupt is reported by health() and followed again once fixed', async t => {
@@ -365,6 +383,7 @@ t.test('two processes incrementing the same counter lose no update', async t => 
   t.equal(trail.length, 50)
   t.same(trail.map(e => e.reason), Array.from({ length: 50 }, (_, i) => String(50 - i)), 'each increment saw the one before')
   t.same(new Set(trail.map(e => e.actor)), new Set(['p1', 'p2']))
+  t.equal((await backend.load()).revision, 50, 'the revision counter lost no write either: one revision per write, whichever process made it')
 })
 
 t.test('rejects invalid options', async t => {

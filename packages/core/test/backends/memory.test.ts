@@ -4,7 +4,8 @@ import { backendContract } from '@waygate/core/testing'
 
 backendContract(t, {
   name: 'memory backend',
-  create: options => createMemoryBackend(options)
+  create: options => createMemoryBackend(options),
+  revisions: true
 })
 
 t.test('rejects invalid options', async t => {
