@@ -9,14 +9,14 @@ t.test('missing serverUrl and service: registration fails naming both and their 
   const app = Fastify()
   t.teardown(() => app.close())
   app.register(waygateService, { variables: {} })
-  await t.rejects(app.ready(), {
+  await t.rejects(async () => { await app.ready() }, {
     code: 'WG_ERR_PLUGIN_OPTIONS_INVALID',
     message: /serverUrl: required.*WAYGATE_SERVER_URL.*service: required.*WAYGATE_SERVICE/
   })
   const half = Fastify()
   t.teardown(() => half.close())
   half.register(waygateService, { variables: { WAYGATE_SERVER_URL: 'http://127.0.0.1:1', WAYGATE_SERVICE: 'p', WAYGATE_USERNAME: 'u' } })
-  await t.rejects(half.ready(), { code: 'WG_ERR_PLUGIN_OPTIONS_INVALID', message: /username and password/ })
+  await t.rejects(async () => { await half.ready() }, { code: 'WG_ERR_PLUGIN_OPTIONS_INVALID', message: /username and password/ })
 })
 
 t.test('from the environment: registers its routes, enforces the server\'s state and follows its changes', async t => {

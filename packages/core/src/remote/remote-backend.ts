@@ -148,7 +148,9 @@ export function createRemoteBackend (options: RemoteBackendOptions): RemoteBacke
   // the server's address as the status and the cache header name it: origin and prefix
   const serverUrl = `${base.origin}${base.pathname.replace(/\/+$/, '')}`
   const sdkBase = `${serverUrl}/api/sdk/services/${service}`
-  const instanceId = options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`
+  // the server takes ids of [A-Za-z0-9._:-], at most 100 characters
+  const instanceId = options.instanceId ??
+    `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 80)}-${process.pid}-${randomBytes(3).toString('hex')}`
   const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) }
   const backoff = createBackoff(backoffOptions, options.random ?? Math.random)
   const registrationBackoff = createBackoff(backoffOptions, options.random ?? Math.random)
@@ -581,7 +583,9 @@ export function createRemoteBackend (options: RemoteBackendOptions): RemoteBacke
       try {
         answer = await call('POST', `${sdkBase}/register`, {
           manifest,
-          instance: { id: instanceId, host: hostname(), version: options.version ?? null, pid: process.pid },
+          instance: options.version === undefined
+            ? { id: instanceId, host: hostname().slice(0, 255), pid: process.pid }
+            : { id: instanceId, host: hostname().slice(0, 255), version: options.version, pid: process.pid },
           routes: states
         })
       } catch (err) {
