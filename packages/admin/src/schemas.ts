@@ -27,6 +27,17 @@ export const KeyParams = Type.Object({
 })
 export type KeyParams = Static<typeof KeyParams>
 
+/**
+ * The body of an endpoint that takes none: nothing at all, or an empty object (the CLI sends `{}`
+ * with a JSON content type on every POST); any field is refused.
+ */
+export const NoBody = Type.Object({}, { additionalProperties: false, description: 'No fields: send no body, or {}' })
+export type NoBody = Static<typeof NoBody>
+
+/** The query string of an endpoint that takes none: any parameter is refused. */
+export const NoQuery = Type.Object({}, { additionalProperties: false })
+export type NoQuery = Static<typeof NoQuery>
+
 export const AllBody = Type.Object({ all: Type.Optional(All) }, { additionalProperties: false })
 export type AllBody = Static<typeof AllBody>
 

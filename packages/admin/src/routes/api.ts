@@ -20,6 +20,8 @@ import {
   GlobalMaintenance,
   KeyParams,
   MaintenanceBody,
+  NoBody,
+  NoQuery,
   RoutesQuery,
   RoutesReply,
   RouteState as RouteStateSchema,
@@ -115,6 +117,7 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
       tags: ['waygate-routes'],
       summary: 'One route state',
       params: KeyParams,
+      querystring: NoQuery,
       response: { 200: RouteStateSchema, ...errors }
     }
   }, async (request) => {
@@ -125,14 +128,14 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
 
   api.post('/api/routes/:key/enable', {
     ...base,
-    schema: { tags: ['waygate-routes'], summary: 'Make a route active again', params: KeyParams, body: Type.Optional(AllBody), response: { 200: RoutesReply, ...errors } }
+    schema: { tags: ['waygate-routes'], summary: 'Make a route active again', params: KeyParams, querystring: NoQuery, body: Type.Optional(AllBody), response: { 200: RoutesReply, ...errors } }
   }, async (request) => {
     return { routes: await engine.enable(decodeKeyParam(request.params.key), who(request, request.body?.all)) }
   })
 
   api.post('/api/routes/:key/disable', {
     ...base,
-    schema: { tags: ['waygate-routes'], summary: 'Disable a route (503), optionally until a time', params: KeyParams, body: Type.Optional(DisableBody), response: { 200: RoutesReply, ...errors } }
+    schema: { tags: ['waygate-routes'], summary: 'Disable a route (503), optionally until a time', params: KeyParams, querystring: NoQuery, body: Type.Optional(DisableBody), response: { 200: RoutesReply, ...errors } }
   }, async (request) => {
     const body = request.body ?? {}
     const until = body.until === undefined ? undefined : when(body.until, 'until', engine.now())
@@ -141,7 +144,7 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
 
   api.post('/api/routes/:key/maintenance', {
     ...base,
-    schema: { tags: ['waygate-routes'], summary: 'Put a route in maintenance (503), optionally within a window', params: KeyParams, body: Type.Optional(MaintenanceBody), response: { 200: RoutesReply, ...errors } }
+    schema: { tags: ['waygate-routes'], summary: 'Put a route in maintenance (503), optionally within a window', params: KeyParams, querystring: NoQuery, body: Type.Optional(MaintenanceBody), response: { 200: RoutesReply, ...errors } }
   }, async (request) => {
     const body = request.body ?? {}
     const now = engine.now()
@@ -157,7 +160,7 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
 
   api.post('/api/routes/:key/env', {
     ...base,
-    schema: { tags: ['waygate-routes'], summary: 'Make a route reachable only in some environments', params: KeyParams, body: EnvBody, response: { 200: RoutesReply, ...errors } }
+    schema: { tags: ['waygate-routes'], summary: 'Make a route reachable only in some environments', params: KeyParams, querystring: NoQuery, body: EnvBody, response: { 200: RoutesReply, ...errors } }
   }, async (request) => {
     const { envs, reason, all } = request.body
     return { routes: await engine.setEnvOnly(decodeKeyParam(request.params.key), envs, { ...who(request, all), reason }) }
@@ -165,7 +168,7 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
 
   api.delete('/api/routes/:key/env', {
     ...base,
-    schema: { tags: ['waygate-routes'], summary: 'Remove an environment gate (the route becomes active)', params: KeyParams, querystring: AllBody, response: { 200: RoutesReply, ...errors } }
+    schema: { tags: ['waygate-routes'], summary: 'Remove an environment gate (the route becomes active)', params: KeyParams, querystring: AllBody, body: NoBody, response: { 200: RoutesReply, ...errors } }
   }, async (request) => {
     const key = decodeKeyParam(request.params.key)
     const options = who(request, request.query.all)
@@ -179,7 +182,7 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
 
   api.post('/api/routes/:key/deprecate', {
     ...base,
-    schema: { tags: ['waygate-routes'], summary: 'Deprecate a route (Deprecation, Sunset and Link headers)', params: KeyParams, body: Type.Optional(DeprecateBody), response: { 200: RoutesReply, ...errors } }
+    schema: { tags: ['waygate-routes'], summary: 'Deprecate a route (Deprecation, Sunset and Link headers)', params: KeyParams, querystring: NoQuery, body: Type.Optional(DeprecateBody), response: { 200: RoutesReply, ...errors } }
   }, async (request) => {
     const body = request.body ?? {}
     return {
@@ -194,7 +197,7 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
 
   api.post('/api/routes/:key/schedule', {
     ...base,
-    schema: { tags: ['waygate-routes'], summary: 'Schedule a maintenance window', params: KeyParams, body: ScheduleBody, response: { 200: RoutesReply, ...errors } }
+    schema: { tags: ['waygate-routes'], summary: 'Schedule a maintenance window', params: KeyParams, querystring: NoQuery, body: ScheduleBody, response: { 200: RoutesReply, ...errors } }
   }, async (request) => {
     const { start, end, reason, all } = request.body
     const now = engine.now()
@@ -210,7 +213,7 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
 
   api.delete('/api/routes/:key/schedule', {
     ...base,
-    schema: { tags: ['waygate-routes'], summary: 'Cancel a maintenance window', params: KeyParams, querystring: AllBody, response: { 200: RoutesReply, ...errors } }
+    schema: { tags: ['waygate-routes'], summary: 'Cancel a maintenance window', params: KeyParams, querystring: AllBody, body: NoBody, response: { 200: RoutesReply, ...errors } }
   }, async (request) => {
     return { routes: await engine.cancelSchedule(decodeKeyParam(request.params.key), who(request, request.query.all)) }
   })
@@ -252,12 +255,12 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
 
   api.get('/api/global', {
     ...base,
-    schema: { tags: ['waygate-global'], summary: 'Global maintenance', response: { 200: GlobalMaintenance, ...errors } }
+    schema: { tags: ['waygate-global'], summary: 'Global maintenance', querystring: NoQuery, response: { 200: GlobalMaintenance, ...errors } }
   }, async () => engine.getGlobal())
 
   api.post('/api/global/enable', {
     ...base,
-    schema: { tags: ['waygate-global'], summary: 'Turn global maintenance on', body: Type.Optional(GlobalEnableBody), response: { 200: GlobalMaintenance, ...errors } }
+    schema: { tags: ['waygate-global'], summary: 'Turn global maintenance on', querystring: NoQuery, body: Type.Optional(GlobalEnableBody), response: { 200: GlobalMaintenance, ...errors } }
   }, async (request) => {
     const body = request.body ?? {}
     const { all, ...options } = who(request)
@@ -266,7 +269,7 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
 
   api.post('/api/global/disable', {
     ...base,
-    schema: { tags: ['waygate-global'], summary: 'Turn global maintenance off', response: { 200: GlobalMaintenance, ...errors } }
+    schema: { tags: ['waygate-global'], summary: 'Turn global maintenance off', querystring: NoQuery, body: NoBody, response: { 200: GlobalMaintenance, ...errors } }
   }, async (request) => {
     const { all, ...options } = who(request)
     return engine.disableGlobalMaintenance(options)
@@ -274,7 +277,7 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
 
   api.post('/api/global/exempt/add', {
     ...base,
-    schema: { tags: ['waygate-global'], summary: 'Add exempt paths (does not turn maintenance on or off)', body: ExemptBody, response: { 200: GlobalMaintenance, ...errors } }
+    schema: { tags: ['waygate-global'], summary: 'Add exempt paths (does not turn maintenance on or off)', querystring: NoQuery, body: ExemptBody, response: { 200: GlobalMaintenance, ...errors } }
   }, async (request) => {
     const { all, ...options } = who(request)
     return engine.addGlobalExempt(request.body.paths, options)
@@ -282,7 +285,7 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
 
   api.post('/api/global/exempt/remove', {
     ...base,
-    schema: { tags: ['waygate-global'], summary: 'Remove exempt paths (does not turn maintenance on or off)', body: ExemptBody, response: { 200: GlobalMaintenance, ...errors } }
+    schema: { tags: ['waygate-global'], summary: 'Remove exempt paths (does not turn maintenance on or off)', querystring: NoQuery, body: ExemptBody, response: { 200: GlobalMaintenance, ...errors } }
   }, async (request) => {
     const { all, ...options } = who(request)
     return engine.removeGlobalExempt(request.body.paths, options)
@@ -292,7 +295,7 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
   if (!ctx.replaced.has('GET /api/services')) {
     api.get('/api/services', {
       ...base,
-      schema: { tags: ['waygate-routes'], summary: 'Services that registered routes (null is this process)', response: { 200: Type.Array(Type.Object({ service: Type.Union([Type.String(), Type.Null()]), routes: Type.Integer() })), ...errors } }
+      schema: { tags: ['waygate-routes'], summary: 'Services that registered routes (null is this process)', querystring: NoQuery, response: { 200: Type.Array(Type.Object({ service: Type.Union([Type.String(), Type.Null()]), routes: Type.Integer() })), ...errors } }
     }, async () => {
       const counts = new Map<string | null, number>()
       for (const route of engine.listRoutes()) counts.set(route.service, (counts.get(route.service) ?? 0) + 1)
@@ -302,7 +305,7 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
 
   api.get('/api/status', {
     ...base,
-    schema: { tags: ['waygate-status'], summary: 'Version, backend health and counts', response: { 200: StatusReply, ...errors } }
+    schema: { tags: ['waygate-status'], summary: 'Version, backend health and counts', querystring: NoQuery, response: { 200: StatusReply, ...errors } }
   }, async () => {
     const status = await engine.status()
     return {

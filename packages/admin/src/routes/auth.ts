@@ -5,7 +5,7 @@ import { isServiceName } from '@waygate/core'
 import { checkLogin } from '../dashboard/login.js'
 import { WG_ERR_REQUEST_INVALID } from '../errors.js'
 import type { AdminContext } from '../context.js'
-import { ErrorBody, LoginBody, LoginReply, MeReply } from '../schemas.js'
+import { ErrorBody, LoginBody, LoginReply, MeReply, NoBody, NoQuery } from '../schemas.js'
 
 type Api = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>
 
@@ -19,6 +19,7 @@ export function registerAuthRoutes (api: Api, ctx: AdminContext): void {
     schema: {
       tags: ['waygate-auth'],
       summary: 'Exchange a username and password for a token',
+      querystring: NoQuery,
       body: LoginBody,
       response: { 200: LoginReply, ...errors }
     }
@@ -38,6 +39,8 @@ export function registerAuthRoutes (api: Api, ctx: AdminContext): void {
     schema: {
       tags: ['waygate-auth'],
       summary: 'Revoke the token of this request',
+      querystring: NoQuery,
+      body: NoBody,
       response: { 200: Type.Object({ revoked: Type.Boolean() }), ...errors }
     }
   }, async (request) => {
@@ -53,6 +56,7 @@ export function registerAuthRoutes (api: Api, ctx: AdminContext): void {
     schema: {
       tags: ['waygate-auth'],
       summary: 'Who the token belongs to',
+      querystring: NoQuery,
       response: { 200: MeReply, ...errors }
     }
   }, async (request) => {

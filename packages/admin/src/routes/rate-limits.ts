@@ -6,7 +6,7 @@ import { WG_ERR_NOT_FOUND, WG_ERR_REQUEST_INVALID } from '../errors.js'
 import { decodeKeyParam } from '../params.js'
 import type { AdminContext } from '../context.js'
 import { principalOf } from '../principal.js'
-import { ErrorBody, KeyParams } from '../schemas.js'
+import { ErrorBody, KeyParams, NoBody, NoQuery } from '../schemas.js'
 
 type Api = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>
 
@@ -56,12 +56,12 @@ export function registerRateLimitRoutes (api: Api, ctx: AdminContext, limiter: R
 
   api.get('/api/rate-limits', {
     ...base,
-    schema: { tags, summary: 'Every rate limit policy (declared in code or set at runtime)', response: { 200: Type.Array(ListedPolicy), ...errors } }
+    schema: { tags, summary: 'Every rate limit policy (declared in code or set at runtime)', querystring: NoQuery, response: { 200: Type.Array(ListedPolicy), ...errors } }
   }, async () => limiter.list())
 
   api.post('/api/rate-limits', {
     ...base,
-    schema: { tags, summary: 'Set a runtime policy for a route (overrides its config until deleted)', body: SetPolicyBody, response: { 200: Type.Object({ policies: Type.Array(RateLimitPolicy) }), ...errors } }
+    schema: { tags, summary: 'Set a runtime policy for a route (overrides its config until deleted)', querystring: NoQuery, body: SetPolicyBody, response: { 200: Type.Object({ policies: Type.Array(RateLimitPolicy) }), ...errors } }
   }, async (request) => {
     const { key, all, ...policy } = request.body
     const keys = ctx.engine.resolveKeys(decodeKeyParam(key), all === true)
@@ -77,7 +77,7 @@ export function registerRateLimitRoutes (api: Api, ctx: AdminContext, limiter: R
 
   api.get('/api/rate-limits/global', {
     ...base,
-    schema: { tags, summary: 'The global policy', response: { 200: GlobalReply, ...errors } }
+    schema: { tags, summary: 'The global policy', querystring: NoQuery, response: { 200: GlobalReply, ...errors } }
   }, async () => {
     const global = limiter.getGlobal()
     if (global === null) throw new WG_ERR_NOT_FOUND('no global rate limit is set')
@@ -86,7 +86,7 @@ export function registerRateLimitRoutes (api: Api, ctx: AdminContext, limiter: R
 
   api.post('/api/rate-limits/global', {
     ...base,
-    schema: { tags, summary: 'Set the global policy, checked on every route before its own', body: GlobalBody, response: { 200: GlobalReply, ...errors } }
+    schema: { tags, summary: 'Set the global policy, checked on every route before its own', querystring: NoQuery, body: GlobalBody, response: { 200: GlobalReply, ...errors } }
   }, async (request) => {
     const { exemptRoutes, enabled, ...policy } = request.body
     return limiter.setGlobal(policy, { exemptRoutes, enabled }, who(request))
@@ -94,13 +94,13 @@ export function registerRateLimitRoutes (api: Api, ctx: AdminContext, limiter: R
 
   api.delete('/api/rate-limits/global', {
     ...base,
-    schema: { tags, summary: 'Delete the global policy', response: { 200: Type.Object({ deleted: Type.Boolean() }), ...errors } }
+    schema: { tags, summary: 'Delete the global policy', querystring: NoQuery, body: NoBody, response: { 200: Type.Object({ deleted: Type.Boolean() }), ...errors } }
   }, async (request) => ({ deleted: await limiter.deleteGlobal(who(request)) }))
 
   for (const [action, enabled] of [['enable', true], ['disable', false]] as const) {
     api.post(`/api/rate-limits/global/${action}`, {
       ...base,
-      schema: { tags, summary: `${action === 'enable' ? 'Enable' : 'Disable'} the global policy`, response: { 200: GlobalReply, ...errors } }
+      schema: { tags, summary: `${action === 'enable' ? 'Enable' : 'Disable'} the global policy`, querystring: NoQuery, body: NoBody, response: { 200: GlobalReply, ...errors } }
     }, async (request) => {
       if (limiter.getGlobal() === null) throw new WG_ERR_NOT_FOUND('no global rate limit is set')
       return limiter.setGlobalEnabled(enabled, who(request))
@@ -109,7 +109,7 @@ export function registerRateLimitRoutes (api: Api, ctx: AdminContext, limiter: R
 
   api.post('/api/rate-limits/global/reset', {
     ...base,
-    schema: { tags, summary: 'Reset the global counters (all clients, or one)', querystring: ResetQuery, response: { 200: Type.Object({ reset: Type.Boolean() }), ...errors } }
+    schema: { tags, summary: 'Reset the global counters (all clients, or one)', querystring: ResetQuery, body: NoBody, response: { 200: Type.Object({ reset: Type.Boolean() }), ...errors } }
   }, async (request) => {
     await limiter.resetGlobal(request.query.client, who(request))
     return { reset: true }
@@ -117,7 +117,7 @@ export function registerRateLimitRoutes (api: Api, ctx: AdminContext, limiter: R
 
   api.delete('/api/rate-limits/:key', {
     ...base,
-    schema: { tags, summary: 'Delete a runtime policy (the route\'s config applies again)', params: KeyParams, response: { 200: Type.Object({ deleted: Type.Boolean() }), ...errors } }
+    schema: { tags, summary: 'Delete a runtime policy (the route\'s config applies again)', params: KeyParams, querystring: NoQuery, body: NoBody, response: { 200: Type.Object({ deleted: Type.Boolean() }), ...errors } }
   }, async (request) => {
     const [key] = ctx.engine.resolveKeys(decodeKeyParam(request.params.key))
     return { deleted: await limiter.deletePolicy(key!, who(request)) }
@@ -125,7 +125,7 @@ export function registerRateLimitRoutes (api: Api, ctx: AdminContext, limiter: R
 
   api.post('/api/rate-limits/:key/reset', {
     ...base,
-    schema: { tags, summary: 'Reset a route\'s counters (all clients, or one)', params: KeyParams, querystring: ResetQuery, response: { 200: Type.Object({ reset: Type.Boolean() }), ...errors } }
+    schema: { tags, summary: 'Reset a route\'s counters (all clients, or one)', params: KeyParams, querystring: ResetQuery, body: NoBody, response: { 200: Type.Object({ reset: Type.Boolean() }), ...errors } }
   }, async (request) => {
     const [key] = ctx.engine.resolveKeys(decodeKeyParam(request.params.key))
     if (limiter.policyFor(key!) === null) throw new WG_ERR_REQUEST_INVALID(`${key!} has no rate limit`)
