@@ -62,10 +62,17 @@ export async function registerDashboard (fastify: FastifyInstance, options: { ct
   const home = `${prefix}/`
   const log = fastify.log.child({ name: 'waygate-dashboard' })
 
-  /** A path under the dashboard to go back to, never anywhere else (no dot segments, which browsers resolve). */
+  /**
+   * A path under the dashboard to go back to, never anywhere else, and always one a Location header
+   * can carry: printable ASCII only (no controls, spaces or other characters; the dashboard's own
+   * links percent-encode theirs), no `//host` or backslash (browsers read `\\` as `/`), no dot
+   * segments (browsers resolve them). Anything else is the fallback, the home page by default.
+   */
   function localPath (value: string, fallback = home): string {
     const under = value === prefix || value.startsWith(`${prefix}/`)
-    return under && !/[\\\s]/.test(value) && !/\/(\.|%2e){1,2}(\/|\?|#|$)/i.test(value) ? value : fallback
+    const safe = /^\/[\x21-\x7e]*$/.test(value) && !value.startsWith('//') && !value.includes('\\') &&
+      !/\/(\.|%2e){1,2}(\/|\?|#|$)/i.test(value)
+    return under && safe ? value : fallback
   }
 
   function loginUrl (next?: string): string {
