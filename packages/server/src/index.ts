@@ -1,6 +1,6 @@
 export { createWaygateServer } from './server.js'
 export type { WaygateServerOptions } from './server.js'
-export { WG_ERR_SERVER_OPTIONS_INVALID, WG_ERR_CONFLICT, WG_ERR_SERVICE_INVALID } from './errors.js'
+export { WG_ERR_SERVER_OPTIONS_INVALID } from './errors.js'
 export { parseEventId } from './streams.js'
 export type { ServiceSnapshot, WireChange } from './streams.js'
 export type { ServiceInstance } from './fleet.js'

@@ -13,10 +13,10 @@ import {
   parseRouteKey,
   RATE_LIMIT_NAMESPACE,
   RouteState,
-  type AuditQuery
+  type AuditQuery,
+  type WaygateEngine
 } from '@waygate/core'
 import { createSseStream, decodeKeyParam, WG_ERR_AUTH_SCOPE, WG_ERR_REQUEST_INVALID } from '@waygate/admin'
-import type { ServerEngine } from './engine-api.js'
 import { conflict } from './errors.js'
 import type { Fleet, ServiceInstance } from './fleet.js'
 import type { StreamHub } from './streams.js'
@@ -47,7 +47,7 @@ export interface SdkRoutesContext {
 
 /** What the SDK endpoints work on. */
 export interface SdkRoutesDeps {
-  server: ServerEngine
+  engine: WaygateEngine
   fleet: Fleet
   hub: StreamHub
   heartbeatMs: number
@@ -160,8 +160,7 @@ function serviceAudit (service: string, entry: AuditEntry): AuditEntry {
 
 /** The endpoints services sync from: register, snapshot, events, compare-and-set writes, records, audit. */
 export function registerSdkRoutes (api: Api, ctx: SdkRoutesContext, deps: SdkRoutesDeps): void {
-  const { server, fleet, hub, heartbeatMs } = deps
-  const engine = server.engine
+  const { engine, fleet, hub, heartbeatMs } = deps
   const base = { config: { waygate: false as const } }
   const tags = ['waygate-sdk']
   const at = '/api/sdk/services/:service'
@@ -180,7 +179,7 @@ export function registerSdkRoutes (api: Api, ctx: SdkRoutesContext, deps: SdkRou
       const key = plainKey(service, state.key)
       return qualifyState(service, { ...state, key })
     })
-    const added = await server.registerRoutes(states)
+    const added = await engine.registerRoutes(states)
     const now = engine.now()
     const iso = new Date(now).toISOString()
     await engine.backend.putRecord(SERVICE_MANIFESTS_NAMESPACE, service, { manifest, registeredAt: iso })
@@ -201,7 +200,7 @@ export function registerSdkRoutes (api: Api, ctx: SdkRoutesContext, deps: SdkRou
     }
     await engine.backend.putRecord(SERVICE_INSTANCES_NAMESPACE, `${service}/${instance.id}`, record, { expiresAt: now + 3 * heartbeatMs })
     request.log.info({ service, instance: instance.id, routes: routes.length, added: added.length }, 'waygate server: service registered')
-    return { manifest, added: added.map(k => serviceAndKey(k)?.key ?? k), revision: server.revision() }
+    return { manifest, added: added.map(k => serviceAndKey(k)?.key ?? k), revision: engine.revision }
   })
 
   api.get(`${at}/snapshot`, {
@@ -238,7 +237,7 @@ export function registerSdkRoutes (api: Api, ctx: SdkRoutesContext, deps: SdkRou
     }
     const qualified = qualify(service, key)
     try {
-      const stored = await server.applyRemoteUpdate(qualified, {
+      const stored = await engine.applyRemoteUpdate(qualified, {
         base: given === null ? null : qualifyState(service, { ...given, key }),
         next: qualifyState(service, { ...next, key }),
         audit: audit === undefined ? undefined : serviceAudit(service, audit)

@@ -1,7 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { createEngine, createRateLimiter, type WaygateBackend, type WebhookConfig } from '@waygate/core'
 import { waygateAdmin, type AuthOption } from '@waygate/admin'
-import { serverEngine } from './engine-api.js'
 import { WG_ERR_SERVER_OPTIONS_INVALID } from './errors.js'
 import { createFleet } from './fleet.js'
 import { registerSdkRoutes } from './sdk-routes.js'
@@ -82,9 +81,8 @@ export async function createWaygateServer (options: WaygateServerOptions): Promi
   const log = app.log.child({ name: 'waygate-server' })
   const engine = createEngine({ backend, logger: app.log.child({ name: 'waygate' }), webhooks: options.webhooks })
   const limiter = createRateLimiter(engine)
-  const server = serverEngine(engine)
   const fleet = createFleet(engine)
-  const hub = createStreamHub({ server, fleet, log, heartbeatMs, replayLogSize: options.replayLogSize ?? 1000 })
+  const hub = createStreamHub({ engine, fleet, log, heartbeatMs, replayLogSize: options.replayLogSize ?? 1000 })
   app.decorate('waygate', engine)
   app.decorate('waygateRateLimits', limiter)
 
@@ -95,7 +93,7 @@ export async function createWaygateServer (options: WaygateServerOptions): Promi
     await fleet.start()
     await hub.start()
     serving = true
-    log.info({ backend: backend.kind, epoch: hub.epoch, revision: server.revision() }, 'waygate server: ready')
+    log.info({ backend: backend.kind, epoch: hub.epoch, revision: engine.revision }, 'waygate server: ready')
   })
   // streams first, so close() does not wait on them; then the engine, which closes the backend
   app.addHook('preClose', async () => {
@@ -125,8 +123,8 @@ export async function createWaygateServer (options: WaygateServerOptions): Promi
     extend: {
       replaces: ['GET /api/services'],
       register (api, ctx) {
-        registerSdkRoutes(api, ctx, { server, fleet, hub, heartbeatMs })
-        registerServicesRoutes(api, { server, fleet })
+        registerSdkRoutes(api, ctx, { engine, fleet, hub, heartbeatMs })
+        registerServicesRoutes(api, { engine, fleet })
       }
     }
   })

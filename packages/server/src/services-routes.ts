@@ -12,10 +12,10 @@ import {
   type AuditAction,
   type GlobalRateLimit,
   type Platform,
-  type RouteStatus
+  type RouteStatus,
+  type WaygateEngine
 } from '@waygate/core'
 import { WG_ERR_NOT_FOUND, WG_ERR_REQUEST_INVALID } from '@waygate/admin'
-import type { ServerEngine } from './engine-api.js'
 import type { Fleet } from './fleet.js'
 import { serviceParam, ServiceParams } from './sdk-routes.js'
 import { SERVICE_MAINTENANCE_NAMESPACE, serviceAndKey, serviceOfKey, servicePolicyId } from './wire.js'
@@ -62,7 +62,7 @@ const RateLimitBody = Type.Object({
 
 /** What the operators' service endpoints work on. */
 export interface ServicesRoutesDeps {
-  server: ServerEngine
+  engine: WaygateEngine
   fleet: Fleet
 }
 
@@ -78,8 +78,7 @@ function ownKey (service: string, input: string, field: string): string {
 
 /** The fleet view for operators: services, their maintenance and rate limit, their instances. */
 export function registerServicesRoutes (api: Api, deps: ServicesRoutesDeps): void {
-  const { server, fleet } = deps
-  const engine = server.engine
+  const { engine, fleet } = deps
   const base = { config: { waygate: false as const } }
   const tags = ['waygate-services']
 
@@ -108,7 +107,7 @@ export function registerServicesRoutes (api: Api, deps: ServicesRoutesDeps): voi
     schema: { tags, summary: 'Every service: routes, maintenance, rate limit and connected instances', response: { 200: Type.Array(ServiceView), ...errors } }
   }, async () => {
     const counts = new Map<string, number>()
-    for (const state of server.storedSnapshot().routes) {
+    for (const state of engine.storedSnapshot().routes) {
       const service = serviceOfKey(state.key)
       if (service !== null) counts.set(service, (counts.get(service) ?? 0) + 1)
     }

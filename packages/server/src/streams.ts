@@ -1,8 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import { GLOBAL_KEY, RATE_LIMIT_NAMESPACE, type BackendRecord, type EngineEvent, type GlobalMaintenance, type RouteState } from '@waygate/core'
+import { defaultGlobalMaintenance, GLOBAL_KEY, RATE_LIMIT_NAMESPACE, type BackendRecord, type EngineEvent, type GlobalMaintenance, type RouteState, type WaygateEngine } from '@waygate/core'
 import { REVOKED_NAMESPACE, type SseStream } from '@waygate/admin'
-import type { ServerEngine } from './engine-api.js'
 import type { Fleet, ServiceInstance } from './fleet.js'
 import { createReplayLog, type LoggedChange, type ServerChange } from './replay-log.js'
 import {
@@ -47,7 +46,7 @@ export interface StreamRequest {
 
 /** Options of {@link createStreamHub}. */
 export interface StreamHubOptions {
-  server: ServerEngine
+  engine: WaygateEngine
   fleet: Fleet
   log: FastifyBaseLogger
   heartbeatMs: number
@@ -126,8 +125,7 @@ function wireChange (service: string, change: ServerChange): WireChange | null {
 }
 
 export function createStreamHub (options: StreamHubOptions): StreamHub {
-  const { server, fleet, log, heartbeatMs } = options
-  const engine = server.engine
+  const { engine, fleet, log, heartbeatMs } = options
   const log_ = createReplayLog(options.replayLogSize)
   const byService = new Map<string, Set<OpenStream>>()
   const byToken = new Map<string, Set<OpenStream>>()
@@ -144,7 +142,7 @@ export function createStreamHub (options: StreamHubOptions): StreamHub {
   }
 
   function snapshotFor (service: string): ServiceSnapshot {
-    const stored = server.storedSnapshot()
+    const stored = engine.storedSnapshot()
     const routes: RouteState[] = []
     for (const state of stored.routes) {
       if (serviceOfKey(state.key) === service) routes.push(unqualifyState(service, state))
@@ -175,21 +173,21 @@ export function createStreamHub (options: StreamHubOptions): StreamHub {
 
   /** Every stream gets a fresh snapshot: the history it could resume from is gone. */
   function restartHistory (why: string): void {
-    log_.reset(server.revision())
-    seen = server.revision()
+    log_.reset(engine.revision)
+    seen = engine.revision
     if (count > 0) log.info({ streams: count, why }, 'waygate server: sending every stream a fresh snapshot')
     for (const streams of byService.values()) for (const stream of streams) sendSnapshot(stream)
   }
 
   function storedChangeOf (event: EngineEvent): ServerChange | null {
     switch (event.type) {
-      case 'route_changed': return { type: 'route', state: server.storedOf(event) }
+      case 'route_changed': return { type: 'route', state: event.stored }
       case 'route_removed': return { type: 'route_deleted', key: event.key }
       case 'global_changed': return { type: 'global', global: event.global }
       case 'record_changed':
         if (event.namespace === SERVICE_MAINTENANCE_NAMESPACE) {
           const value = event.record?.value as GlobalMaintenance | undefined
-          return { type: 'service', service: event.id, maintenance: value ?? { enabled: false, reason: '', exemptPaths: [], includeForceActive: false, since: null } }
+          return { type: 'service', service: event.id, maintenance: value ?? defaultGlobalMaintenance() }
         }
         if (event.namespace === RATE_LIMIT_NAMESPACE) return { type: 'record', namespace: event.namespace, id: event.id, record: event.record }
         return null
@@ -204,7 +202,7 @@ export function createStreamHub (options: StreamHubOptions): StreamHub {
     for (const service of targets) {
       const change = wireChange(service, entry.change)
       if (change === null) continue
-      const revision = entry.revision ?? server.revision()
+      const revision = entry.revision ?? engine.revision
       const eventId = id(revision)
       // one serialisation per service, however many of its instances listen
       const data = JSON.stringify({ revision, change })
@@ -230,18 +228,19 @@ export function createStreamHub (options: StreamHubOptions): StreamHub {
       return
     }
     if (event.type === 'resynced') {
-      const stored = server.storedSnapshot().epoch
+      const stored = engine.storedSnapshot().epoch
       if (stored !== null && stored !== epoch) {
         epoch = stored
         storedEpoch = stored
         restartHistory('the backend\'s history restarted')
-      } else if (server.revision() > seen) {
+      } else if (engine.revision > seen) {
         restartHistory('a reload applied changes no event announced')
       }
       fleet.reload().catch(err => log.warn({ err }, 'waygate server: reloading the services\' records failed'))
       return
     }
-    const revision = server.revisionOf(event)
+    // audit and window events carry no revision and are nothing a service is sent
+    const revision = 'revision' in event ? event.revision : null
     if (revision !== null && revision > seen) seen = revision
     const change = storedChangeOf(event)
     if (change === null) return
@@ -282,7 +281,7 @@ export function createStreamHub (options: StreamHubOptions): StreamHub {
   }
 
   async function loadEpoch (): Promise<void> {
-    const fromBackend = server.storedSnapshot().epoch
+    const fromBackend = engine.storedSnapshot().epoch
     if (fromBackend !== null) {
       epoch = fromBackend
       storedEpoch = fromBackend
@@ -312,8 +311,8 @@ export function createStreamHub (options: StreamHubOptions): StreamHub {
     async start () {
       unsubscribe = engine.subscribe(onEvent)
       await loadEpoch()
-      log_.reset(server.revision())
-      seen = server.revision()
+      log_.reset(engine.revision)
+      seen = engine.revision
       heartbeat = setInterval(beat, heartbeatMs)
       heartbeat.unref()
     },
@@ -363,7 +362,7 @@ export function createStreamHub (options: StreamHubOptions): StreamHub {
 
       // everything below runs in one turn, so no change can fall between the snapshot and the feed
       const resume = parseEventId(request.resumeFrom)
-      const current = server.revision()
+      const current = engine.revision
       const missed = resume !== null && resume.epoch === epoch && resume.revision <= current ? log_.after(resume.revision) : null
       if (missed === null) {
         sendSnapshot(stream)
