@@ -3,6 +3,7 @@ import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promise
 import { homedir } from 'node:os'
 import { dirname, join, parse as parsePath, resolve, sep } from 'node:path'
 import { CliError, UsageError } from './errors.js'
+import { isServiceName, serviceNameProblem } from './parse.js'
 
 /** Where the admin API is when nothing else says. */
 export const DEFAULT_SERVER_URL = 'http://localhost:8000/waygate'
@@ -245,6 +246,12 @@ export async function resolveSettings (options: { serverUrl?: string, service?: 
     if (value === undefined || value.trim() === '') continue
     service = value.trim()
     serviceSource = source
+    // a key qualified with a name the server cannot have would match nothing: say so at once
+    if (!isServiceName(service)) {
+      const problem = serviceNameProblem(service)
+      if (source === 'flag') throw new UsageError(`--service: ${problem}`, 'e.g. --service payments-service')
+      throw new CliError('WG_ERR_CLI_CONFIG', `WAYGATE_SERVICE${source === 'dotfile' ? ` in ${dot!.path}` : ''}: ${problem}`, { hint: 'e.g. WAYGATE_SERVICE=payments-service' })
+    }
     break
   }
 

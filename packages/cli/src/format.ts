@@ -1,3 +1,5 @@
+import { withoutService } from './parse.js'
+
 /** Route state as the admin API answers it (camelCase, see DESIGN.md). */
 export interface RouteState {
   key: string
@@ -171,7 +173,8 @@ export function routesTable (routes: RouteState[], style: Style, now: number): s
   const header = [...(withService ? ['SERVICE'] : []), 'ROUTE', 'STATUS', 'UPDATED', 'BY', 'REASON', 'NOTES']
   const rows = routes.map(r => [
     ...(withService ? [r.service ?? '-'] : []),
-    r.key,
+    // the service has its column: the key as the service knows it
+    withService ? withoutService(r.key, r.service) : r.key,
     statusWord(r.status, style),
     relativeTime(r.updatedAt, now),
     r.updatedBy,
@@ -201,10 +204,10 @@ export function routeDetails (route: RouteState, style: Style, now: number): str
   return keyValues(pairs, style)
 }
 
-/** Global maintenance, for `waygate global`. */
-export function globalDetails (global: GlobalMaintenance, style: Style, now: number): string {
+/** Global maintenance, for `waygate global`; with `label`, a service's (`maintenance of payments-service`). */
+export function globalDetails (global: GlobalMaintenance, style: Style, now: number, label = 'global maintenance'): string {
   const pairs: Array<[string, string]> = [
-    ['global maintenance', global.enabled ? style.yellow('ON') : style.green('OFF')]
+    [label, global.enabled ? style.yellow('ON') : style.green('OFF')]
   ]
   if (global.enabled) {
     pairs.push(['reason', global.reason || '-'])
@@ -225,7 +228,7 @@ export function auditTable (entries: AuditEntry[], style: Style, now: number): s
     e.actor,
     e.platform,
     e.action,
-    e.key === '*' ? '(global)' : e.key,
+    e.key === '*' ? (e.service === null ? '(global)' : '(service)') : withService ? withoutService(e.key, e.service) : e.key,
     e.previousStatus === e.newStatus ? statusWord(e.newStatus, style) : `${statusWord(e.previousStatus, style)} → ${statusWord(e.newStatus, style)}`,
     e.reason || '-'
   ])

@@ -3,19 +3,35 @@ import { UsageError } from './errors.js'
 
 const KNOWN_METHODS = new Set(METHODS)
 
-/** A route argument: `METHOD:/path` (one method) or `/path` (every method on the pattern). */
-export interface RouteArg {
-  key: string
-  method: string | null
-  path: string
+/** What a service name looks like on a Waygate Server (`payments-service`); an HTTP method is never one. */
+const SERVICE_NAME = /^[a-z0-9][a-z0-9._-]{0,99}$/
+
+/** True when `name` can name a service: lower case letters, digits, `.`, `_`, `-`, and no HTTP method. */
+export function isServiceName (name: string): boolean {
+  return SERVICE_NAME.test(name) && !KNOWN_METHODS.has(name.toUpperCase())
+}
+
+/** Why `name` is no service name, for an error message. */
+export function serviceNameProblem (name: string): string {
+  return SERVICE_NAME.test(name)
+    ? `"${name}" is an HTTP method, not a service name`
+    : `"${name}" is not a service name: lower case letters, digits, ".", "_" or "-", up to 100, starting with a letter or digit`
 }
 
 /**
- * Reads a route argument. `GET:/x`, `get:/x`, `GET /x` and `/x` are accepted; a method Node does
- * not know (`FETCH:/x`) or a value without a leading `/` is a usage error.
+ * A route argument: `METHOD:/path` (one method) or `/path` (every method on the pattern),
+ * optionally naming a service (`payments-service:GET:/x`, `payments-service:/x`).
  */
-export function parseRouteArg (input: string, what = 'route'): RouteArg {
-  const value = input.trim()
+export interface RouteArg {
+  /** The key sent to the server: `[service:]METHOD:/path` or `[service:]/path`. */
+  key: string
+  method: string | null
+  path: string
+  /** The service the key names, or null. */
+  service: string | null
+}
+
+function unqualified (input: string, value: string, what: string): { key: string, method: string | null, path: string } {
   if (value.startsWith('/')) return { key: value, method: null, path: value }
   const match = /^([A-Za-z-]+)(?::|\s+)(\/.*)$/.exec(value)
   if (match === null) {
@@ -26,6 +42,63 @@ export function parseRouteArg (input: string, what = 'route'): RouteArg {
     throw new UsageError(`${what} "${input}": unknown HTTP method "${match[1]}"`, 'use GET, POST, PUT, PATCH, DELETE, …, or a bare /path for every method')
   }
   return { key: `${method}:${match[2]}`, method, path: match[2]! }
+}
+
+/**
+ * Reads a route argument. `GET:/x`, `get:/x`, `GET /x` and `/x` are accepted, each optionally
+ * after `service:` (`payments-service:GET:/x`). As on the server, a word before the path that is an
+ * HTTP method is the method, and any other lower-case word a service; a method Node does not know
+ * (`FETCH:/x`) or a value without a leading `/` is a usage error.
+ */
+export function parseRouteArg (input: string, what = 'route'): RouteArg {
+  const value = input.trim()
+  const colon = value.indexOf(':')
+  const head = colon > 0 ? value.slice(0, colon) : ''
+  if (head !== '' && !head.includes('/') && !KNOWN_METHODS.has(head.toUpperCase()) && SERVICE_NAME.test(head)) {
+    const rest = unqualified(input, value.slice(colon + 1), what)
+    return { ...rest, key: `${head}:${rest.key}`, service: head }
+  }
+  return { ...unqualified(input, value, what), service: null }
+}
+
+/** `route` addressed inside `service`: `GET:/x` becomes `service:GET:/x`. A route naming a service is kept. */
+export function qualify (route: RouteArg, service: string): RouteArg {
+  if (route.service !== null) return route
+  return { ...route, key: `${service}:${route.key}`, service }
+}
+
+/**
+ * The parts of a key the server answered with (`payments-service:GET:/x`, `GET:/x`, `/x`, `*`), or
+ * null for what is no route key. Never throws: server text is read, not judged.
+ */
+export function splitKey (key: string): { service: string | null, method: string | null, path: string } | null {
+  const slash = key.indexOf('/')
+  if (slash < 0) return null
+  const head = key.slice(0, slash)
+  const path = key.slice(slash)
+  if (head === '') return { service: null, method: null, path }
+  const parts = head.split(':')
+  if (parts.pop() !== '') return null
+  if (parts.length === 1) {
+    const word = parts[0]!
+    return KNOWN_METHODS.has(word.toUpperCase()) ? { service: null, method: word.toUpperCase(), path } : { service: word, method: null, path }
+  }
+  if (parts.length === 2) return { service: parts[0]!, method: parts[1]!.toUpperCase(), path }
+  return null
+}
+
+/** The key without its service (`payments-service:GET:/x` → `GET:/x`), for a table that has a service column. */
+export function withoutService (key: string, service: string | null): string {
+  return service !== null && key.startsWith(service + ':') ? key.slice(service.length + 1) : key
+}
+
+/**
+ * True when the route (as the server answered it) is one `arg` names: same pattern, same method
+ * unless `arg` is a bare path, same service when `arg` names one.
+ */
+export function routeMatches (arg: RouteArg, route: { service: string | null, method: string | null, path: string }): boolean {
+  return route.path === arg.path && (arg.method === null || route.method === arg.method) &&
+    (arg.service === null || route.service === arg.service)
 }
 
 const DURATION = /^(\d{1,9})\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?|w|weeks?)$/i

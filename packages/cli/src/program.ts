@@ -7,6 +7,7 @@ import { registerGlobalCommands } from './commands/global.js'
 import { registerInfoCommands } from './commands/info.js'
 import { registerRateLimitCommands } from './commands/rate-limits.js'
 import { registerRouteCommands } from './commands/routes.js'
+import { registerServiceCommands } from './commands/services.js'
 import { actionRunner } from './context.js'
 import type { Io } from './io.js'
 import { CLI_VERSION } from './version.js'
@@ -16,7 +17,8 @@ Environment:
   WAYGATE_SERVER_URL   admin API URL (after --server-url; before .waygate and the config file)
   WAYGATE_TOKEN        token to use instead of the one saved by \`waygate login\`; sent only
                        to a URL from --server-url or WAYGATE_SERVER_URL
-  WAYGATE_SERVICE      service to scope commands to (after --service)
+  WAYGATE_SERVICE      service to scope commands to (after --service; before .waygate):
+                       GET:/x and /x then mean that service's route
   WAYGATE_TIMEOUT      seconds each exchange with the server may take (after --timeout; default 30)
   WAYGATE_CONFIG_DIR   config directory (default $XDG_CONFIG_HOME/waygate, else ~/.waygate)
   NO_COLOR             no colours, even on a terminal
@@ -30,6 +32,13 @@ Quick start:
   waygate global enable --reason "deploying" --exempt /health
   waygate global disable
   waygate log
+
+A Waygate Server (many services):
+  waygate config set-url http://127.0.0.1:8001
+  waygate services
+  WAYGATE_SERVICE=payments-service waygate status
+  waygate disable /api/cart --reason redesign --service orders-service
+  waygate service maintenance enable payments-service --reason "failover" --exempt GET:/health
 
 Exit codes: 0 success, 1 failure, 2 usage error.`
 
@@ -69,6 +78,7 @@ export function buildProgram (io: Io, result: { exitCode: number }, options: { j
   registerGlobalCommands(program, action)
   registerRateLimitCommands(program, action)
   registerAuditCommand(program, action)
+  registerServiceCommands(program, action)
   registerInfoCommands(program, action)
   registerCheckCommand(program, action)
 

@@ -315,7 +315,7 @@ t.test('services, current-service, version; --service scopes commands', async t 
     box.run(['status', '--service', 'orders-service']),
     box.run(['disable', 'GET:/orders'], { env: { WAYGATE_SERVICE: 'orders-service' } })
   ])
-  t.same(json(services), [{ service: null, routes: 8 }])
+  t.same(json(services), [{ service: null, name: null, routes: 8 }], 'an embedded admin\'s answer, with the name the server\'s has')
   t.match(none.stdout, /^none: commands cover every service/)
   t.same(json(fromFlag), { service: 'payments-service', source: '--service' })
   t.same(json(fromEnv), { service: 'orders-service', source: 'WAYGATE_SERVICE' })

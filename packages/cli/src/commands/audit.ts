@@ -1,7 +1,8 @@
 import type { Command } from 'commander'
 import type { Action, Context } from '../context.js'
 import { auditTable, type AuditEntry, type RouteState } from '../format.js'
-import { parseCount, parseRouteArg, parseSince } from '../parse.js'
+import { parseCount, parseSince, routeMatches } from '../parse.js'
+import { scopedRoute } from '../scope.js'
 
 interface LogOptions {
   route?: string
@@ -32,15 +33,15 @@ async function fetchEntries (ctx: Context, query: Record<string, string | undefi
 }
 
 /**
- * The keys whose history `--route` means. The API filters on one exact key, so a bare path is
- * widened here to every key registered on that pattern.
+ * The keys whose history `--route` means. The API filters on one exact key, so a bare path (or a
+ * key without a service, unscoped, on a Waygate Server) is widened here to every key registered
+ * on that pattern.
  */
 async function keysOf (ctx: Context, routeText: string): Promise<string[]> {
-  const route = parseRouteArg(routeText, '--route')
-  if (route.method !== null) return [route.key]
+  const route = await scopedRoute(ctx, routeText, '--route')
   const client = await ctx.client()
-  const routes = (await client.request<RouteState[]>('GET', '/api/routes')).data
-  const keys = routes.filter(r => r.path === route.path).map(r => r.key)
+  const routes = (await client.request<RouteState[]>('GET', '/api/routes', { query: { service: route.service ?? undefined } })).data
+  const keys = routes.filter(r => routeMatches(route, r)).map(r => r.key)
   return keys.includes(route.key) ? keys : [route.key, ...keys]
 }
 
@@ -60,6 +61,7 @@ export function registerAuditCommand (program: Command, action: Action): void {
 Examples:
   waygate log
   waygate log --route GET:/payments --limit 10
+  waygate log --service payments-service        # one service of a Waygate Server
   waygate audit --since 15m --json
   waygate log --before 0b6c1c1e-...      # the next page, as printed at the end of the previous one`)
     .action(action(async (ctx, options: LogOptions) => {

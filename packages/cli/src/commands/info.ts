@@ -1,10 +1,8 @@
 import type { Command } from 'commander'
 import type { Action } from '../context.js'
 import { CliError } from '../errors.js'
-import { keyValues, table } from '../format.js'
+import { keyValues } from '../format.js'
 import { CLI_VERSION } from '../version.js'
-
-interface ServiceCount { service: string | null, routes: number }
 
 interface ServerStatus {
   version: string
@@ -18,29 +16,8 @@ interface ServerStatus {
   auth: boolean
 }
 
-/** `waygate services`, `waygate current-service`, `waygate version`. */
+/** `waygate current-service`, `waygate version`. */
 export function registerInfoCommands (program: Command, action: Action): void {
-  program.command('services')
-    .description('list the services that registered routes')
-    .action(action(async (ctx) => {
-      const { service: current } = await ctx.settings()
-      const client = await ctx.client()
-      const { data } = await client.request<ServiceCount[]>('GET', '/api/services')
-      if (ctx.json) {
-        ctx.printJson(data)
-        return
-      }
-      if (data.length === 0) {
-        ctx.print('no services: no routes are registered')
-        return
-      }
-      ctx.print(table(['SERVICE', 'ROUTES', ''], data.map(s => [
-        s.service ?? '(this app)',
-        String(s.routes),
-        s.service !== null && s.service === current ? '← current' : ''
-      ]), ctx.style))
-    }))
-
   program.command('current-service')
     .description('show the service commands are scoped to (--service, WAYGATE_SERVICE or .waygate)')
     .action(action(async (ctx) => {

@@ -3,11 +3,12 @@ import { encodeKey } from '../client.js'
 import type { Action, Context } from '../context.js'
 import { CliError, UsageError } from '../errors.js'
 import { compactDuration, keyValues, relativeTime, table, type RouteState, type Style } from '../format.js'
-import { collect, parseCount, parseRouteArg, type RouteArg } from '../parse.js'
+import { collect, parseCount, parseRouteArg, routeMatches, splitKey, type RouteArg } from '../parse.js'
+import { scopedRoute } from '../scope.js'
 import { mutate } from './routes.js'
 
 /** A rate limit policy as the admin API answers it (see RateLimitPolicy in @waygate/core). */
-interface RateLimitPolicy {
+export interface RateLimitPolicy {
   key: string
   limits?: string[]
   algorithm?: string
@@ -31,7 +32,7 @@ interface ListedPolicy {
 }
 
 /** The global policy as the admin API answers it; `policy` null when none is set (the CLI's own). */
-interface GlobalRateLimit {
+export interface GlobalRateLimit {
   policy: RateLimitPolicy | null
   enabled: boolean
   exemptRoutes: string[]
@@ -49,10 +50,10 @@ interface BlockedRequest {
 }
 
 // What the server applies when a policy names none (RATE_LIMIT_DEFAULTS of @waygate/core).
-const DEFAULT_ALGORITHM = 'sliding_window'
-const DEFAULT_KEY = 'ip'
-const ALGORITHMS = ['sliding_window', 'fixed_window', 'moving_window', 'token_bucket']
-const KEY_STRATEGIES = ['ip', 'user', 'api_key', 'global']
+export const DEFAULT_ALGORITHM = 'sliding_window'
+export const DEFAULT_KEY = 'ip'
+export const ALGORITHMS = ['sliding_window', 'fixed_window', 'moving_window', 'token_bucket']
+export const KEY_STRATEGIES = ['ip', 'user', 'api_key', 'global']
 const KEY_WORDS: Record<string, string> = {
   ip: 'per client address',
   user: 'per user',
@@ -63,27 +64,27 @@ const KEY_WORDS: Record<string, string> = {
 const MAX_BURST = 1_000_000_000
 const BLOCKED_MAX = 500
 
-const LIMIT_HINT = 'a limit is N/unit or "N per [M] unit" with second, minute, hour or day, or unlimited; e.g. 100/minute or 10/second,1000/day'
+export const LIMIT_HINT = 'a limit is N/unit or "N per [M] unit" with second, minute, hour or day, or unlimited; e.g. 100/minute or 10/second,1000/day'
 const NO_GLOBAL = 'no global rate limit is set'
 const SET_GLOBAL_HINT = 'set one with: waygate rl global set 1000/minute'
 
 // ---- reading arguments ----
 
 /** `10/second,1000/day 5/minute` → three limits; the server judges each one. */
-function parseLimits (values: string[]): string[] {
+export function parseLimits (values: string[]): string[] {
   const limits = values.flatMap(v => v.split(/[,;]/)).map(s => s.trim()).filter(Boolean)
   if (limits.length === 0) throw new UsageError('expected at least one LIMIT', 'e.g. 100/minute, or 10/second,1000/day')
   return limits
 }
 
 /** A choice among `allowed`, case-insensitive, `-` for `_` (`fixed-window`, `API_KEY`). */
-function parseChoice (value: string, flag: string, allowed: string[]): string {
+export function parseChoice (value: string, flag: string, allowed: string[]): string {
   const choice = value.trim().toLowerCase().replace(/-/g, '_')
   if (!allowed.includes(choice)) throw new UsageError(`${flag} "${value}": expected one of ${allowed.join(', ')}`)
   return choice
 }
 
-function parseBurst (value: string): number {
+export function parseBurst (value: string): number {
   const n = Number(value)
   if (!/^\d+$/.test(value.trim()) || n > MAX_BURST) {
     throw new UsageError(`--burst "${value}": expected a whole number from 0 to ${MAX_BURST}`)
@@ -91,17 +92,17 @@ function parseBurst (value: string): number {
   return n
 }
 
-interface PolicyOptions { algorithm?: string, key?: string, burst?: string }
+export interface PolicyOptions { algorithm?: string, key?: string, burst?: string }
 
 /** What `set` changes: the limits, and each option given. */
-interface PolicyChange {
+export interface PolicyChange {
   limits: string[]
   algorithm?: string
   keyBy?: string
   burst?: number
 }
 
-function policyChange (limitArgs: string[], options: PolicyOptions): PolicyChange {
+export function policyChange (limitArgs: string[], options: PolicyOptions): PolicyChange {
   const change: PolicyChange = { limits: parseLimits(limitArgs) }
   if (options.algorithm !== undefined) change.algorithm = parseChoice(options.algorithm, '--algorithm', ALGORITHMS)
   if (options.key !== undefined) change.keyBy = parseChoice(options.key, '--key', KEY_STRATEGIES)
@@ -113,7 +114,7 @@ function policyChange (limitArgs: string[], options: PolicyOptions): PolicyChang
  * The policy to send: the one in force with the change applied, so raising a limit keeps the key
  * strategy, algorithm, burst, exempt addresses and group. New limits replace tiers.
  */
-function applyChange (current: RateLimitPolicy | null | undefined, change: PolicyChange): Omit<RateLimitPolicy, 'key'> {
+export function applyChange (current: RateLimitPolicy | null | undefined, change: PolicyChange): Omit<RateLimitPolicy, 'key'> {
   const { key: _key, limits: _limits, tiers: _tiers, ...kept } = current ?? { key: '' }
   const policy: Omit<RateLimitPolicy, 'key'> = { ...kept, limits: change.limits }
   if (change.algorithm !== undefined) policy.algorithm = change.algorithm
@@ -124,7 +125,7 @@ function applyChange (current: RateLimitPolicy | null | undefined, change: Polic
 
 // ---- showing policies ----
 
-function limitsText (policy: RateLimitPolicy): string {
+export function limitsText (policy: RateLimitPolicy): string {
   if (policy.limits !== undefined) return policy.limits.join(', ')
   return Object.entries(policy.tiers ?? {})
     .map(([tier, limits]) => `${tier}: ${Array.isArray(limits) ? limits.join(', ') : limits}`)
@@ -132,7 +133,7 @@ function limitsText (policy: RateLimitPolicy): string {
 }
 
 /** Settings beyond limits, algorithm, key and burst. */
-function policyNotes (policy: RateLimitPolicy): string {
+export function policyNotes (policy: RateLimitPolicy): string {
   const notes: string[] = []
   if (policy.group !== undefined) notes.push(`group ${policy.group}`)
   if (policy.tiers !== undefined && policy.tierProperty !== undefined) notes.push(`plan from ${policy.tierProperty}`)
@@ -162,11 +163,12 @@ function policiesTable (entries: ListedPolicy[], style: Style): string {
   ]), style)
 }
 
-function globalDetails (global: GlobalRateLimit, style: Style): string {
+/** A global (or, with `label`, a service's) rate limit in full. */
+export function globalDetails (global: GlobalRateLimit, style: Style, label = 'global rate limit'): string {
   const { policy } = global
-  if (policy === null) return keyValues([['global rate limit', 'none']], style)
+  if (policy === null) return keyValues([[label, 'none']], style)
   const pairs: Array<[string, string]> = [
-    ['global rate limit', global.enabled ? style.green('ON') : `${style.yellow('OFF')} (set, not enforced)`],
+    [label, global.enabled ? style.green('ON') : `${style.yellow('OFF')} (set, not enforced)`],
     ['limits', limitsText(policy)],
     ['algorithm', policy.algorithm ?? DEFAULT_ALGORITHM],
     ['key', policy.keyBy ?? DEFAULT_KEY],
@@ -241,9 +243,9 @@ async function request<T> (ctx: Context, method: string, path: string, options: 
 async function targetKeys (ctx: Context, route: RouteArg, all: boolean): Promise<string[]> {
   if (route.method !== null) return [route.key]
   const client = await ctx.client()
-  const routes = (await client.request<RouteState[]>('GET', '/api/routes')).data
+  const routes = (await client.request<RouteState[]>('GET', '/api/routes', { query: { service: route.service ?? undefined } })).data
   if (routes.some(r => r.key === route.key)) return [route.key]
-  const matches = routes.filter(r => r.method !== null && r.path === route.path).map(r => r.key).sort()
+  const matches = routes.filter(r => r.method !== null && routeMatches(route, r)).map(r => r.key).sort()
   if (matches.length === 0) return [route.key]
   if (matches.length > 1 && !all) {
     throw new CliError('WG_ERR_ROUTE_AMBIGUOUS', `${route.key} matches several routes`, { matches })
@@ -258,13 +260,6 @@ async function serviceKeys (ctx: Context): Promise<{ service: string, keys: Set<
   const client = await ctx.client()
   const routes = (await client.request<RouteState[]>('GET', '/api/routes', { query: { service } })).data
   return { service, keys: new Set(routes.map(r => r.key)) }
-}
-
-/** The path of a route key (`GET:/x` → `/x`), or null for the global policy's `*`. */
-function pathOf (key: string): string | null {
-  if (key.startsWith('/')) return key
-  const colon = key.indexOf(':/')
-  return colon > 0 ? key.slice(colon + 1) : null
 }
 
 function printGlobal (ctx: Context, global: GlobalRateLimit): void {
@@ -331,7 +326,7 @@ Examples:
   waygate rl set GET:/search 10/second,1000/day --key global
   waygate rl set GET:/export "5 per 10 minutes" --key user --burst 2`)
     .action(action(async (ctx, routeText: string, limitArgs: string[], options: PolicyOptions & { all?: boolean }) => {
-      const route = parseRouteArg(routeText)
+      const route = await scopedRoute(ctx, routeText)
       const change = policyChange(limitArgs, options)
       const listed = await listPolicies(ctx)
       const policies = await mutate(ctx, route, options.all === true, async all => {
@@ -356,7 +351,7 @@ Examples:
   waygate rl reset GET:/public/posts
   waygate rl reset GET:/public/posts --key 203.0.113.7`)
     .action(action(async (ctx, routeText: string, options: { key?: string, all?: boolean }) => {
-      const route = parseRouteArg(routeText)
+      const route = await scopedRoute(ctx, routeText)
       const client = options.key
       if (client !== undefined && client.trim() === '') throw new UsageError('--key: expected a client id')
       const done = await mutate(ctx, route, options.all === true, async all => {
@@ -385,7 +380,7 @@ Examples:
     .option('--all', ALL_HELP)
     .addHelpText('after', '\nExample:\n  waygate rl delete GET:/public/posts')
     .action(action(async (ctx, routeText: string, options: { all?: boolean }) => {
-      const route = parseRouteArg(routeText)
+      const route = await scopedRoute(ctx, routeText)
       const results = await mutate(ctx, route, options.all === true, async all => {
         const out: Array<{ key: string, deleted: boolean }> = []
         for (const key of await targetKeys(ctx, route, all)) {
@@ -417,11 +412,16 @@ Examples:
   waygate rl hits --route GET:/public/posts --limit 10 --json`)
     .action(action(async (ctx, options: { route?: string, limit?: string }) => {
       const limit = options.limit === undefined ? 50 : parseCount(options.limit, '--limit', BLOCKED_MAX)
-      const route = options.route === undefined ? null : parseRouteArg(options.route, '--route')
+      const route = options.route === undefined ? null : await scopedRoute(ctx, options.route, '--route')
       const scope = await serviceKeys(ctx)
       const filtered = route !== null || scope !== null
       let entries = await request<BlockedRequest[]>(ctx, 'GET', '/api/rate-limits/blocked', { query: { limit: String(filtered ? BLOCKED_MAX : limit) } })
-      if (route !== null) entries = entries.filter(e => route.method === null ? pathOf(e.key) === route.path : e.key === route.key)
+      if (route !== null) {
+        entries = entries.filter(e => {
+          const parts = splitKey(e.key)
+          return parts !== null && routeMatches(route, parts)
+        })
+      }
       if (scope !== null) entries = entries.filter(e => scope.keys.has(e.key))
       entries = entries.slice(0, limit)
       if (ctx.json) {

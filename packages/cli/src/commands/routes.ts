@@ -3,51 +3,56 @@ import { encodeKey } from '../client.js'
 import type { Action, Context } from '../context.js'
 import { CliError, UsageError } from '../errors.js'
 import { routeDetails, routesTable, type GlobalMaintenance, type RouteState } from '../format.js'
-import { parseCount, parseEnvName, parseRouteArg, parseWhen, type RouteArg } from '../parse.js'
+import { parseCount, parseEnvName, parseWhen, routeMatches, splitKey, type RouteArg } from '../parse.js'
 import { confirm } from '../prompt.js'
 import { printable } from '../safe-text.js'
+import { notInService, scopedRoute } from '../scope.js'
 
 interface RoutesReply { routes: RouteState[] }
 
 /**
- * With a service in scope (`--service`, WAYGATE_SERVICE), a change only goes ahead for a route of
- * that service. The API's mutations take no service, so the CLI checks first.
+ * The error for a key that matches several routes. Matches in several services (a key given
+ * without a service to a Waygate Server) say how to pick one; matches in one, how to name a method.
  */
-async function ensureInService (ctx: Context, route: RouteArg): Promise<void> {
-  const { service } = await ctx.settings()
-  if (service === null) return
-  const client = await ctx.client()
-  const { data } = await client.request<RouteState[]>('GET', '/api/routes', { query: { service } })
-  const found = route.method === null ? data.some(r => r.path === route.path) : data.some(r => r.key === route.key)
-  if (!found) {
-    throw new CliError('WG_ERR_CLI_NOT_IN_SERVICE', `${route.key} is not a route of service ${service}`, {
-      hint: `list its routes: waygate status --service ${service}`
-    })
-  }
-}
-
-/**
- * Sends a change for `route`. A bare path matching several methods is applied to all of them with
- * `--all`, after a confirmation on a terminal, and otherwise refused with the list of matches.
- */
-export async function mutate<T> (ctx: Context, route: RouteArg, all: boolean,
-  send: (all: boolean) => Promise<T>): Promise<T> {
-  await ensureInService(ctx, route)
-  try {
-    return await send(all)
-  } catch (err) {
-    if (!(err instanceof CliError) || err.code !== 'WG_ERR_ROUTE_AMBIGUOUS' || err.matches === undefined) throw err
-    const matches = err.matches
-    if (ctx.interactive) {
-      ctx.io.stderr.write(`${route.key} matches ${matches.length} routes:\n${matches.map(m => `  ${printable(m)}\n`).join('')}`)
-      if (await confirm(ctx.io, `Apply to all ${matches.length}?`)) return send(true)
-      throw new CliError('WG_ERR_CLI_CANCELLED', 'cancelled: nothing changed')
-    }
-    throw new CliError(err.code, `${route.key} matches several routes: ${matches.join(', ')}`, {
-      hint: `pass --all to apply it to all of them, or name one, e.g. ${matches[0]}`,
+export function ambiguous (route: RouteArg, err: CliError, matches: string[]): CliError {
+  const services = [...new Set(matches.map(m => splitKey(m)?.service ?? null))]
+  if (services.length > 1) {
+    const named = services.filter((s): s is string => s !== null)
+    return new CliError(err.code, `${route.key} matches routes of ${services.length} services: ${matches.join(', ')}`, {
+      hint: `pick one with --service ${named[0] ?? 'NAME'} (or WAYGATE_SERVICE), or name it in full, e.g. ${matches[0]}; --all changes all ${matches.length}`,
       status: err.status,
       matches
     })
+  }
+  return new CliError(err.code, `${route.key} matches several routes: ${matches.join(', ')}`, {
+    hint: `pass --all to apply it to all of them, or name one, e.g. ${matches[0]}`,
+    status: err.status,
+    matches
+  })
+}
+
+/**
+ * Sends a change for `route`. A key matching several routes is applied to all of them with
+ * `--all`, or after a confirmation on a terminal when they are methods of one service, and
+ * otherwise refused with the list of matches. A route the service in scope does not have is
+ * reported as such.
+ */
+export async function mutate<T> (ctx: Context, route: RouteArg, all: boolean,
+  send: (all: boolean) => Promise<T>): Promise<T> {
+  const { service } = await ctx.settings()
+  try {
+    return await send(all)
+  } catch (err) {
+    if (!(err instanceof CliError) || err.code !== 'WG_ERR_ROUTE_AMBIGUOUS' || err.matches === undefined) throw notInService(err, route, service)
+    const matches = err.matches
+    const services = new Set(matches.map(m => splitKey(m)?.service ?? null))
+    // one service at a time: across services, the operator picks the service instead
+    if (ctx.interactive && services.size === 1) {
+      ctx.io.stderr.write(`${printable(route.key)} matches ${matches.length} routes:\n${matches.map(m => `  ${printable(m)}\n`).join('')}`)
+      if (await confirm(ctx.io, `Apply to all ${matches.length}?`)) return send(true)
+      throw new CliError('WG_ERR_CLI_CANCELLED', 'cancelled: nothing changed')
+    }
+    throw ambiguous(route, err, matches)
   }
 }
 
@@ -74,7 +79,7 @@ function body (fields: Record<string, unknown>, all: boolean): Record<string, un
   return out
 }
 
-const ALL_HELP = 'with a bare /path matching several methods: apply to all of them'
+const ALL_HELP = 'when the route matches several (methods of a bare /path, or services when none is in scope): apply to all of them'
 
 /** status, enable, disable, maintenance, schedule, env set|clear, deprecate. */
 export function registerRouteCommands (program: Command, action: Action): void {
@@ -88,19 +93,21 @@ Examples:
   waygate status
   waygate status GET:/payments
   waygate status --page 2 --per-page 20
+  waygate status --service payments-service        # one service of a Waygate Server
   waygate status --json | jq -r '.[] | select(.status == "disabled") | .key'`)
     .action(action(async (ctx, routeText: string | undefined, options: { page?: string, perPage?: string }) => {
       const page = options.page === undefined ? undefined : parseCount(options.page, '--page')
       const perPage = options.perPage === undefined ? undefined : parseCount(options.perPage, '--per-page', 500)
       if (routeText !== undefined) {
         if (page !== undefined || perPage !== undefined) throw new UsageError('--page and --per-page list routes; they do not go with a ROUTE')
-        return showRoute(ctx, parseRouteArg(routeText))
+        return showRoute(ctx, await scopedRoute(ctx, routeText))
       }
       const { service } = await ctx.settings()
       const client = await ctx.client()
-      const [list, global] = await Promise.all([
+      const [list, global, own] = await Promise.all([
         client.request<RouteState[]>('GET', '/api/routes', { query: { service: service ?? undefined, page, perPage } }),
-        ctx.json ? null : client.request<GlobalMaintenance>('GET', '/api/global')
+        ctx.json ? null : client.request<GlobalMaintenance>('GET', '/api/global'),
+        ctx.json || service === null ? null : serviceMaintenance(ctx, service)
       ])
       if (ctx.json) {
         ctx.printJson(list.data)
@@ -111,6 +118,10 @@ Examples:
         const g = global.data
         ctx.print(ctx.style.yellow(`GLOBAL MAINTENANCE ON${g.reason === '' ? '' : `: ${g.reason}`}`) +
           (g.exemptPaths.length > 0 ? ` (exempt: ${g.exemptPaths.join(', ')})` : '') + '\n')
+      }
+      if (own?.enabled === true) {
+        ctx.print(ctx.style.yellow(`SERVICE MAINTENANCE ON (${service})${own.reason === '' ? '' : `: ${own.reason}`}`) +
+          (own.exemptPaths.length > 0 ? ` (exempt: ${own.exemptPaths.join(', ')})` : '') + '\n')
       }
       const total = Number(list.headers.get('x-total-count') ?? list.data.length)
       if (list.data.length === 0) {
@@ -134,7 +145,7 @@ Examples:
     .option('--all', ALL_HELP)
     .addHelpText('after', '\nExample:\n  waygate enable GET:/payments')
     .action(action(async (ctx, routeText: string, options: { all?: boolean }) => {
-      const route = parseRouteArg(routeText)
+      const route = await scopedRoute(ctx, routeText)
       printRoutes(ctx, await mutate(ctx, route, options.all === true, all => post(ctx, route.key, 'enable', body({}, all))))
     }))
 
@@ -146,7 +157,7 @@ Examples:
     .option('--all', ALL_HELP)
     .addHelpText('after', '\nExamples:\n  waygate disable GET:/payments --reason hotfix\n  waygate disable GET:/payments --reason "hotfix" --until 2h')
     .action(action(async (ctx, routeText: string, options: { reason?: string, until?: string, all?: boolean }) => {
-      const route = parseRouteArg(routeText)
+      const route = await scopedRoute(ctx, routeText)
       const until = options.until === undefined ? undefined : parseWhen(options.until, '--until')
       printRoutes(ctx, await mutate(ctx, route, options.all === true,
         all => post(ctx, route.key, 'disable', body({ reason: options.reason, until }, all))))
@@ -161,7 +172,7 @@ Examples:
     .option('--all', ALL_HELP)
     .addHelpText('after', '\nExamples:\n  waygate maintenance GET:/orders --reason "stock sync"\n  waygate maintenance POST:/orders --reason upgrade --end 10m')
     .action(action(async (ctx, routeText: string, options: { reason?: string, start?: string, end?: string, all?: boolean }) => {
-      const route = parseRouteArg(routeText)
+      const route = await scopedRoute(ctx, routeText)
       const start = options.start === undefined ? undefined : parseWhen(options.start, '--start')
       const end = options.end === undefined ? undefined : parseWhen(options.end, '--end')
       printRoutes(ctx, await mutate(ctx, route, options.all === true,
@@ -178,7 +189,7 @@ Examples:
     .option('--all', ALL_HELP)
     .addHelpText('after', '\nExamples:\n  waygate schedule GET:/reports --start 2030-01-05T02:00:00Z --end 2030-01-05T04:00:00Z --reason "weekly rebuild"\n  waygate schedule GET:/reports --start 1h --end 3h\n  waygate schedule GET:/reports --cancel')
     .action(action(async (ctx, routeText: string, options: { start?: string, end?: string, reason?: string, cancel?: boolean, all?: boolean }) => {
-      const route = parseRouteArg(routeText)
+      const route = await scopedRoute(ctx, routeText)
       if (options.cancel === true) {
         if (options.start !== undefined || options.end !== undefined || options.reason !== undefined) {
           throw new UsageError('--cancel takes no --start, --end or --reason')
@@ -205,7 +216,7 @@ Examples:
     .option('--all', ALL_HELP)
     .addHelpText('after', '\nExample:\n  waygate env set GET:/debug dev staging')
     .action(action(async (ctx, routeText: string, envs: string[], options: { reason?: string, all?: boolean }) => {
-      const route = parseRouteArg(routeText)
+      const route = await scopedRoute(ctx, routeText)
       const names = envs.map(parseEnvName)
       printRoutes(ctx, await mutate(ctx, route, options.all === true,
         all => post(ctx, route.key, 'env', body({ envs: names, reason: options.reason }, all))))
@@ -217,7 +228,7 @@ Examples:
     .option('--all', ALL_HELP)
     .addHelpText('after', '\nExample:\n  waygate env clear GET:/debug')
     .action(action(async (ctx, routeText: string, options: { all?: boolean }) => {
-      const route = parseRouteArg(routeText)
+      const route = await scopedRoute(ctx, routeText)
       printRoutes(ctx, await mutate(ctx, route, options.all === true, all => remove(ctx, route.key, 'env', all)))
     }))
 
@@ -230,35 +241,52 @@ Examples:
     .option('--all', ALL_HELP)
     .addHelpText('after', '\nExample:\n  waygate deprecate GET:/v1/users --sunset 2030-01-01 --successor /v2/users')
     .action(action(async (ctx, routeText: string, options: { sunset?: string, successor?: string, reason?: string, all?: boolean }) => {
-      const route = parseRouteArg(routeText)
+      const route = await scopedRoute(ctx, routeText)
       const sunset = options.sunset === undefined ? undefined : parseWhen(options.sunset, '--sunset')
       printRoutes(ctx, await mutate(ctx, route, options.all === true,
         all => post(ctx, route.key, 'deprecate', body({ sunset, successor: options.successor, reason: options.reason }, all))))
     }))
 }
 
-/** `waygate status ROUTE`: a method key is one route (an object in --json); a bare path, all on it (an array). */
+/**
+ * `waygate status ROUTE`: a method key is one route (an object in --json); a bare path, all on it
+ * (an array), in the service the key names or the scope gives, else in every service.
+ */
 async function showRoute (ctx: Context, route: RouteArg): Promise<void> {
   const { service } = await ctx.settings()
   const client = await ctx.client()
   let routes: RouteState[]
   if (route.method !== null) {
-    routes = [(await client.request<RouteState>('GET', `/api/routes/${encodeKey(route.key)}`)).data]
+    try {
+      routes = [(await client.request<RouteState>('GET', `/api/routes/${encodeKey(route.key)}`)).data]
+    } catch (err) {
+      if (err instanceof CliError && err.code === 'WG_ERR_ROUTE_AMBIGUOUS' && err.matches !== undefined) throw ambiguous(route, err, err.matches)
+      throw notInService(err, route, service)
+    }
   } else {
-    const all = (await client.request<RouteState[]>('GET', '/api/routes', { query: { service: service ?? undefined } })).data
-    routes = all.filter(r => r.path === route.path)
+    const all = (await client.request<RouteState[]>('GET', '/api/routes', { query: { service: route.service ?? undefined } })).data
+    routes = all.filter(r => routeMatches(route, r))
     if (routes.length === 0) {
-      throw new CliError('WG_ERR_ROUTE_NOT_FOUND', `no route is registered as ${route.key}${service === null ? '' : ` in service ${service}`}`, {
+      if (route.service !== null && route.service === service) throw notInService(new CliError('WG_ERR_ROUTE_NOT_FOUND', ''), route, service)
+      throw new CliError('WG_ERR_ROUTE_NOT_FOUND', `no route is registered as ${route.key}`, {
         hint: 'list the routes with: waygate status'
       })
     }
-  }
-  if (service !== null && routes.some(r => r.service !== service)) {
-    throw new CliError('WG_ERR_CLI_NOT_IN_SERVICE', `${route.key} is not a route of service ${service}`, { hint: `list its routes: waygate status --service ${service}` })
   }
   if (ctx.json) {
     ctx.printJson(route.method === null ? routes : routes[0])
     return
   }
   ctx.print(routes.map(r => routeDetails(r, ctx.style, ctx.now())).join('\n\n'))
+}
+
+/** The maintenance of one service on a Waygate Server; null where there is none to read (an embedded admin). */
+export async function serviceMaintenance (ctx: Context, service: string): Promise<GlobalMaintenance | null> {
+  const client = await ctx.client()
+  try {
+    return (await client.request<GlobalMaintenance>('GET', `/api/services/${encodeURIComponent(service)}/maintenance`)).data
+  } catch (err) {
+    if (err instanceof CliError && err.status === 404) return null
+    throw err
+  }
 }
