@@ -3,7 +3,7 @@ import t from 'tap'
 import { createMemoryBackend } from '@waygate/core'
 // The CLI depends on no server package; like the other tests, this one borrows the workspace's
 // sources to run a real Waygate Server.
-import { createWaygateServer } from '../../server/src/index.js'
+import { createWaygateServer } from '@waygate/server'
 import { json, sandbox } from './helpers/server.js'
 
 // The seeds' multi-service CLI workflow, through the real binary, against a real Waygate Server on
