@@ -96,6 +96,11 @@ interface Case {
   redisKeys?: string
   /** Another variant whose Redis CPU per request this one's must stay below (BENCHMARKING.md). */
   redisBelow?: string
+  /**
+   * Attached to a Waygate Server (its own process, reported by X in `/__cpu`): the runner checks that
+   * the state really comes from it and counts the requests it receives during the pairs (target 0).
+   */
+  controlPlane?: true
 }
 
 interface Probe {
@@ -109,7 +114,8 @@ const BLOCKED_TARGET: Target = { max: 1.10, why: 'blocked by lifecycle (503)' }
 const RL_MEMORY_TARGET: Target = { max: 1.15, why: 'rate limit, memory store (@fastify/rate-limit: 1.34)' }
 const RL_REDIS_TARGET: Target = { max: 1.50, why: 'rate limit, Redis store (@fastify/rate-limit: 1.96), plus Redis CPU below @fastify/rate-limit\'s' }
 const RL_429_TARGET: Target = { max: 1.20, why: 'answering 429 (@fastify/rate-limit: 1.83 memory / 2.19 Redis)' }
-const TARGETS = { active: ACTIVE_TARGET, blocked: BLOCKED_TARGET, rateLimitMemory: RL_MEMORY_TARGET, rateLimitRedis: RL_REDIS_TARGET, rateLimited429: RL_429_TARGET }
+const SERVICE_TARGET: Target = { max: 1.05, why: 'a service attached to a Waygate Server, active route (the embedded engine\'s target), plus zero requests to the server per request' }
+const TARGETS = { active: ACTIVE_TARGET, service: SERVICE_TARGET, blocked: BLOCKED_TARGET, rateLimitMemory: RL_MEMORY_TARGET, rateLimitRedis: RL_REDIS_TARGET, rateLimited429: RL_429_TARGET }
 const BODY = JSON.stringify({ hello: 'world', ok: true })
 /** Must match bench/server.ts: the "allowed" limit is far above what a run sends. */
 const HUGE_LIMIT = 1_000_000_000
@@ -252,6 +258,17 @@ const CASES: Case[] = [
     backend: 'redis',
     redisKeys: '{waygate}:routes'
   },
+  {
+    variant: 'waygate-service',
+    label: 'waygate-service (active)',
+    group: 'lifecycle',
+    path: '/',
+    status: 200,
+    target: SERVICE_TARGET,
+    verify: once(expectPlain200),
+    backend: 'remote',
+    controlPlane: true
+  },
   // rate limiting: each waygate variant next to its @fastify/rate-limit counterpart, so the two
   // are measured minutes apart at most
   {
@@ -375,6 +392,8 @@ interface Server {
   port: number
   child: ChildProcess
   base: string
+  /** waygate-service: the Waygate Server X is attached to. */
+  waygateServer?: string
 }
 
 const children = new Set<ChildProcess>()
@@ -561,6 +580,68 @@ interface CpuReport {
   pid: number
   user: number
   system: number
+  waygateServer?: string
+  sync?: { state: string, source: string, revision: number | null, reconnects: number }
+}
+
+/** What the Waygate Server process of waygate-service answers on `/__count` (bench/server.ts). */
+interface CountReport {
+  requests: number
+  byKind: Record<string, number>
+  openStreams: number
+  pid: number
+  user: number
+  system: number
+}
+
+async function readCount (serverUrl: string): Promise<CountReport> {
+  const res = await fetch(`${serverUrl}/__count`)
+  if (res.status !== 200) throw new Error(`the Waygate Server's /__count answered ${res.status}`)
+  return await res.json() as CountReport
+}
+
+/** Polls X until `path` answers as `check` wants (after a change made on the Waygate Server). */
+async function until (server: Server, path: string, what: string, check: (res: Probe) => boolean): Promise<number> {
+  const t0 = performance.now()
+  for (;;) {
+    const res = await probe(server, path)
+    if (check(res)) return performance.now() - t0
+    if (performance.now() - t0 > 5000) throw new Error(`X did not ${what} within 5 s of the change on the Waygate Server (last: ${res.status} ${res.body})`)
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+}
+
+/**
+ * waygate-service: proves the state comes from the Waygate Server. X must be connected with a
+ * snapshot from the server; a disable through the server's REST API must make X answer 503
+ * ROUTE_DISABLED on the measured path, and an enable 200 again, each within 5 s.
+ */
+async function verifyControlPlane (x: Server, xCpu: CpuReport, c: Case): Promise<string> {
+  const serverUrl = xCpu.waygateServer
+  if (serverUrl === undefined) throw new Error('X does not report the Waygate Server it is attached to')
+  const res = await fetch(`${x.base}/__cpu?sync=1`)
+  const { sync } = await res.json() as CpuReport
+  if (sync?.state !== 'connected' || sync.source !== 'server') throw new Error(`X is not in sync with the Waygate Server: ${JSON.stringify(sync)}`)
+  const login = await fetch(`${serverUrl}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password: 'secret' })
+  })
+  const { token } = await login.json() as { token: string }
+  const key = encodeURIComponent(`bench-service:GET:${c.path}`)
+  const post = async (action: string): Promise<void> => {
+    const answer = await fetch(`${serverUrl}/api/routes/${key}/${action}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{}'
+    })
+    if (answer.status !== 200) throw new Error(`${action} of ${c.path} on the Waygate Server answered ${answer.status}: ${await answer.text()}`)
+  }
+  await post('disable')
+  const off = await until(x, c.path, 'answer 503 ROUTE_DISABLED', r => r.status === 503 && r.body.includes('ROUTE_DISABLED'))
+  await post('enable')
+  const on = await until(x, c.path, 'answer 200 again', r => r.status === 200)
+  return serverUrl + ` (a disable through its REST API reached X in ${off.toFixed(0)} ms, the enable in ${on.toFixed(0)} ms, polled)`
 }
 
 async function readCpu (server: Server): Promise<CpuReport> {
@@ -639,12 +720,17 @@ interface PairSample {
   redisCommands: CommandCount | null
   /** Warnings of X's rate limit store during the pair (degraded answers). */
   storeWarnings: number
+  /** waygate-service: HTTP requests the Waygate Server received during the pair (target 0), and its CPU. */
+  serverRequests: number | null
+  serverCpuUs: number | null
 }
 
 async function measurePair (a: Server, x: Server, c: Case, index: number, redis: RedisServer | null): Promise<PairSample> {
   const countCommands = redis !== null && c.redisKeys !== undefined
   const cmd0 = countCommands ? await redisCommands(redis) : null
   const r0 = redis === null ? null : procCpuUs(redis.pid)
+  const serverUrl = c.controlPlane === true ? x.waygateServer : undefined
+  const s0 = serverUrl === undefined ? null : await readCount(serverUrl)
   const [a0, x0] = await Promise.all([readCpu(a), readCpu(x)])
   // both at once; which one is started first alternates, for what it is worth
   let runA: Promise<Result>
@@ -658,6 +744,7 @@ async function measurePair (a: Server, x: Server, c: Case, index: number, redis:
   }
   const [ra, rx] = await Promise.all([runA, runX])
   const [a1, x1] = await Promise.all([readCpu(a), readCpu(x)])
+  const s1 = serverUrl === undefined ? null : await readCount(serverUrl)
   const r1 = redis === null ? null : procCpuUs(redis.pid)
   const cmd1 = countCommands ? await redisCommands(redis) : null
   const aRequests = served(ra, 200, `A (bare) on ${c.path}`).count
@@ -680,7 +767,9 @@ async function measurePair (a: Server, x: Server, c: Case, index: number, redis:
     xRate: xRequests / rx.duration,
     redisCpuUs: r0 === null || r1 === null ? null : r1 - r0,
     redisCommands: cmd0 === null || cmd1 === null ? null : { commands: cmd1.commands - cmd0.commands, scripts: cmd1.scripts - cmd0.scripts },
-    storeWarnings: x1.storeWarnings - x0.storeWarnings
+    storeWarnings: x1.storeWarnings - x0.storeWarnings,
+    serverRequests: s0 === null || s1 === null ? null : s1.requests - s0.requests,
+    serverCpuUs: s0 === null || s1 === null ? null : (s1.user + s1.system) - (s0.user + s0.system)
   }
 }
 
@@ -753,6 +842,9 @@ interface CaseResult {
   versusControl?: 'below' | 'inside' | 'above'
   verdict?: string
   redisVerdict?: string
+  /** waygate-service: what the Waygate Server received and spent during the pairs. */
+  server: { url: string, requests: number, perRequest: number, cpuUsPerRequest: number, check: string } | null
+  serverVerdict?: string
 }
 
 async function runCase (c: Case, redis: RedisServer | null): Promise<CaseResult> {
@@ -766,6 +858,7 @@ async function runCase (c: Case, redis: RedisServer | null): Promise<CaseResult>
   try {
     for (const s of started) if (s.status === 'rejected') throw s.reason
     const [a, x] = up as [Server, Server]
+    let controlCheck = ''
 
     // does each server answer as intended?
     const [aCpu, xCpu] = await Promise.all([readCpu(a), readCpu(x)])
@@ -780,6 +873,14 @@ async function runCase (c: Case, redis: RedisServer | null): Promise<CaseResult>
       if (redis !== null && c.redisKeys !== undefined) {
         const keys = await redis.client.keys(c.redisKeys)
         if (keys.length === 0) throw new Error(`no Redis key matches ${c.redisKeys}: it does not use the private redis-server`)
+      }
+      if (c.controlPlane === true) {
+        const check = await verifyControlPlane(x, xCpu, c)
+        x.waygateServer = xCpu.waygateServer
+        controlCheck = check
+        console.log(`  attached to the Waygate Server at ${check}`)
+        // the probes above were X's first requests: the path must still answer as intended
+        await c.verify(() => probe(x, c.path))
       }
     } catch (err) {
       throw new Error(`${c.variant} on ${c.path} does not answer as intended: ${(err as Error).message}`)
@@ -814,10 +915,13 @@ async function runCase (c: Case, redis: RedisServer | null): Promise<CaseResult>
       const sample = await measurePair(a, x, c, i, redis)
       pairs.push(sample)
       const slow = Math.min(sample.aRate, sample.xRate) < settings.rate * 0.9
-      const redisNote = sample.redisCpuUs === null || c.redisKeys === undefined
+      const serverNote = sample.serverRequests === null
+        ? ''
+        : `, Waygate Server: ${sample.serverRequests} requests, ${(sample.serverCpuUs! / 1000).toFixed(0)} ms CPU`
+      const redisNote = serverNote + (sample.redisCpuUs === null || c.redisKeys === undefined
         ? ''
         : `, Redis ${(sample.redisCpuUs / sample.xRequests).toFixed(2)} µs/req, ${(sample.redisCommands!.scripts / sample.xRequests).toFixed(2)} scripts ` +
-          `+ ${((sample.redisCommands!.commands - sample.redisCommands!.scripts) / sample.xRequests).toFixed(2)} commands/req`
+          `+ ${((sample.redisCommands!.commands - sample.redisCommands!.scripts) / sample.xRequests).toFixed(2)} commands/req`)
       process.stdout.write(`  pair ${i + 1}/${count}: X/A ${sample.ratio.toFixed(3)} ` +
         `(A ${sample.aUsPerRequest.toFixed(1)} µs/req @ ${Math.round(sample.aRate)}/s, ` +
         `X ${sample.xUsPerRequest.toFixed(1)} µs/req @ ${Math.round(sample.xRate)}/s${redisNote})` +
@@ -857,6 +961,15 @@ async function runCase (c: Case, redis: RedisServer | null): Promise<CaseResult>
       xUsPerRequest: median(pairs.map(p => p.xUsPerRequest)),
       redis: redisUse,
       redisIdleUsPerRequest: redis !== null && c.redisKeys === undefined ? redisTotal / xTotal : null,
+      server: c.controlPlane === true
+        ? {
+            url: x.waygateServer!,
+            requests: pairs.reduce((sum, p) => sum + p.serverRequests!, 0),
+            perRequest: pairs.reduce((sum, p) => sum + p.serverRequests!, 0) / xTotal,
+            cpuUsPerRequest: pairs.reduce((sum, p) => sum + p.serverCpuUs!, 0) / xTotal,
+            check: controlCheck
+          }
+        : null,
       storeWarnings,
       tolerated: pairs.reduce((sum, p) => sum + p.xTolerated, 0),
       saturation: {
@@ -909,6 +1022,7 @@ function judge (results: CaseResult[]): Band | null {
         ? `n/a (${c.redisBelow} not run)`
         : r.redis.usPerRequest < other.usPerRequest ? 'PASS' : 'OVER'
     }
+    if (r.server !== null) r.serverVerdict = r.server.requests === 0 ? 'server 0 req PASS' : `server ${r.server.requests} req OVER`
     if (r.target === null) continue
     if (r.ratio.median <= r.target.max) r.verdict = 'PASS'
     else if (band !== null && r.ratio.median <= 1 + band.halfWidth) r.verdict = 'PASS (noise)'
@@ -922,7 +1036,8 @@ function report (results: CaseResult[], skipped: Array<{ variant: string, reason
   const f2 = (n: number): string => n.toFixed(2)
   const rows = [['X', 'X/A CPU/req', 'min–max', 'µs/req A / X', 'vs control', 'Redis µs/req (scripts, cmds)', 'sat req/s A / X', 'p99 ms A / X', 'target', 'verdict']]
   for (const r of results) {
-    const verdict = r.verdict === undefined ? '—' : r.redisVerdict === undefined ? r.verdict : `${r.verdict}; Redis ${r.redisVerdict}`
+    let verdict = r.verdict === undefined ? '—' : r.redisVerdict === undefined ? r.verdict : `${r.verdict}; Redis ${r.redisVerdict}`
+    if (r.serverVerdict !== undefined) verdict += `; ${r.serverVerdict}`
     rows.push([
       r.label,
       r.ratio.median.toFixed(3),
@@ -951,6 +1066,13 @@ function report (results: CaseResult[], skipped: Array<{ variant: string, reason
   if (tolerated.length > 0) {
     console.log(`\nTolerated: ${tolerated.map(r => `${r.variant} ${r.tolerated}× 200`).join(', ')} during the pairs (a limit of 1/day lets one through now and then).`)
   }
+  for (const r of results) {
+    if (r.server === null) continue
+    const served = r.pairs.reduce((sum, p) => sum + p.xRequests, 0)
+    console.log(`\n${r.variant}: the Waygate Server received ${r.server.requests} HTTP requests during the pairs, while X served ${served} ` +
+      `(${r.server.perRequest.toFixed(4)} per request; target 0), and spent ${r.server.cpuUsPerRequest.toFixed(3)} µs of CPU per X request ` +
+      '(its own process, not in X/A). Checked before measuring: attached to ' + r.server.check + '.')
+  }
   const degraded = results.filter(r => r.storeWarnings > 0)
   if (degraded.length > 0) {
     console.log(`\nWARNING: degraded rate limit answers (Redis over its 50 ms timeout) in ${degraded.map(r => r.variant).join(', ')}: ` +
@@ -978,6 +1100,7 @@ function report (results: CaseResult[], skipped: Array<{ variant: string, reason
 
   console.log('\nTargets (BENCHMARKING.md, X/A CPU per request, median):')
   console.log(`  ≤ ${f2(ACTIVE_TARGET.max)}  ${ACTIVE_TARGET.why} (waygate-active, -deprecated, -file, -redis)`)
+  console.log(`  ≤ ${f2(SERVICE_TARGET.max)}  ${SERVICE_TARGET.why} (waygate-service)`)
   console.log(`  ≤ ${f2(BLOCKED_TARGET.max)}  ${BLOCKED_TARGET.why} (waygate-blocked)`)
   console.log(`  ≤ ${f2(RL_MEMORY_TARGET.max)}  ${RL_MEMORY_TARGET.why} (waygate-rl-memory)`)
   console.log(`  ≤ ${f2(RL_REDIS_TARGET.max)}  ${RL_REDIS_TARGET.why} (waygate-rl-redis)`)
@@ -1010,14 +1133,40 @@ function report (results: CaseResult[], skipped: Array<{ variant: string, reason
 
 // ---------------------------------------------------------------------------------------------
 
-function selectedCases (): Case[] {
+/** `fleet` in BENCH_ONLY: bench/fleet.ts (propagation and fan-out), which a full run does after the CPU pairs. */
+const FLEET = 'fleet'
+
+function selectedCases (): { cases: Case[], fleet: boolean } {
   const only = process.env.BENCH_ONLY
-  if (only === undefined || only === '') return CASES
+  if (only === undefined || only === '') return { cases: CASES, fleet: true }
   const wanted = new Set(only.split(',').map(s => s.trim()).filter(s => s !== ''))
-  wanted.add('bare') // the control always runs
+  const fleet = wanted.delete(FLEET)
+  // the control always runs with any CPU variant; BENCH_ONLY=fleet alone runs no CPU pairs
+  if (wanted.size === 0 && fleet) return { cases: [], fleet }
+  wanted.add('bare')
   const unknown = [...wanted].filter(v => !CASES.some(c => c.variant === v))
-  if (unknown.length > 0) throw new Error(`BENCH_ONLY: unknown variant(s) ${unknown.join(', ')} (known: ${CASES.map(c => c.variant).join(', ')})`)
-  return CASES.filter(c => wanted.has(c.variant))
+  if (unknown.length > 0) {
+    throw new Error(`BENCH_ONLY: unknown variant(s) ${unknown.join(', ')} (known: ${CASES.map(c => c.variant).join(', ')}, ${FLEET})`)
+  }
+  return { cases: CASES.filter(c => wanted.has(c.variant)), fleet }
+}
+
+/** Runs bench/fleet.ts as a child (its own Waygate Server and 200 service connections); rejects if it fails. */
+function runFleet (): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--conditions=@waygate/source', '--import', 'tsx', join(BENCH_DIR, 'fleet.ts')], {
+      cwd: ROOT,
+      env: process.env,
+      stdio: 'inherit'
+    })
+    children.add(child)
+    child.once('error', reject)
+    child.once('exit', (code, signal) => {
+      children.delete(child)
+      if (code === 0) resolve()
+      else reject(new Error(`bench/fleet.ts failed (code ${code}, signal ${signal})`))
+    })
+  })
 }
 
 /** Seconds one case takes, roughly: the loads, plus about 2 s to start and check the servers. */
@@ -1027,10 +1176,15 @@ function estimate (c: Case): number {
 
 async function main (): Promise<void> {
   const startedAt = new Date()
-  const cases = selectedCases()
+  const { cases, fleet } = selectedCases()
+  if (cases.length === 0) {
+    await runFleet()
+    return
+  }
   const loadBefore = loadavg()
   console.log(`waygate bench${settings.quick ? ' (quick)' : ''}: ${JSON.stringify(settings)}`)
-  console.log(`${cases.length} variants, about ${(cases.reduce((sum, c) => sum + estimate(c), 0) / 60).toFixed(1)} minutes; ` +
+  console.log(`${cases.length} variants, about ${(cases.reduce((sum, c) => sum + estimate(c), 0) / 60).toFixed(1)} minutes` +
+    `${fleet ? `, then bench/fleet.ts (about ${settings.quick ? 1 : 2} more)` : ''}; ` +
     `load average ${loadBefore.map(l => l.toFixed(2)).join(' ')}`)
   if (loadBefore[0]! > availableParallelism() / 2) {
     console.log(`NOTE: load average is ${loadBefore[0]!.toFixed(2)} before starting: something else is busy, expect a wide control band`)
@@ -1090,6 +1244,7 @@ async function main (): Promise<void> {
   }, null, 2) + '\n')
   console.log(`\nresults: ${relative(process.cwd(), file)}`)
   if (failure !== null) throw failure
+  if (fleet) await runFleet()
 }
 
 main().then(() => {

@@ -15,17 +15,30 @@
  *
  * The Redis variants read the server's URL from BENCH_REDIS_URL (run.ts starts a private
  * redis-server and passes it).
+ *
+ * `waygate-service` is a service attached to a Waygate Server with `waygateService` (the SDK): its
+ * state comes from the server's stream. The server runs in a process of its own, so its CPU is not
+ * X's: the one at BENCH_WAYGATE_URL, or else a child this process starts (`server.ts waygate-server`).
+ * `waygate-server` is that server, not a benchmarked variant: `createWaygateServer` (admin / secret,
+ * memory backend, or BENCH_WAYGATE_BACKEND=file with BENCH_WAYGATE_FILE) plus the unmanaged
+ * `GET /__count`, which reports the HTTP requests it has received (its own excluded), its open
+ * service streams, CPU and memory (`?gc=1` collects garbage first when started with --expose-gc).
  */
+import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction, type RouteOptions, type RouteShorthandOptions } from 'fastify'
 import type { RateLimitStore, WaygateBackend, WaygateLogger } from '../packages/core/src/index.js'
 
 const VARIANTS = [
   'bare', 'maplookup', 'waygate-active', 'waygate-deprecated', 'waygate-blocked', 'waygate-file', 'waygate-redis',
+  'waygate-service',
   'waygate-rl-memory', 'redis-floor', 'waygate-rl-redis', 'waygate-rl-429-memory', 'waygate-rl-429-redis',
-  'frl-memory', 'frl-redis', 'frl-429-memory', 'frl-429-redis'
+  'frl-memory', 'frl-redis', 'frl-429-memory', 'frl-429-redis',
+  // not a benchmarked variant: the Waygate Server that waygate-service (and bench/fleet.ts) attach to
+  'waygate-server'
 ] as const
 type Variant = typeof VARIANTS[number]
 
@@ -44,6 +57,9 @@ interface CpuReport {
   /** process.cpuUsage(), microseconds since the process started. */
   user: number
   system: number
+  /** waygate-service: the Waygate Server it is attached to (its own process), and how the service follows it. */
+  waygateServer?: string
+  sync?: { state: string, source: string, revision: number | null, reconnects: number }
 }
 
 const BODY = { hello: 'world', ok: true }
@@ -181,6 +197,46 @@ interface Installed {
   store: string
 }
 
+/** The service name of waygate-service on the Waygate Server; its route keys there are `bench-service:GET:/`… */
+const SERVICE_NAME = 'bench-service'
+/** The Waygate Server's token key: fixed, so tokens survive a restart (bench/fleet.ts restarts it). */
+const SERVER_SECRET = process.env.BENCH_WAYGATE_SECRET ?? 'waygate-bench-secret-key-0123456789'
+const SELF = fileURLToPath(import.meta.url)
+
+/** Starts `server.ts waygate-server` as a child (its own CPU, not ours) and resolves its URL. */
+function startWaygateServerChild (): Promise<string> {
+  const child = spawn(process.execPath, ['--expose-gc', '--conditions=@waygate/source', '--import', 'tsx', SELF, 'waygate-server', '0'], {
+    env: process.env,
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc']
+  })
+  process.on('exit', () => { if (child.exitCode === null) child.kill('SIGKILL') })
+  return new Promise((resolve, reject) => {
+    child.once('error', reject)
+    child.once('exit', code => reject(new Error(`the Waygate Server exited before it was ready (code ${code})`)))
+    child.once('message', (message: { type?: string, port?: number }) => {
+      if (message.type === 'ready' && typeof message.port === 'number') resolve(`http://127.0.0.1:${message.port}`)
+      else reject(new Error(`the Waygate Server sent ${JSON.stringify(message)}`))
+    })
+  })
+}
+
+let waygateServerUrl: string | undefined
+let serviceStatus: (() => Promise<CpuReport['sync']>) | undefined
+
+/** waygate-service: the `waygateService` plugin (the SDK) against a Waygate Server in another process. */
+async function installService (app: FastifyInstance): Promise<Installed> {
+  const given = process.env.BENCH_WAYGATE_URL
+  waygateServerUrl = given === undefined || given === '' ? await startWaygateServerChild() : given
+  const { waygateService } = await import('../packages/fastify/src/index.js')
+  // variables: {} so that no WAYGATE_* of the caller's environment changes what is measured
+  await app.register(waygateService, { serverUrl: waygateServerUrl, service: SERVICE_NAME, username: 'admin', password: 'secret', variables: {} })
+  serviceStatus = async () => {
+    const sync = (await app.waygate.status()).sync
+    return sync === undefined ? undefined : { state: sync.state, source: sync.source, revision: sync.revision, reconnects: sync.reconnects }
+  }
+  return { backend: app.waygate.backend.kind, limiter: 'none', store: 'none' }
+}
+
 async function installWaygate (app: FastifyInstance, v: Variant): Promise<Installed> {
   const core = await import('../packages/core/src/index.js')
   const { waygate } = await import('../packages/fastify/src/index.js')
@@ -242,7 +298,8 @@ async function main (v: Variant): Promise<void> {
   const app = Fastify({ logger: false })
   let installed: Installed = { backend: 'none', limiter: 'none', store: 'none' }
   if (v === 'maplookup') installMapLookup(app)
-  if (v.startsWith('waygate-')) installed = await installWaygate(app, v)
+  if (v === 'waygate-service') installed = await installService(app)
+  else if (v.startsWith('waygate-')) installed = await installWaygate(app, v)
   if (v.startsWith('frl-')) installed = await installFastifyRateLimit(app, v)
   if (v === 'redis-floor') installed = await installRedisFloor(app)
 
@@ -252,11 +309,19 @@ async function main (v: Variant): Promise<void> {
   app.get('/deprecated', managed ? { config: { waygate: { deprecated: { sunset: SUNSET, successor: SUCCESSOR } } } } : {}, handler)
   app.get('/blocked', managed ? { config: { waygate: { maintenance: { reason: 'benchmark' } } } } : {}, handler)
   app.get('/limited', limitedOptions(v), handler)
-  app.get('/__cpu', managed ? { config: { waygate: false } } : {}, async (): Promise<CpuReport> => {
+  app.get('/__cpu', managed ? { config: { waygate: false } } : {}, async (request): Promise<CpuReport> => {
     const usage = process.cpuUsage()
-    return { variant: v, ...installed, storeWarnings, pid: process.pid, user: usage.user, system: usage.system }
+    const report: CpuReport = { variant: v, ...installed, storeWarnings, pid: process.pid, user: usage.user, system: usage.system }
+    if (waygateServerUrl !== undefined) report.waygateServer = waygateServerUrl
+    // only when asked (the runner's checks), never inside a measured interval's readings
+    if ((request.query as { sync?: string }).sync === '1' && serviceStatus !== undefined) report.sync = await serviceStatus()
+    return report
   })
+  await announce(app, v)
+}
 
+/** Listens, reports ready (IPC and stdout), and shuts down on a signal or when the parent goes away. */
+async function announce (app: FastifyInstance, label: string): Promise<void> {
   const address = await app.listen({ port, host: '127.0.0.1' })
   const actual = app.server.address()
   const bound = typeof actual === 'object' && actual !== null ? actual.port : port
@@ -274,10 +339,78 @@ async function main (v: Variant): Promise<void> {
     process.on('disconnect', shutdown)
     process.send({ type: 'ready', port: bound })
   }
-  console.log(`READY ${bound} ${v} ${address}`)
+  console.log(`READY ${bound} ${label} ${address}`)
 }
 
-main(variant).catch(err => {
+/** What the Waygate Server process answers on `GET /__count`. */
+interface CountReport {
+  /** HTTP requests received since the process started, `/__count` itself excluded. */
+  requests: number
+  /** The same by kind: `events` (stream connects), `register`, `login`, `routes` (GET /api/routes), `other`. */
+  byKind: Record<string, number>
+  /** Service streams open now. */
+  openStreams: number
+  pid: number
+  user: number
+  system: number
+  rss: number
+  heapUsed: number
+}
+
+function kindOf (url: string): string {
+  if (url.startsWith('/api/sdk/') && url.includes('/events')) return 'events'
+  if (url.startsWith('/api/sdk/') && url.includes('/register')) return 'register'
+  if (url.startsWith('/api/auth/login')) return 'login'
+  if (url === '/api/routes' || url.startsWith('/api/routes?')) return 'routes'
+  return 'other'
+}
+
+/** The Waygate Server the service variant and bench/fleet.ts attach to, counting what it receives. */
+async function serveWaygateServer (): Promise<void> {
+  const core = await import('../packages/core/src/index.js')
+  const { createWaygateServer } = await import('../packages/server/src/index.js')
+  const kind = process.env.BENCH_WAYGATE_BACKEND ?? 'memory'
+  let backend: WaygateBackend
+  if (kind === 'file') {
+    const path = process.env.BENCH_WAYGATE_FILE
+    if (path === undefined || path === '') {
+      console.error('waygate-server: BENCH_WAYGATE_BACKEND=file needs BENCH_WAYGATE_FILE')
+      process.exit(2)
+    }
+    backend = core.createFileBackend({ path })
+  } else {
+    backend = core.createMemoryBackend()
+  }
+  const app = await createWaygateServer({ backend, auth: { username: 'admin', password: 'secret' }, secretKey: SERVER_SECRET, dashboard: false })
+  let requests = 0
+  let openStreams = 0
+  const byKind: Record<string, number> = {}
+  // counted at the socket level, so every request is seen, whatever route (or none) it reaches
+  app.server.on('request', (req, res) => {
+    const url = req.url ?? ''
+    if (url.startsWith('/__count')) return
+    requests++
+    const k = kindOf(url)
+    byKind[k] = (byKind[k] ?? 0) + 1
+    if (k === 'events') {
+      openStreams++
+      res.once('close', () => { openStreams-- })
+    }
+  })
+  const gc = (globalThis as { gc?: () => void }).gc
+  app.get('/__count', { schema: { hide: true } }, async (request): Promise<CountReport> => {
+    if ((request.query as { gc?: string }).gc === '1' && gc !== undefined) {
+      gc()
+      gc()
+    }
+    const usage = process.cpuUsage()
+    const memory = process.memoryUsage()
+    return { requests, byKind: { ...byKind }, openStreams, pid: process.pid, user: usage.user, system: usage.system, rss: memory.rss, heapUsed: memory.heapUsed }
+  })
+  await announce(app, `waygate-server (${backend.kind})`)
+}
+
+;(variant === 'waygate-server' ? serveWaygateServer() : main(variant)).catch(err => {
   if (err instanceof Error && err.message === 'skipped') return
   console.error(err)
   process.exit(1)
