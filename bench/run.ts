@@ -1070,8 +1070,9 @@ function report (results: CaseResult[], skipped: Array<{ variant: string, reason
     if (r.server === null) continue
     const served = r.pairs.reduce((sum, p) => sum + p.xRequests, 0)
     console.log(`\n${r.variant}: the Waygate Server received ${r.server.requests} HTTP requests during the pairs, while X served ${served} ` +
-      `(${r.server.perRequest.toFixed(4)} per request; target 0), and spent ${r.server.cpuUsPerRequest.toFixed(3)} µs of CPU per X request ` +
-      '(its own process, not in X/A). Checked before measuring: attached to ' + r.server.check + '.')
+      `(${r.server.perRequest.toFixed(4)} per request; target 0). Its own process (not in X/A) spent ${(r.server.cpuUsPerRequest * served / 1000).toFixed(0)} ms ` +
+      'of CPU meanwhile, in bursts that follow no request: the streams\' heartbeats and the records they write. ' +
+      'Checked before measuring: attached to ' + r.server.check + '.')
   }
   const degraded = results.filter(r => r.storeWarnings > 0)
   if (degraded.length > 0) {
