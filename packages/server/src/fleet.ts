@@ -8,7 +8,7 @@ import {
   servicePolicyId
 } from './wire.js'
 
-/** A connected instance of a service, as the stream that serves it records it. */
+/** An instance of a service, connected to a server process (or registered through one and not yet connected). */
 export interface ServiceInstance {
   id: string
   service: string
@@ -17,19 +17,18 @@ export interface ServiceInstance {
   pid: number | null
   /** When its current stream opened (ISO), or null while it only registered. */
   connectedSince: string | null
-  /** Last heartbeat written for it (ISO). */
+  /** Its stream's last heartbeat, or its registration (ISO). */
   lastHeartbeat: string
   /** The revision its stream was last sent, or null. */
   revision: number | null
-  /** Which stream wrote the record, so that another stream's end does not remove it. */
-  connection: string | null
 }
 
 const NAMESPACES = [SERVICE_MAINTENANCE_NAMESPACE, RATE_LIMIT_NAMESPACE, SERVICE_INSTANCES_NAMESPACE, SERVICE_MANIFESTS_NAMESPACE, SERVICES_KNOWN_NAMESPACE]
 
 /**
  * What the server knows of its services beyond route state, kept in memory so a snapshot is
- * built without a backend read: service maintenance, rate limit records, instances, manifests.
+ * built without a backend read: service maintenance, rate limit records, the server processes'
+ * instance records, manifests.
  * Loaded from the backend's records at start and after a reload, then fed by the engine's
  * `record_changed` events, which every server instance sharing the backend receives.
  */
@@ -42,11 +41,10 @@ export interface Fleet {
   /** Every record of the rate limit namespace, by stored id. */
   rateLimitRecords(): Iterable<BackendRecord>
   servicePolicy(service: string): GlobalRateLimit | null
-  /** Unexpired instance records, of one service or all. */
-  instances(service?: string): ServiceInstance[]
-  instance(service: string, id: string): ServiceInstance | null
+  /** The unexpired instance records, one per server process (see `instances.ts`). */
+  instanceRecords(): BackendRecord[]
   manifestOf(service: string): string | null
-  /** Services that registered, or have maintenance or a policy of their own. */
+  /** Services that registered, or have maintenance or a policy of their own (those with instances: the instance registry). */
   services(): string[]
 }
 
@@ -107,18 +105,8 @@ export function createFleet (engine: WaygateEngine): Fleet {
       const value = live(byNamespace.get(RATE_LIMIT_NAMESPACE)!.get(servicePolicyId(service)))?.value as GlobalRateLimit | undefined
       return value === undefined ? null : structuredClone(value)
     },
-    instances (service) {
-      const out: ServiceInstance[] = []
-      for (const record of byNamespace.get(SERVICE_INSTANCES_NAMESPACE)!.values()) {
-        if (live(record) === undefined) continue
-        const instance = record.value as ServiceInstance
-        if (service === undefined || instance.service === service) out.push(structuredClone(instance))
-      }
-      return out.sort((a, b) => a.service === b.service ? a.id.localeCompare(b.id) : a.service.localeCompare(b.service))
-    },
-    instance (service, id) {
-      const value = live(byNamespace.get(SERVICE_INSTANCES_NAMESPACE)!.get(`${service}/${id}`))?.value as ServiceInstance | undefined
-      return value === undefined ? null : structuredClone(value)
+    instanceRecords () {
+      return [...byNamespace.get(SERVICE_INSTANCES_NAMESPACE)!.values()].filter(r => live(r) !== undefined)
     },
     manifestOf (service) {
       const value = live(byNamespace.get(SERVICE_MANIFESTS_NAMESPACE)!.get(service))?.value as { manifest?: unknown } | undefined
@@ -129,7 +117,6 @@ export function createFleet (engine: WaygateEngine): Fleet {
       for (const id of byNamespace.get(SERVICES_KNOWN_NAMESPACE)!.keys()) names.add(id)
       for (const id of byNamespace.get(SERVICE_MAINTENANCE_NAMESPACE)!.keys()) names.add(id)
       for (const id of byNamespace.get(RATE_LIMIT_NAMESPACE)!.keys()) if (id.startsWith('@service:')) names.add(id.slice(9))
-      for (const instance of this.instances()) names.add(instance.service)
       return [...names].sort()
     }
   }

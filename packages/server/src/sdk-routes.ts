@@ -18,7 +18,7 @@ import {
 } from '@waygate/core'
 import { createSseStream, decodeKeyParam, WG_ERR_AUTH_SCOPE, WG_ERR_REQUEST_INVALID } from '@waygate/admin'
 import { conflict } from './errors.js'
-import type { Fleet, ServiceInstance } from './fleet.js'
+import type { InstanceRegistry } from './instances.js'
 import type { StreamHub } from './streams.js'
 import {
   isServiceName,
@@ -26,7 +26,6 @@ import {
   qualifyState,
   recordIdFromService,
   recordValueForService,
-  SERVICE_INSTANCES_NAMESPACE,
   SERVICE_MAINTENANCE_NAMESPACE,
   SERVICE_MANIFESTS_NAMESPACE,
   SERVICE_NAME_PATTERN,
@@ -48,9 +47,8 @@ export interface SdkRoutesContext {
 /** What the SDK endpoints work on. */
 export interface SdkRoutesDeps {
   engine: WaygateEngine
-  fleet: Fleet
   hub: StreamHub
-  heartbeatMs: number
+  instances: InstanceRegistry
 }
 
 const ErrorBody = Type.Object({
@@ -160,7 +158,7 @@ function serviceAudit (service: string, entry: AuditEntry): AuditEntry {
 
 /** The endpoints services sync from: register, snapshot, events, compare-and-set writes, records, audit. */
 export function registerSdkRoutes (api: Api, ctx: SdkRoutesContext, deps: SdkRoutesDeps): void {
-  const { engine, fleet, hub, heartbeatMs } = deps
+  const { engine, hub, instances } = deps
   const base = { config: { waygate: false as const } }
   const tags = ['waygate-sdk']
   const at = '/api/sdk/services/:service'
@@ -186,19 +184,7 @@ export function registerSdkRoutes (api: Api, ctx: SdkRoutesContext, deps: SdkRou
     const known = await engine.backend.getRecord(SERVICES_KNOWN_NAMESPACE, service)
     const firstSeen = (known?.value as { firstSeen?: string } | undefined)?.firstSeen ?? iso
     await engine.backend.putRecord(SERVICES_KNOWN_NAMESPACE, service, { firstSeen, lastRegistered: iso })
-    const previous = fleet.instance(service, instance.id)
-    const record: ServiceInstance = {
-      id: instance.id,
-      service,
-      host: instance.host ?? null,
-      version: instance.version ?? null,
-      pid: instance.pid ?? null,
-      connectedSince: previous?.connectedSince ?? null,
-      lastHeartbeat: iso,
-      revision: previous?.revision ?? null,
-      connection: previous?.connection ?? null
-    }
-    await engine.backend.putRecord(SERVICE_INSTANCES_NAMESPACE, `${service}/${instance.id}`, record, { expiresAt: now + 3 * heartbeatMs })
+    instances.registered(service, { id: instance.id, host: instance.host ?? null, version: instance.version ?? null, pid: instance.pid ?? null })
     request.log.info({ service, instance: instance.id, routes: routes.length, added: added.length }, 'waygate server: service registered')
     return { manifest, added: added.map(k => serviceAndKey(k)?.key ?? k), revision: engine.revision }
   })

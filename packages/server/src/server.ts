@@ -3,6 +3,7 @@ import { createEngine, createRateLimiter, type WaygateBackend, type WebhookConfi
 import { waygateAdmin, type AuthOption } from '@waygate/admin'
 import { WG_ERR_SERVER_OPTIONS_INVALID } from './errors.js'
 import { createFleet } from './fleet.js'
+import { createInstanceRegistry } from './instances.js'
 import { registerSdkRoutes } from './sdk-routes.js'
 import { registerServicesRoutes } from './services-routes.js'
 import { createStreamHub } from './streams.js'
@@ -82,7 +83,8 @@ export async function createWaygateServer (options: WaygateServerOptions): Promi
   const engine = createEngine({ backend, logger: app.log.child({ name: 'waygate' }), webhooks: options.webhooks })
   const limiter = createRateLimiter(engine)
   const fleet = createFleet(engine)
-  const hub = createStreamHub({ engine, fleet, log, heartbeatMs, replayLogSize: options.replayLogSize ?? 1000 })
+  const instances = createInstanceRegistry({ engine, fleet, log, heartbeatMs })
+  const hub = createStreamHub({ engine, fleet, instances, log, heartbeatMs, replayLogSize: options.replayLogSize ?? 1000 })
   app.decorate('waygate', engine)
   app.decorate('waygateRateLimits', limiter)
 
@@ -95,10 +97,12 @@ export async function createWaygateServer (options: WaygateServerOptions): Promi
     serving = true
     log.info({ backend: backend.kind, epoch: hub.epoch, revision: engine.revision }, 'waygate server: ready')
   })
-  // streams first, so close() does not wait on them; then the engine, which closes the backend
+  // streams first, so close() does not wait on them, then this process's instance record; then
+  // the engine, which closes the backend
   app.addHook('preClose', async () => {
     serving = false
     await hub.close()
+    await instances.close()
   })
   app.addHook('onClose', async () => {
     fleet.close()
@@ -123,8 +127,8 @@ export async function createWaygateServer (options: WaygateServerOptions): Promi
     extend: {
       replaces: ['GET /api/services'],
       register (api, ctx) {
-        registerSdkRoutes(api, ctx, { engine, fleet, hub, heartbeatMs })
-        registerServicesRoutes(api, { engine, fleet })
+        registerSdkRoutes(api, ctx, { engine, hub, instances })
+        registerServicesRoutes(api, { engine, fleet, instances })
       }
     }
   })

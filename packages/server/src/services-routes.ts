@@ -17,6 +17,7 @@ import {
 } from '@waygate/core'
 import { WG_ERR_NOT_FOUND, WG_ERR_REQUEST_INVALID } from '@waygate/admin'
 import type { Fleet } from './fleet.js'
+import type { InstanceRegistry } from './instances.js'
 import { serviceParam, ServiceParams } from './sdk-routes.js'
 import { SERVICE_MAINTENANCE_NAMESPACE, serviceAndKey, serviceOfKey, servicePolicyId } from './wire.js'
 
@@ -64,6 +65,7 @@ const RateLimitBody = Type.Object({
 export interface ServicesRoutesDeps {
   engine: WaygateEngine
   fleet: Fleet
+  instances: InstanceRegistry
 }
 
 /** A key of the service, plain (`GET:/x`); one naming another service is refused. */
@@ -78,7 +80,7 @@ function ownKey (service: string, input: string, field: string): string {
 
 /** The fleet view for operators: services, their maintenance and rate limit, their instances. */
 export function registerServicesRoutes (api: Api, deps: ServicesRoutesDeps): void {
-  const { engine, fleet } = deps
+  const { engine, fleet, instances } = deps
   const base = { config: { waygate: false as const } }
   const tags = ['waygate-services']
 
@@ -111,14 +113,16 @@ export function registerServicesRoutes (api: Api, deps: ServicesRoutesDeps): voi
       const service = serviceOfKey(state.key)
       if (service !== null) counts.set(service, (counts.get(service) ?? 0) + 1)
     }
-    const names = new Set([...counts.keys(), ...fleet.services()])
+    // every server process's instances, this one's as they are now (not as last written)
+    const listed = instances.list()
+    const names = new Set([...counts.keys(), ...fleet.services(), ...listed.map(i => i.service)])
     return [...names].sort().map(name => ({
       name,
       service: name,
       routes: counts.get(name) ?? 0,
       maintenance: fleet.maintenanceOf(name),
       rateLimit: fleet.servicePolicy(name),
-      instances: fleet.instances(name)
+      instances: listed.filter(i => i.service === name)
     }))
   })
 

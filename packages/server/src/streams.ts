@@ -1,13 +1,13 @@
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { defaultGlobalMaintenance, GLOBAL_KEY, RATE_LIMIT_NAMESPACE, type BackendRecord, type EngineEvent, type GlobalMaintenance, type RouteState, type WaygateEngine } from '@waygate/core'
 import { REVOKED_NAMESPACE, type SseStream } from '@waygate/admin'
-import type { Fleet, ServiceInstance } from './fleet.js'
+import type { Fleet } from './fleet.js'
+import type { ConnectedInstance, InstanceRegistry } from './instances.js'
 import { createReplayLog, type LoggedChange, type ServerChange } from './replay-log.js'
 import {
   recordForService,
   SERVER_NAMESPACE,
-  SERVICE_INSTANCES_NAMESPACE,
   SERVICE_MAINTENANCE_NAMESPACE,
   serviceOfKey,
   unqualify,
@@ -48,6 +48,7 @@ export interface StreamRequest {
 export interface StreamHubOptions {
   engine: WaygateEngine
   fleet: Fleet
+  instances: InstanceRegistry
   log: FastifyBaseLogger
   heartbeatMs: number
   replayLogSize: number
@@ -72,8 +73,8 @@ interface OpenStream {
   service: string
   tokenId: string | null
   instanceId: string | null
-  connection: string
-  connectedSince: string
+  /** Its entry in the instance registry, when it named its instance. */
+  instance: ConnectedInstance | null
   revision: number
 }
 
@@ -125,7 +126,7 @@ function wireChange (service: string, change: ServerChange): WireChange | null {
 }
 
 export function createStreamHub (options: StreamHubOptions): StreamHub {
-  const { engine, fleet, log, heartbeatMs } = options
+  const { engine, fleet, instances, log, heartbeatMs } = options
   const log_ = createReplayLog(options.replayLogSize)
   const byService = new Map<string, Set<OpenStream>>()
   const byToken = new Map<string, Set<OpenStream>>()
@@ -253,31 +254,14 @@ export function createStreamHub (options: StreamHubOptions): StreamHub {
     dispatch(entry)
   }
 
-  function instanceRecord (stream: OpenStream): void {
-    if (stream.instanceId === null) return
-    const previous: ServiceInstance | null = fleet.instance(stream.service, stream.instanceId)
-    const now = engine.now()
-    const value: ServiceInstance = {
-      id: stream.instanceId,
-      service: stream.service,
-      host: previous?.host ?? null,
-      version: previous?.version ?? null,
-      pid: previous?.pid ?? null,
-      connectedSince: stream.connectedSince,
-      lastHeartbeat: new Date(now).toISOString(),
-      revision: stream.revision,
-      connection: stream.connection
-    }
-    engine.backend.putRecord(SERVICE_INSTANCES_NAMESPACE, `${stream.service}/${stream.instanceId}`, value, { expiresAt: now + 3 * heartbeatMs })
-      .catch(err => log.warn({ err, service: stream.service }, 'waygate server: could not record a service instance'))
-  }
-
   function beat (): void {
     for (const streams of byService.values()) {
       for (const stream of streams) {
-        if (stream.sse.comment('hb')) instanceRecord(stream)
+        if (stream.sse.comment('hb')) stream.instance?.beat()
       }
     }
+    // one write of this process's instances per heartbeat, however many streams it serves
+    instances.flush()
   }
 
   async function loadEpoch (): Promise<void> {
@@ -333,8 +317,7 @@ export function createStreamHub (options: StreamHubOptions): StreamHub {
         service: request.service,
         tokenId: request.tokenId,
         instanceId: request.instanceId,
-        connection: randomUUID(),
-        connectedSince: new Date(engine.now()).toISOString(),
+        instance: null,
         revision: 0
       }
       const group = byService.get(stream.service) ?? new Set()
@@ -355,9 +338,7 @@ export function createStreamHub (options: StreamHubOptions): StreamHub {
           tokens?.delete(stream)
           if (tokens?.size === 0) byToken.delete(stream.tokenId)
         }
-        if (stream.instanceId !== null && fleet.instance(stream.service, stream.instanceId)?.connection === stream.connection) {
-          engine.backend.deleteRecord(SERVICE_INSTANCES_NAMESPACE, `${stream.service}/${stream.instanceId}`).catch(() => {})
-        }
+        stream.instance?.disconnect()
       })
 
       // everything below runs in one turn, so no change can fall between the snapshot and the feed
@@ -376,7 +357,9 @@ export function createStreamHub (options: StreamHubOptions): StreamHub {
           sse.send('change', { revision: entry.revision, change }, id(entry.revision))
         }
       }
-      instanceRecord(stream)
+      if (stream.instanceId !== null && !sse.closed) {
+        stream.instance = instances.connect(stream.service, stream.instanceId, new Date(engine.now()).toISOString(), () => stream.revision)
+      }
     }
   }
 }
