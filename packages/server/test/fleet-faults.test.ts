@@ -44,7 +44,8 @@ async function startService (tt: Teardown, service: string, env: Record<string, 
     WAYGATE_SERVER_URL: serverUrl,
     WAYGATE_USERNAME: 'admin',
     WAYGATE_PASSWORD: 'secret',
-    READY_TIMEOUT_MS: '1500',
+    // the snapshot usually comes in milliseconds; the margin is for a busy machine
+    READY_TIMEOUT_MS: '5000',
     BACKOFF_MS: '150',
     ...env
   })
@@ -244,8 +245,9 @@ let zeta: Service
 t.test('a service started while the server is down serves its cache file, or its declared states', async t => {
   ;[zeta, eta] = await Promise.all([
     // they outlive this test: the next one restarts the server under them
-    startService(fleet, 'zeta', { CACHE_FILE: cacheFile }),
-    startService(fleet, 'eta')
+    // nothing to wait for: the server is down
+    startService(fleet, 'zeta', { CACHE_FILE: cacheFile, READY_TIMEOUT_MS: '500' }),
+    startService(fleet, 'eta', { READY_TIMEOUT_MS: '500' })
   ])
   const items = await get(`${zeta.url}/api/items`)
   t.equal(items.status, 503, 'the operator\'s change survived the restart')
