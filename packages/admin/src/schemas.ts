@@ -162,7 +162,19 @@ export const StatusReply = Type.Object({
   routes: Type.Integer(),
   stateVersion: Type.Integer({ description: 'Increments on every applied state change' }),
   testBypass: Type.Boolean(),
-  auth: Type.Boolean({ description: 'Whether the admin requires authentication' })
+  auth: Type.Boolean({ description: 'Whether the admin requires authentication' }),
+  revision: Type.Integer({ description: 'The backend revision of the newest change applied (0 when the backend counts none)' }),
+  sync: Type.Optional(Type.Object({
+    state: Type.Union(['connecting', 'connected', 'reconnecting', 'unauthorized', 'offline'].map(v => Type.Literal(v))),
+    source: Type.Union(['server', 'cache', 'declared'].map(v => Type.Literal(v))),
+    revision: Type.Union([Type.Integer(), Type.Null()]),
+    epoch: Type.Union([Type.String(), Type.Null()]),
+    lastSync: Type.Union([Type.String(), Type.Null()]),
+    staleSeconds: Type.Union([Type.Number(), Type.Null()]),
+    reconnects: Type.Integer(),
+    serverUrl: Type.String(),
+    service: Type.String()
+  }, { description: 'On a service attached to a Waygate Server: how its snapshot keeps up with the server' }))
 })
 
 export { RouteState, GlobalMaintenance }

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { createMemoryBackend, type SyncStatus } from '@waygate/core'
 import { buildAdminApp, enc } from './helpers/app.js'
 
 t.test('every API route needs a token; login gives one that works in both headers', async t => {
@@ -165,6 +166,31 @@ t.test('status reports version, backend and health', async t => {
   const { app, login } = await buildAdminApp(t)
   const res = await app.inject({ url: '/waygate/api/status', headers: { 'x-waygate-token': await login() } })
   t.match(res.json(), { version: /^\d+\.\d+\.\d+/, backend: 'memory', healthy: true, lastError: null, env: 'dev', routes: 5, auth: true })
+})
+
+t.test('status reports the backend revision, and the sync state of a backend that mirrors a Waygate Server', async t => {
+  const plain = await buildAdminApp(t)
+  const headers = { 'x-waygate-token': await plain.login() }
+  const before = (await plain.app.inject({ url: '/waygate/api/status', headers })).json()
+  t.notOk('sync' in before, 'an embedded engine has no sync state')
+  await plain.engine.disable('GET:/payments')
+  const after = (await plain.app.inject({ url: '/waygate/api/status', headers })).json()
+  t.ok(after.revision > before.revision, 'the revision moves with each stored change')
+
+  const sync: SyncStatus = {
+    state: 'reconnecting',
+    source: 'cache',
+    revision: 41,
+    epoch: 'e1',
+    lastSync: '2030-01-01T00:00:00.000Z',
+    staleSeconds: 12,
+    reconnects: 3,
+    serverUrl: 'http://127.0.0.1:8001',
+    service: 'payments-service'
+  }
+  const mirrored = await buildAdminApp(t, { engine: { backend: Object.assign(createMemoryBackend(), { syncStatus: () => sync }) } })
+  const status = await mirrored.app.inject({ url: '/waygate/api/status', headers: { 'x-waygate-token': await mirrored.login() } })
+  t.same(status.json().sync, sync, 'a service shows how far its snapshot is behind the server')
 })
 
 t.test('auth: false opens the admin, taking the actor from X-Waygate-Actor', async t => {

@@ -317,7 +317,9 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
       routes: status.routes,
       stateVersion: status.version,
       testBypass: status.testBypass,
-      auth: ctx.authEnabled
+      auth: ctx.authEnabled,
+      revision: engine.revision,
+      ...(status.sync === undefined ? {} : { sync: status.sync })
     }
   })
 
