@@ -209,6 +209,7 @@ t.test('a service keeps the server\'s state in its cache file', async t => {
 })
 
 let reconnectsBefore = 0
+let outageStarted = 0
 
 t.test('the server killed: services keep answering from their snapshot, no 5xx, no added latency', async t => {
   // the bad-token service is counted over its first 10 s with the server up
@@ -225,6 +226,7 @@ t.test('the server killed: services keep answering from their snapshot, no 5xx, 
   reconnectsBefore = (await connected(alpha)).reconnects
 
   await server.stop('SIGKILL')
+  outageStarted = Date.now()
   await until(async () => (await sync(alpha)).state !== 'connected' ? true : undefined, 3000, () => 'alpha did not notice the server went away')
 
   const burst = await Promise.all(Array.from({ length: 50 }, () => get(`${alpha.url}/api/items`)))
@@ -236,7 +238,7 @@ t.test('the server killed: services keep answering from their snapshot, no 5xx, 
   t.equal((await get(`${beta.url}/api/old`)).body.error?.code, 'ROUTE_DISABLED', 'the states held are still enforced')
   const [before, after] = [p50(healthy.ms), p50(orphaned.ms)]
   t.ok(after < 2 * before + 2, `p50 ${after.toFixed(2)} ms without the server, ${before.toFixed(2)} ms with it`)
-  t.match(await sync(alpha), { source: 'server' })
+  t.match(await sync(alpha), { state: 'reconnecting', source: 'server' }, 'it says so, and what it enforces')
 })
 
 let eta: Service
@@ -264,7 +266,11 @@ t.test('the server restarted on its file: services reconnect, register and follo
   await startServer()
   admin = await login(serverUrl)
   const back = await connected(alpha, 10_000)
-  t.ok(back.reconnects > reconnectsBefore, `alpha reconnected (${back.reconnects} reconnects)`)
+  const outageMs = Date.now() - outageStarted
+  const attempts = back.reconnects - reconnectsBefore
+  t.ok(attempts > 0, 'alpha reconnected')
+  // the back-off's steps are 150, 300, then 600 ms (BACKOFF_MS, at most 4 ×), each delay at least half its step
+  t.ok(attempts <= outageMs / 300 + 5, `with back-off: ${attempts} attempts in a ${outageMs} ms outage`)
   t.match(await connected(beta, 10_000), { state: 'connected', source: 'server' })
 
   await connected(eta, 10_000)
