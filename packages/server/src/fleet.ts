@@ -44,6 +44,8 @@ export interface Fleet {
   /** The unexpired instance records, one per server process (see `instances.ts`). */
   instanceRecords(): BackendRecord[]
   manifestOf(service: string): string | null
+  /** The service has registered (a `waygate:services-known` record). */
+  isKnown(service: string): boolean
   /** Services that registered, or have maintenance or a policy of their own (those with instances: the instance registry). */
   services(): string[]
 }
@@ -111,6 +113,9 @@ export function createFleet (engine: WaygateEngine): Fleet {
     manifestOf (service) {
       const value = live(byNamespace.get(SERVICE_MANIFESTS_NAMESPACE)!.get(service))?.value as { manifest?: unknown } | undefined
       return typeof value?.manifest === 'string' ? value.manifest : null
+    },
+    isKnown (service) {
+      return byNamespace.get(SERVICES_KNOWN_NAMESPACE)!.has(service)
     },
     services () {
       const names = new Set<string>()

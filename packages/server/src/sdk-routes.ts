@@ -18,6 +18,7 @@ import {
 } from '@waygate/core'
 import { createSseStream, decodeKeyParam, WG_ERR_AUTH_SCOPE, WG_ERR_REQUEST_INVALID } from '@waygate/admin'
 import { conflict } from './errors.js'
+import type { Fleet } from './fleet.js'
 import type { InstanceRegistry } from './instances.js'
 import type { StreamHub } from './streams.js'
 import {
@@ -47,6 +48,7 @@ export interface SdkRoutesContext {
 /** What the SDK endpoints work on. */
 export interface SdkRoutesDeps {
   engine: WaygateEngine
+  fleet: Fleet
   hub: StreamHub
   instances: InstanceRegistry
 }
@@ -158,10 +160,25 @@ function serviceAudit (service: string, entry: AuditEntry): AuditEntry {
 
 /** The endpoints services sync from: register, snapshot, events, compare-and-set writes, records, audit. */
 export function registerSdkRoutes (api: Api, ctx: SdkRoutesContext, deps: SdkRoutesDeps): void {
-  const { engine, hub, instances } = deps
+  const { engine, fleet, hub, instances } = deps
   const base = { config: { waygate: false as const } }
   const tags = ['waygate-sdk']
   const at = '/api/sdk/services/:service'
+
+  // every instance registers at every start, with what its service's other instances already
+  // registered: a record is written only when it changes, and once for registrations at the same
+  // time (each write is a whole-file rewrite on the file backend)
+  const writing = new Map<string, { value: string, done: Promise<void> }>()
+  function writeOnce (id: string, value: string, stored: string | null, write: () => Promise<void>): Promise<void> {
+    if (stored === value) return Promise.resolve()
+    const pending = writing.get(id)
+    if (pending?.value === value) return pending.done
+    const done = write().finally(() => {
+      if (writing.get(id)?.done === done) writing.delete(id)
+    })
+    writing.set(id, { value, done })
+    return done
+  }
 
   api.post(`${at}/register`, {
     ...base,
@@ -178,12 +195,14 @@ export function registerSdkRoutes (api: Api, ctx: SdkRoutesContext, deps: SdkRou
       return qualifyState(service, { ...state, key })
     })
     const added = await engine.registerRoutes(states)
-    const now = engine.now()
-    const iso = new Date(now).toISOString()
-    await engine.backend.putRecord(SERVICE_MANIFESTS_NAMESPACE, service, { manifest, registeredAt: iso })
-    const known = await engine.backend.getRecord(SERVICES_KNOWN_NAMESPACE, service)
-    const firstSeen = (known?.value as { firstSeen?: string } | undefined)?.firstSeen ?? iso
-    await engine.backend.putRecord(SERVICES_KNOWN_NAMESPACE, service, { firstSeen, lastRegistered: iso })
+    const iso = new Date(engine.now()).toISOString()
+    await writeOnce(`manifest:${service}`, manifest, fleet.manifestOf(service), () =>
+      engine.backend.putRecord(SERVICE_MANIFESTS_NAMESPACE, service, { manifest, registeredAt: iso }))
+    await writeOnce(`known:${service}`, 'known', fleet.isKnown(service) ? 'known' : null, async () => {
+      if (await engine.backend.getRecord(SERVICES_KNOWN_NAMESPACE, service) === null) {
+        await engine.backend.putRecord(SERVICES_KNOWN_NAMESPACE, service, { firstSeen: iso })
+      }
+    })
     instances.registered(service, { id: instance.id, host: instance.host ?? null, version: instance.version ?? null, pid: instance.pid ?? null })
     request.log.info({ service, instance: instance.id, routes: routes.length, added: added.length }, 'waygate server: service registered')
     return { manifest, added: added.map(k => serviceAndKey(k)?.key ?? k), revision: engine.revision }

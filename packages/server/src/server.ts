@@ -76,9 +76,12 @@ export async function createWaygateServer (options: WaygateServerOptions): Promi
   if (problems.length > 0) throw new WG_ERR_SERVER_OPTIONS_INVALID(problems.join('; '))
   const heartbeatMs = options.heartbeatMs ?? 15_000
 
+  // the server owns its HTTP server, so it bounds slow clients itself: a request (headers and body)
+  // must arrive within 30 s; idle sockets are left alone, since event streams idle between heartbeats
+  const http = { requestTimeout: 30_000 }
   const app = isLogger(options.logger)
-    ? Fastify({ loggerInstance: options.logger })
-    : Fastify({ logger: options.logger ?? false })
+    ? Fastify({ ...http, loggerInstance: options.logger })
+    : Fastify({ ...http, logger: options.logger ?? false })
   const log = app.log.child({ name: 'waygate-server' })
   const engine = createEngine({ backend, logger: app.log.child({ name: 'waygate' }), webhooks: options.webhooks })
   const limiter = createRateLimiter(engine)
@@ -127,7 +130,7 @@ export async function createWaygateServer (options: WaygateServerOptions): Promi
     extend: {
       replaces: ['GET /api/services'],
       register (api, ctx) {
-        registerSdkRoutes(api, ctx, { engine, hub, instances })
+        registerSdkRoutes(api, ctx, { engine, fleet, hub, instances })
         registerServicesRoutes(api, { engine, fleet, instances })
       }
     }
