@@ -104,7 +104,12 @@ export type AuditQuery = Static<typeof AuditQuery>
 export const GlobalEnableBody = Type.Object({
   reason: Type.Optional(Reason),
   exemptPaths: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), { maxItems: 500 })),
-  includeForceActive: Type.Optional(Type.Boolean())
+  includeForceActive: Type.Optional(Type.Boolean()),
+  end: Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 64,
+    description: 'When it turns itself off (a dead-man\'s switch): ISO 8601 date-time, or a duration from now such as 15m'
+  }))
 }, { additionalProperties: false })
 export type GlobalEnableBody = Static<typeof GlobalEnableBody>
 

@@ -107,7 +107,14 @@ export function compilePlan (target: PlanTarget, state: RouteState | undefined, 
   dropped?: DroppedHeader): RoutePlan {
   const forceActive = target.forceActive || state?.forceActive === true
   if (global.enabled && (!forceActive || global.includeForceActive) && !isExempt(global.exemptPaths, target.key, target.path)) {
-    const d = block('maintenance', target.key, global.reason, true, null)
+    const end = globalEnd(global)
+    const d = block('maintenance', target.key, global.reason, true, Number.isNaN(end) ? null : end)
+    if (!Number.isNaN(end)) {
+      // with an end, the route's own plan takes over at the end, by the clock alone, as a window
+      // ends; a route with a window of its own waits for the scheduler to store the end instead
+      const own = compilePlan(target, state, { ...global, enabled: false }, env, dropped)
+      if (own.windowStart === Infinity) return { outside: own.outside, inside: d, windowStart: -Infinity, windowEnd: end }
+    }
     return { outside: d, inside: d, windowStart: Infinity, windowEnd: Infinity }
   }
   if (forceActive || state === undefined) {
@@ -156,6 +163,23 @@ function readableWindow (window: RouteState['window']): { start: number, end: nu
   if (Number.isNaN(start)) return null
   const end = readTime(window.end)
   return { start, end: Number.isNaN(end) ? Infinity : end, reason: window.reason }
+}
+
+/** When global maintenance turns itself off (epoch ms), or NaN when it has no readable end. */
+export function globalEnd (global: GlobalMaintenance): number {
+  return readTime(global.end)
+}
+
+/**
+ * Global maintenance as it applies at `now`: past its end it is off (as the scheduler stores it),
+ * even before the scheduler has stored that, or when it cannot. Returns `global` itself when
+ * nothing changes.
+ */
+export function globalAt (global: GlobalMaintenance, now: number): GlobalMaintenance {
+  if (!global.enabled || !(now >= globalEnd(global))) return global
+  const off = { ...global, enabled: false, reason: '', since: null }
+  delete off.end
+  return off
 }
 
 /** The status a state has at `now`, with its maintenance window applied. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { createMemoryBackend } from './backends/memory.js'
 import type { BackendRecord, AuditQuery, BackendChange, BackendSnapshot, SyncStatus, Update, WaygateBackend } from './backends/types.js'
-import { compilePlan, effectiveStatus, isExempt, PASS, type BlockDecision, type Decision, type RoutePlan } from './decision.js'
+import { compilePlan, effectiveStatus, globalAt, globalEnd, isExempt, PASS, type BlockDecision, type Decision, type RoutePlan } from './decision.js'
 import {
   WG_ERR_BACKEND_UNAVAILABLE,
   WG_ERR_CONFLICT,
@@ -59,6 +59,12 @@ export interface GlobalEnableOptions extends Omit<MutationOptions, 'all'> {
   exemptPaths?: string[]
   /** Also block force-active routes. Default false. */
   includeForceActive?: boolean
+  /**
+   * When it turns itself off (a dead-man's switch for deploys): the scheduler turns it off then,
+   * audited once as `global_maintenance_off`. Without it, on until turned off (enabling again
+   * without an end removes an end set before).
+   */
+  end?: TimeInput
 }
 
 /**
@@ -388,6 +394,8 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
   let retryTimer: NodeJS.Timeout | null = null
   let retryDelay = 500
   let unmatchedBlock: BlockDecision | null = null
+  /** When unmatchedBlock stops applying (the end of global maintenance), else Infinity. */
+  let unmatchedUntil = Infinity
 
   function emit (event: EngineEvent): void {
     for (const listener of listeners) {
@@ -399,9 +407,12 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     }
   }
 
-  function compileHandle (handle: RouteHandle): void {
+  /** Global maintenance compiled into the plans: off past its end. */
+  let enforced: GlobalMaintenance = global
+
+  function compileHandle (handle: RouteHandle, current = globalAt(global, now())): void {
     const state = routes.get(handle.key) ?? routes.get(handle.path) ?? handle.initial
-    handle.plan = compilePlan(handle, state, global, env, (field, value) => {
+    handle.plan = compilePlan(handle, state, current, env, (field, value) => {
       warnOnce(`header:${handle.key}`, { key: handle.key, field, value: value.slice(0, 200) },
         `waygate: the stored ${field} cannot go in a response header; the route is served without it`)
     })
@@ -410,17 +421,20 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
   /** Recompiles the handles a stored key affects (all of them when key is undefined). */
   function recompile (key?: string): void {
     version++
+    enforced = globalAt(global, now())
     if (key === undefined) {
-      for (const handle of handles.values()) compileHandle(handle)
+      for (const handle of handles.values()) compileHandle(handle, enforced)
     } else if (key[0] === '/') {
-      for (const handle of handles.values()) if (handle.path === key) compileHandle(handle)
+      for (const handle of handles.values()) if (handle.path === key) compileHandle(handle, enforced)
     } else {
       const handle = handles.get(key)
-      if (handle !== undefined) compileHandle(handle)
+      if (handle !== undefined) compileHandle(handle, enforced)
     }
-    unmatchedBlock = global.enabled
-      ? Object.freeze({ action: 'block' as const, kind: 'maintenance' as const, key: GLOBAL_KEY, reason: global.reason, global: true, retryAt: null })
+    const end = globalEnd(enforced)
+    unmatchedBlock = enforced.enabled
+      ? Object.freeze({ action: 'block' as const, kind: 'maintenance' as const, key: GLOBAL_KEY, reason: enforced.reason, global: true, retryAt: Number.isNaN(end) ? null : end })
       : null
+    unmatchedUntil = Number.isNaN(end) ? Infinity : end
     scheduleTransitions()
   }
 
@@ -600,6 +614,8 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     if (closed || started === null) return
     const t = now()
     let next = Infinity
+    const globalOff = global.enabled ? globalEnd(global) : Number.NaN
+    if (globalOff > t) next = globalOff
     for (const state of routes.values()) {
       if (state.status === 'disabled' && state.disabledUntil !== null) {
         const until = readTime(state.disabledUntil)
@@ -686,10 +702,43 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     if (made !== undefined && stored) webhooks.notify(made, view(stored))
   }
 
+  /**
+   * Ends a timed global maintenance: stored as off, audited once by the scheduler (one id per
+   * end, and only while the stored one is still the one that ends then).
+   */
+  async function endGlobal (end: string): Promise<void> {
+    let made: AuditEntry | undefined
+    const stored = await backend.updateGlobal(current => {
+      made = undefined
+      if (!current.enabled || current.end !== end) return undefined
+      made = {
+        id: `global_maintenance_off:${GLOBAL_KEY}:${end}`,
+        timestamp: end,
+        key: GLOBAL_KEY,
+        service: null,
+        action: 'global_maintenance_off',
+        actor: 'scheduler',
+        platform: 'scheduler',
+        reason: current.reason,
+        previousStatus: 'maintenance',
+        newStatus: 'active'
+      }
+      const next: GlobalMaintenance = { ...current, enabled: false, reason: '', since: null }
+      delete next.end
+      return { next, audit: made }
+    }).catch(err => markFailure(err, 'global maintenance end'))
+    if (made !== undefined && stored) webhooks.notify(made, structuredClone(stored))
+  }
+
   async function runDueTransitions (): Promise<void> {
     if (closed) return
     const t = now()
     const work: Array<Promise<void>> = []
+    if (global.enabled && typeof global.end === 'string' && t >= globalEnd(global)) {
+      // enforced here at once, whoever stores the end (this process, another, the Waygate Server)
+      if (enforced.enabled) recompile()
+      work.push(endGlobal(global.end))
+    }
     for (const state of routes.values()) {
       if (state.status === 'disabled' && state.disabledUntil !== null && t >= readTime(state.disabledUntil)) {
         work.push(endDisable(state))
@@ -943,6 +992,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       if (testBypass || unmatchedBlock === null) return PASS
       // CORS preflights must keep working for browsers that will show the maintenance answer
       if (preflight && method === 'OPTIONS') return PASS
+      if (unmatchedUntil !== Infinity && now() >= unmatchedUntil) return PASS
       const q = url.indexOf('?')
       const path = q === -1 ? url : url.slice(0, q)
       if (isExempt(global.exemptPaths, `${method}:${path}`, path)) return PASS
@@ -964,7 +1014,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     },
 
     getGlobal () {
-      return structuredClone(global)
+      return structuredClone(globalAt(global, now()))
     },
 
     async listAudit (query) {
@@ -1075,19 +1125,34 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       const exempt = options?.exemptPaths === undefined ? undefined : checkExemptPaths(options.exemptPaths)
       const include = options?.includeForceActive
       if (include !== undefined && typeof include !== 'boolean') throw new WG_ERR_INPUT_INVALID('includeForceActive must be a boolean')
-      return mutateGlobal(options, 'global_maintenance_on', reason, current => ({
-        enabled: true,
-        reason,
-        exemptPaths: exempt ?? current.exemptPaths,
-        includeForceActive: include ?? current.includeForceActive,
-        since: current.enabled && current.since !== null ? current.since : new Date(now()).toISOString()
-      }))
+      let end: string | undefined
+      if (options?.end !== undefined && options.end !== null) {
+        const at = toEpochMs(options.end, 'end')
+        if (at <= now()) throw new WG_ERR_INPUT_INVALID('end is in the past')
+        end = new Date(at).toISOString()
+      }
+      return mutateGlobal(options, 'global_maintenance_on', reason, current => {
+        const t = now()
+        // one whose end has passed is off, even when the scheduler has not stored it yet
+        const on = globalAt(current, t).enabled
+        return {
+          enabled: true,
+          reason,
+          exemptPaths: exempt ?? current.exemptPaths,
+          includeForceActive: include ?? current.includeForceActive,
+          since: on && current.since !== null ? current.since : new Date(t).toISOString(),
+          ...(end === undefined ? {} : { end })
+        }
+      })
     },
 
     async disableGlobalMaintenance (options) {
-      return mutateGlobal(options, 'global_maintenance_off', '', current => current.enabled
-        ? { ...current, enabled: false, reason: '', since: null }
-        : undefined)
+      return mutateGlobal(options, 'global_maintenance_off', '', current => {
+        if (!current.enabled) return undefined
+        const next: GlobalMaintenance = { ...current, enabled: false, reason: '', since: null }
+        delete next.end
+        return next
+      })
     },
 
     async addGlobalExempt (paths, options) {

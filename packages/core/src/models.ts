@@ -63,7 +63,10 @@ export const GlobalMaintenance = Type.Object({
   reason: Type.String(),
   exemptPaths: Type.Array(Type.String(), { description: 'Bare /pattern or METHOD:/pattern keys that stay reachable' }),
   includeForceActive: Type.Boolean({ description: 'Also block force-active routes' }),
-  since: Type.Union([IsoDate, Type.Null()])
+  since: Type.Union([IsoDate, Type.Null()]),
+  end: Type.Optional(Type.Union([IsoDate, Type.Null()], {
+    description: 'When it turns itself off (a dead-man\'s switch for deploys); absent or null: when an operator turns it off'
+  }))
 }, { additionalProperties: false })
 export type GlobalMaintenance = Static<typeof GlobalMaintenance>
 

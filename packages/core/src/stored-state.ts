@@ -35,7 +35,16 @@ export function readableState (state: RouteState, fields: string[] = []): RouteS
   return repaired
 }
 
-/** Global maintenance with an unreadable `since` made absent, as {@link readableState} does. */
+/**
+ * Global maintenance with an unreadable `since` made absent, as {@link readableState} does, and an
+ * unreadable `end` removed (until turned off, as without one).
+ */
 export function readableGlobal (global: GlobalMaintenance): GlobalMaintenance {
-  return global.since !== null && !readable(global.since) ? { ...global, since: null } : global
+  const badSince = global.since !== null && !readable(global.since)
+  const badEnd = global.end !== undefined && global.end !== null && !readable(global.end)
+  if (!badSince && !badEnd) return global
+  const repaired = { ...global }
+  if (badSince) repaired.since = null
+  if (badEnd) delete repaired.end
+  return repaired
 }

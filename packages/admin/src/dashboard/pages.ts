@@ -29,6 +29,8 @@ export interface GlobalView {
   exemptPaths: string[]
   includeForceActive: boolean
   since: TimeView | null
+  /** When it turns itself off, if it does. */
+  end: TimeView | null
   actions: ActionLink[]
 }
 
@@ -161,6 +163,7 @@ export function globalView (global: GlobalMaintenance, now: number, prefix: stri
     exemptPaths: global.exemptPaths,
     includeForceActive: global.includeForceActive,
     since: maybeTime(global.since, now),
+    end: global.enabled ? maybeTime(global.end ?? null, now) : null,
     actions: links(GLOBAL_ACTIONS, global, prefix, null, returnTo, 'global')
   }
 }

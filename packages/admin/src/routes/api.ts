@@ -264,7 +264,8 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
   }, async (request) => {
     const body = request.body ?? {}
     const { all, ...options } = who(request)
-    return engine.enableGlobalMaintenance({ ...options, reason: body.reason, exemptPaths: body.exemptPaths, includeForceActive: body.includeForceActive })
+    const end = body.end === undefined ? undefined : when(body.end, 'end', engine.now())
+    return engine.enableGlobalMaintenance({ ...options, reason: body.reason, exemptPaths: body.exemptPaths, includeForceActive: body.includeForceActive, end })
   })
 
   api.post('/api/global/disable', {
