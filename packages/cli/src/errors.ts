@@ -1,6 +1,6 @@
 /**
  * A failure the CLI reports as one line and a hint, then exits with `exitCode`: 1 for a failure,
- * 2 for a usage error. Codes of errors the admin API answered with are passed through unchanged.
+ * 2 for a usage error, 3 for a `check` that cannot tell. Codes of errors the admin API answered with are passed through unchanged.
  */
 export class CliError extends Error {
   readonly code: string

@@ -26,6 +26,8 @@ export interface GlobalMaintenance {
   exemptPaths: string[]
   includeForceActive: boolean
   since: string | null
+  /** When it turns itself off; absent or null: when turned off. */
+  end?: string | null
 }
 
 /** One audit entry as the admin API answers it. */
@@ -212,6 +214,7 @@ export function globalDetails (global: GlobalMaintenance, style: Style, now: num
   if (global.enabled) {
     pairs.push(['reason', global.reason || '-'])
     pairs.push(['since', relativeTime(global.since, now)])
+    if (typeof global.end === 'string') pairs.push(['ends', `${relativeTime(global.end, now)} (${global.end})`])
     pairs.push(['force-active routes', global.includeForceActive ? 'blocked too' : 'still answer'])
   }
   pairs.push(['exempt', global.exemptPaths.length > 0 ? global.exemptPaths.join(', ') : '-'])

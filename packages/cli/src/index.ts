@@ -10,7 +10,7 @@ export { CLI_VERSION } from './version.js'
 
 /**
  * Runs the `waygate` CLI with `argv` (the arguments after the program name) and answers its exit
- * code: 0 success, 1 failure, 2 usage error. Everything it touches comes from `io`, so tests can
+ * code: 0 success, 1 failure, 2 usage error, and for `check` 3 when it cannot tell. Everything it touches comes from `io`, so tests can
  * run it in-process.
  *
  * @example

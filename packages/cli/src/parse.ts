@@ -126,6 +126,19 @@ export function parseWhen (value: string, flag: string): string {
 }
 
 /**
+ * The end of `--for DURATION` or `--end WHEN` (one of them), as the API takes it: the server
+ * resolves a duration against its own clock.
+ */
+export function endOption (options: { for?: string, end?: string }): string | undefined {
+  if (options.for !== undefined && options.end !== undefined) throw new UsageError('give --for or --end, not both')
+  if (options.for !== undefined) {
+    if (durationMs(options.for) === null) throw new UsageError(`--for "${options.for}": expected a duration like 15m, 2h, 1d`, 'or --end with a date-time')
+    return options.for.trim()
+  }
+  return options.end === undefined ? undefined : parseWhen(options.end, '--end')
+}
+
+/**
  * A point in the past for filters: a duration means that long ago (`--since 1h`), an ISO date is
  * taken as is. Answers an ISO string.
  */

@@ -40,7 +40,7 @@ A Waygate Server (many services):
   waygate disable /api/cart --reason redesign --service orders-service
   waygate service maintenance enable payments-service --reason "failover" --exempt GET:/health
 
-Exit codes: 0 success, 1 failure, 2 usage error.`
+Exit codes: 0 success, 1 failure, 2 usage error; waygate check also 3 when it cannot tell.`
 
 /**
  * The `waygate` command tree; each action records its exit code in `result`. With `json`, usage

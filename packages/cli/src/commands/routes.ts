@@ -3,7 +3,7 @@ import { encodeKey } from '../client.js'
 import type { Action, Context } from '../context.js'
 import { CliError, UsageError } from '../errors.js'
 import { routeDetails, routesTable, type GlobalMaintenance, type RouteState } from '../format.js'
-import { parseCount, parseEnvName, parseWhen, routeMatches, splitKey, type RouteArg } from '../parse.js'
+import { endOption, parseCount, parseEnvName, parseWhen, routeMatches, splitKey, type RouteArg } from '../parse.js'
 import { confirm } from '../prompt.js'
 import { printable } from '../safe-text.js'
 import { notInService, scopedRoute } from '../scope.js'
@@ -169,12 +169,15 @@ Examples:
     .option('--reason <text>', 'why; shown to callers and kept in the audit log')
     .option('--start <when>', 'window start: an ISO date-time or a duration from now (default: now)')
     .option('--end <when>', 'window end, after which the route is active again (default: until enabled)')
+    .option('--for <duration>', 'active again after this long (15m, 2h), from now: --end as a duration')
     .option('--all', ALL_HELP)
-    .addHelpText('after', '\nExamples:\n  waygate maintenance GET:/orders --reason "stock sync"\n  waygate maintenance POST:/orders --reason upgrade --end 10m')
-    .action(action(async (ctx, routeText: string, options: { reason?: string, start?: string, end?: string, all?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  waygate maintenance GET:/orders --reason "stock sync"\n  waygate maintenance POST:/orders --reason upgrade --for 10m')
+    .action(action(async (ctx, routeText: string, options: { reason?: string, start?: string, end?: string, for?: string, all?: boolean }) => {
       const route = await scopedRoute(ctx, routeText)
       const start = options.start === undefined ? undefined : parseWhen(options.start, '--start')
-      const end = options.end === undefined ? undefined : parseWhen(options.end, '--end')
+      // a duration is counted from now, not from --start
+      if (options.for !== undefined && options.start !== undefined) throw new UsageError('--for counts from now: with --start, give --end')
+      const end = endOption(options)
       printRoutes(ctx, await mutate(ctx, route, options.all === true,
         all => post(ctx, route.key, 'maintenance', body({ reason: options.reason, start, end }, all))))
     }))
