@@ -30,6 +30,7 @@ import { waygateAdmin } from '@waygate/admin'
 import { waygateOpenApi } from '@waygate/openapi'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import { CLI, CLI_NOTE } from './lib/cli.js'
 import { formatRouteTable } from './lib/route-table.js'
 import { exampleLogger, isEntryPoint, serve } from './lib/serve.js'
 
@@ -113,7 +114,10 @@ Try:
 
 API docs:  ${url}/docs       (follows runtime state)
 Dashboard: ${url}/waygate/  (admin / secret)
-CLI:       waygate config set-url ${url}/waygate && waygate login admin
+CLI:       ${CLI} config set-url ${url}/waygate
+           ${CLI} login admin
+           ${CLI} status
+           ${CLI_NOTE}
 
 ${env === 'dev' ? 'Restart with APP_ENV=production to see /debug disappear (404).' : 'Restart with APP_ENV=dev to see /debug answer.'} Ctrl-C stops.
 `)

@@ -26,6 +26,7 @@
  *   waygate global enable --reason "emergency maintenance"; waygate global disable
  */
 import type { FastifyInstance } from 'fastify'
+import { CLI, CLI_NOTE } from './lib/cli.js'
 import { formatRouteTable } from './lib/route-table.js'
 import { exampleLogger, isEntryPoint, serve } from './lib/serve.js'
 import { serviceApp, type ServiceExampleOptions } from './lib/service-app.js'
@@ -72,5 +73,5 @@ if (isEntryPoint(import.meta.url)) {
   const status = await app.waygate.status()
   console.log(`\n${name} on ${url}   (Waygate Server: ${status.sync?.serverUrl ?? '?'}, ${status.sync?.state ?? 'unknown'})\n`)
   console.log(formatRouteTable(app.waygate))
-  console.log(`\nSwagger UI: ${url}/docs\nCLI:        waygate status --service ${name}\n\nCtrl-C stops.\n`)
+  console.log(`\nSwagger UI: ${url}/docs\nCLI:        ${CLI} status --service ${name}\n            ${CLI_NOTE}\n\nCtrl-C stops.\n`)
 }

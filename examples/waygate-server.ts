@@ -17,6 +17,7 @@
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { createEngineFromEnv, type WaygateBackend } from '@waygate/core'
 import { createWaygateServer } from '@waygate/server'
+import { CLI, CLI_NOTE } from './lib/cli.js'
 import { exampleLogger, isEntryPoint, serve } from './lib/serve.js'
 
 export interface ServerExampleOptions {
@@ -52,9 +53,11 @@ if (isEntryPoint(import.meta.url)) {
 Waygate Server on ${url}   (backend: ${app.waygate.backend.kind})
 
 Dashboard: ${url}/          (admin / secret)
-CLI:       waygate config set-url ${url} && waygate login admin
-           waygate services
-           waygate status
+CLI:       ${CLI} config set-url ${url}
+           ${CLI} login admin
+           ${CLI} services
+           ${CLI} status
+           ${CLI_NOTE}
 Services:  pnpm --filter @waygate/examples service               (single service)
            pnpm --filter @waygate/examples payments-service      (multi-service)
            pnpm --filter @waygate/examples orders-service

@@ -18,6 +18,7 @@
  * WAYGATE_USERNAME / WAYGATE_PASSWORD (admin / secret), WAYGATE_CACHE_FILE.
  */
 import type { FastifyInstance } from 'fastify'
+import { CLI, CLI_NOTE } from './lib/cli.js'
 import { formatRouteTable } from './lib/route-table.js'
 import { exampleLogger, isEntryPoint, serve } from './lib/serve.js'
 import { serviceApp, type ServiceExampleOptions } from './lib/service-app.js'
@@ -54,8 +55,10 @@ Try:
   curl -i ${url}/api/v1/products
 
 Swagger UI: ${url}/docs
-CLI:        waygate config set-url ${status.sync?.serverUrl ?? 'http://127.0.0.1:8001'} && waygate login admin
-            waygate enable /api/payments --service ${SERVICE}
+CLI:        ${CLI} config set-url ${status.sync?.serverUrl ?? 'http://127.0.0.1:8001'}
+            ${CLI} login admin
+            ${CLI} enable /api/payments --service ${SERVICE}
+            ${CLI_NOTE}
 
 Ctrl-C stops.
 `)
