@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { delimiter, join } from 'node:path'
 
 /** The part of a tap test the helpers need. */
 export interface Teardown {
@@ -30,6 +30,36 @@ export interface RedisServer {
 }
 
 const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server'
+
+/** The one line a Redis test file fails with when there is no `redis-server` to start. */
+export const REDIS_SERVER_MISSING = `redis-server not found (${REDIS_SERVER.includes('/') ? `no executable at REDIS_SERVER=${REDIS_SERVER}` : 'not on the PATH'}): ` +
+  'the Redis tests need it. Install Redis (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) ' +
+  'or set REDIS_SERVER to its path.'
+
+function executable (file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The path of the `redis-server` the Redis tests start (`REDIS_SERVER`, else the PATH's). When
+ * there is none, the test file stops at once with exit code 1 and REDIS_SERVER_MISSING on stderr:
+ * not skipped, since CI must run these tests, and not a `spawn ENOENT` stack far from its cause.
+ */
+export function redisServerBinary (): string {
+  const found = REDIS_SERVER.includes('/')
+    ? (executable(REDIS_SERVER) ? REDIS_SERVER : undefined)
+    : (process.env.PATH ?? '').split(delimiter).filter(dir => dir !== '').map(dir => join(dir, REDIS_SERVER)).find(executable)
+  if (found === undefined) {
+    process.stderr.write(REDIS_SERVER_MISSING + '\n')
+    process.exit(1)
+  }
+  return found
+}
 
 function sleep (ms: number): Promise<void> {
   return new Promise(resolve => setTimeout(resolve, ms))
@@ -71,6 +101,7 @@ function send (socket: string, args: string[], timeoutMs = 2000): Promise<string
  * `start()` later, to test an app that starts before its Redis.
  */
 export async function startRedisServer (t: Teardown, options: { start?: boolean } = {}): Promise<RedisServer> {
+  const binary = redisServerBinary()
   const dir = mkdtempSync(join(tmpdir(), 'wg-redis-'))
   const socket = join(dir, 'redis.sock')
   let child: ChildProcess | null = null
@@ -78,7 +109,7 @@ export async function startRedisServer (t: Teardown, options: { start?: boolean 
 
   async function start (): Promise<void> {
     if (child !== null) throw new Error('redis-server is already running')
-    const proc = spawn(REDIS_SERVER, [
+    const proc = spawn(binary, [
       '--port', '0',
       '--unixsocket', socket,
       '--unixsocketperm', '700',
@@ -92,10 +123,18 @@ export async function startRedisServer (t: Teardown, options: { start?: boolean 
     child = proc
     let stderr = ''
     proc.stderr?.setEncoding('utf8').on('data', chunk => { stderr += chunk })
-    exited = new Promise(resolve => proc.once('exit', () => {
-      if (child === proc) child = null
-      resolve()
-    }))
+    exited = new Promise(resolve => {
+      const gone = (): void => {
+        if (child === proc) child = null
+        resolve()
+      }
+      proc.once('exit', gone)
+      // a binary that cannot be run (removed since, not executable) emits 'error', maybe no 'exit'
+      proc.once('error', err => {
+        stderr += err.message
+        gone()
+      })
+    })
     const deadline = Date.now() + 5000
     for (;;) {
       if (child !== proc) throw new Error(`redis-server exited at start: ${stderr.trim()}`)

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis, type RedisOptions } from 'ioredis'
+import { redisServerBinary } from '../../helpers/redis-server.js'
 
 /** The part of a tap test the helper needs. */
 export interface Teardown {
@@ -29,10 +30,11 @@ export interface RedisServer {
  * persistence, so tests never touch a shared Redis and can kill theirs.
  */
 export async function startRedisServer (t: Teardown): Promise<RedisServer> {
+  const binary = redisServerBinary()
   const dir = mkdtempSync(join(tmpdir(), 'waygate-redis-'))
   const socket = join(dir, 'redis.sock')
   const clients: Redis[] = []
-  let child: ChildProcess = await spawnServer(dir, socket)
+  let child: ChildProcess = await spawnServer(binary, dir, socket)
 
   t.teardown(async () => {
     for (const c of clients) c.disconnect()
@@ -52,15 +54,15 @@ export async function startRedisServer (t: Teardown): Promise<RedisServer> {
     kill: () => stop(child),
     async restart () {
       await stop(child)
-      child = await spawnServer(dir, socket)
+      child = await spawnServer(binary, dir, socket)
     },
     pause () { child.kill('SIGSTOP') },
     resume () { child.kill('SIGCONT') }
   }
 }
 
-async function spawnServer (dir: string, socket: string): Promise<ChildProcess> {
-  const child = spawn('redis-server', [
+async function spawnServer (binary: string, dir: string, socket: string): Promise<ChildProcess> {
+  const child = spawn(binary, [
     '--port', '0',
     '--unixsocket', socket,
     '--unixsocketperm', '700',
