@@ -193,6 +193,8 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
   const slots = new Map<string, Slot>()
   const pendingHead: Array<{ slot: Slot, path: string, declaration: RouteDeclaration }> = []
   const configErrors: string[] = []
+  // Fastify's automatic HEAD route shares its GET's config object: a GET reported as invalid is not reported again as HEAD
+  const invalidGets = new Map<string, unknown>()
 
   function enforce (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, slot: Slot): void {
     const decision = engine.decide(slot.handle)
@@ -220,11 +222,13 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
 
   function slotFor (method: string, path: string, config: unknown): Slot | undefined {
     const where = `${method}:${path}`
+    if (method === 'HEAD' && invalidGets.has(path) && invalidGets.get(path) === config) return undefined
     let split: ReturnType<typeof splitRouteConfig>
     try {
       split = splitRouteConfig(config, where)
     } catch (err) {
       configErrors.push((err as Error).message)
+      if (method === 'GET') invalidGets.set(path, config)
       return undefined
     }
     if (method === 'HEAD') {
@@ -251,6 +255,7 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
       return slot
     } catch (err) {
       configErrors.push((err as Error).message.replace(/^Invalid input: /, ''))
+      if (method === 'GET') invalidGets.set(path, config)
       return undefined
     }
   }

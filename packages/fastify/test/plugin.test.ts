@@ -197,6 +197,23 @@ t.test('an invalid route config fails ready() naming every bad route', async t =
   })
 })
 
+t.test('an invalid route config is listed once, not again for its automatic HEAD route', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(waygate)
+  app.get('/a', { config: { waygate: { forceActiv: true } as never } }, ok)
+  app.get('/b', { config: { waygate: { maintenance: { reasn: 'x' } } as never } }, ok)
+  // a HEAD route of its own, with its own bad declaration, is still reported
+  app.head('/c', { config: { waygate: { envOnly: 'dev' } as never } }, ok)
+  const err = await app.ready().then(() => null, (err: Error) => err)
+  t.equal((err as { code?: string } | null)?.code, 'WG_ERR_ROUTE_CONFIG_INVALID')
+  const message = err?.message ?? ''
+  t.equal(message.match(/"forceActiv"/g)?.length, 1, message)
+  t.equal(message.match(/reasn/g)?.length, 1, message)
+  t.notMatch(message, /HEAD:\/[ab]/)
+  t.match(message, /HEAD:\/c/)
+})
+
 t.test('invalid plugin options are refused at registration', async t => {
   const app = Fastify()
   t.teardown(() => app.close())
