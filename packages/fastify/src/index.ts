@@ -1,5 +1,6 @@
 export { waygate, waygate as default } from './plugin.js'
 export type { WaygatePluginOptions, WaygateRouteConfig } from './plugin.js'
+export { waygateConfig } from './route-config.js'
 export { waygateService } from './service.js'
 export type { WaygateServiceOptions } from './service.js'
 export { createGuards } from './guards.js'
