@@ -1,4 +1,4 @@
-import createError from '@fastify/error'
+import { createError } from '@fastify/error'
 
 /** No valid credentials: missing, malformed, expired or revoked token. */
 export const WG_ERR_AUTH_REQUIRED = createError<[string]>('WG_ERR_AUTH_REQUIRED', 'Authentication required: %s', 401)

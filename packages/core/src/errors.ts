@@ -1,4 +1,4 @@
-import createError from '@fastify/error'
+import { createError } from '@fastify/error'
 
 /** Pass `{ cause }` as the last argument to wrap an underlying error. */
 export interface CauseOption { cause: unknown }

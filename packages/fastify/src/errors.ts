@@ -1,4 +1,4 @@
-import createError from '@fastify/error'
+import { createError } from '@fastify/error'
 
 /** One or more routes carry an invalid `config.waygate`; `ready()` fails with every problem listed. */
 export const WG_ERR_ROUTE_CONFIG_INVALID = createError<[string]>(

@@ -1,4 +1,4 @@
-import createError from '@fastify/error'
+import { createError } from '@fastify/error'
 import { WG_ERR_CONFLICT } from '@waygate/core'
 
 /** `createWaygateServer()` was given options it cannot use. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import { Redis, type Cluster, type RedisOptions } from 'ioredis'
+import type { Redis, Cluster, RedisOptions } from 'ioredis'
 import { WG_ERR_BACKEND_UNAVAILABLE, WG_ERR_OPTIONS_INVALID } from '../errors.js'
+import { loadRedis } from '../ioredis.js'
 import { silentLogger, type WaygateLogger } from '../logger.js'
 import type { AuditEntry, GlobalMaintenance, RouteState } from '../models.js'
 import { ROUTE_STATUSES, defaultGlobalMaintenance } from '../models.js'
@@ -302,8 +303,8 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
   const client: RedisClient = connectWith === null
     ? (connection as { client: RedisClient }).client
     : typeof connectWith === 'string'
-      ? new Redis(connectWith, { ...options.redisOptions, ...failFast })
-      : new Redis({ ...options.redisOptions, ...connectWith, ...failFast })
+      ? new (loadRedis('the Redis backend'))(connectWith, { ...options.redisOptions, ...failFast })
+      : new (loadRedis('the Redis backend'))({ ...options.redisOptions, ...connectWith, ...failFast })
   // Redis and Cluster share their command methods; one type keeps the calls simple
   const commands = client as unknown as Redis
   const target = 'url' in connection ? describeUrl(connection.url) : describeClient(client)

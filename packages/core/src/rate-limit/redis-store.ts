@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
-import { Redis, type Cluster } from 'ioredis'
+import type { Redis, Cluster } from 'ioredis'
 import { WG_ERR_OPTIONS_INVALID } from '../errors.js'
+import { loadRedis } from '../ioredis.js'
 import { createThrottledWarn, silentLogger, type WaygateLogger } from '../logger.js'
 import { LUA_SCRIPTS, type LuaScript } from './algorithms/index.js'
 import { BlockedCache } from './blocked-cache.js'
@@ -121,7 +122,7 @@ export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions):
   const owned = options.client === undefined
   // An own connection neither queues commands while down nor sends them again after reconnecting:
   // by then those checks were answered as degraded
-  const client: Redis | Cluster = options.client ?? new Redis(options.url as string, {
+  const client: Redis | Cluster = options.client ?? new (loadRedis('the Redis rate limit store'))(options.url as string, {
     enableOfflineQueue: false,
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 1

@@ -1,4 +1,4 @@
-import createError from '@fastify/error'
+import { createError } from '@fastify/error'
 import type { CauseOption } from '../errors.js'
 
 /** The Waygate Server refused the service's credentials (401) or their scope (403). */
