@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import { defaultGlobalMaintenance, GLOBAL_KEY, RATE_LIMIT_NAMESPACE, type BackendRecord, type EngineEvent, type GlobalMaintenance, type RouteState, type WaygateEngine } from '@waygate/core'
+import { defaultGlobalMaintenance, GLOBAL_KEY, RATE_LIMIT_NAMESPACE, type BackendRecord, type EngineEvent, type GlobalMaintenance, type RemoteChange, type RemoteSnapshot, type RouteState, type WaygateEngine } from '@waygate/core'
 import { REVOKED_NAMESPACE, type SseStream } from '@waygate/admin'
 import type { Fleet } from './fleet.js'
 import type { ConnectedInstance, InstanceRegistry } from './instances.js'
@@ -14,25 +14,11 @@ import {
   unqualifyState
 } from './wire.js'
 
-/** A service's snapshot on the wire: its routes with plain keys, and everything that applies to it. */
-export interface ServiceSnapshot {
-  epoch: string
-  revision: number
-  service: string
-  routes: RouteState[]
-  global: GlobalMaintenance
-  serviceMaintenance: GlobalMaintenance
-  rateLimits: BackendRecord[]
-  manifest: string | null
-}
+/** A service's snapshot on the wire: its routes with plain keys, and everything that applies to it (the SDK reads the same shape). */
+export type ServiceSnapshot = RemoteSnapshot
 
 /** One change on the wire, as a service gets it (its keys plain). */
-export type WireChange =
-  | { type: 'route', state: RouteState }
-  | { type: 'route_deleted', key: string }
-  | { type: 'global', global: GlobalMaintenance }
-  | { type: 'service', maintenance: GlobalMaintenance }
-  | { type: 'record', namespace: string, id: string, record: BackendRecord | null }
+export type WireChange = RemoteChange
 
 /** What a stream was opened with. */
 export interface StreamRequest {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { createMemoryBackend, type RouteState, type WaygateBackend } from '@waygate/core'
 import { createWaygateServer, type WaygateServerOptions } from '../../src/index.js'
+import { routeState } from '@waygate/core/testing'
 
 /** The part of a tap test the helpers need. */
 export interface Teardown {
@@ -49,27 +50,7 @@ export async function login (url: string, options: { service?: string, username?
 
 /** A route state as a service declares it. */
 export function declared (key: string, fields: Partial<RouteState> = {}): RouteState {
-  const colon = key.indexOf(':/')
-  const method = colon > 0 ? key.slice(0, colon) : null
-  const path = colon > 0 ? key.slice(colon + 1) : key
-  return {
-    key,
-    path,
-    method,
-    service: null,
-    status: 'active',
-    reason: '',
-    allowedEnvs: [],
-    window: null,
-    sunset: null,
-    successor: null,
-    deprecatedAt: null,
-    disabledUntil: null,
-    forceActive: false,
-    updatedAt: '2026-01-01T00:00:00.000Z',
-    updatedBy: 'config',
-    ...fields
-  }
+  return routeState(key, { updatedAt: '2026-01-01T00:00:00.000Z', updatedBy: 'config', ...fields })
 }
 
 export async function register (url: string, service: string, token: string, keys: Array<string | RouteState>, instance = 'i-1'): Promise<{ status: number, body: any }> {
