@@ -114,9 +114,9 @@ t.test('multi-service: the seeds\' tables, and Swagger UI following the server',
 
 t.test('each example starts with its one command', async t => {
   const server = runScript(t, 'waygate-server', { PORT: '0' })
-  const [, serverUrl] = await server.waitFor(/Waygate Server on (http:\/\/\S+)/)
+  const [, serverUrl] = await server.waitFor(/Waygate Server on (http:\/\/\S+)/, 30_000)
   const payments = runScript(t, 'payments-service', { PORT: '0', WAYGATE_SERVER_URL: serverUrl! })
-  const [, paymentsUrl] = await payments.waitFor(/payments-service on (http:\/\/\S+)/)
+  const [, paymentsUrl] = await payments.waitFor(/payments-service on (http:\/\/\S+)/, 30_000)
   for (const [name, url, proc] of [['server', serverUrl!, server], ['payments-service', paymentsUrl!, payments]] as const) {
     const health = await until(async () => {
       const res = await fetch(`${url}/health`)

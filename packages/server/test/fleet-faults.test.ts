@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { call, login, type Teardown } from './helpers/server.js'
-import { countingProxy, freePort, get, SERVER_BIN, SERVICE_SCRIPT, startProcess, until, type Proc } from './helpers/processes.js'
+import { countingProxy, freePort, get, SERVER_BIN, SERVICE_SCRIPT, startTsProcess, until, type Proc } from './helpers/processes.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'wg-fleet-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -33,13 +33,13 @@ interface Service extends Proc {
 const fleet: Teardown = t
 let server: Proc
 async function startServer (): Promise<void> {
-  server = startProcess(t, 'waygate-server', SERVER_BIN, [], serverEnv)
+  server = startTsProcess(t, 'waygate-server', SERVER_BIN, [], serverEnv)
   await until(async () => (await get(`${serverUrl}/health`)).status === 200 ? true : undefined, 30_000,
     () => `the server did not answer /health:\n${server.logs()}`, 50)
 }
 
 async function startService (tt: Teardown, service: string, env: Record<string, string> = {}): Promise<Service> {
-  const proc = startProcess(tt, service, SERVICE_SCRIPT, [], {
+  const proc = startTsProcess(tt, service, SERVICE_SCRIPT, [], {
     SERVICE: service,
     WAYGATE_SERVER_URL: serverUrl,
     WAYGATE_USERNAME: 'admin',
