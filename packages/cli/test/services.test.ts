@@ -1,5 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import t from 'tap'
+import type { RouteState } from '@waygate/core'
+import { routeState } from '@waygate/core/testing'
 import { startHostile, type SeenRequest } from './helpers/hostile.js'
 import { json, sandbox } from './helpers/server.js'
 import { splitKey } from '../src/parse.js'
@@ -12,26 +14,8 @@ import { splitKey } from '../src/parse.js'
 const NOW = Date.now()
 const ago = (ms: number): string => new Date(NOW - ms).toISOString()
 
-function route (key: string, fields: Record<string, unknown> = {}): Record<string, unknown> {
-  const [service, rest] = [key.slice(0, key.indexOf(':')), key.slice(key.indexOf(':') + 1)]
-  const method = rest.startsWith('/') ? null : rest.slice(0, rest.indexOf(':'))
-  const path = rest.startsWith('/') ? rest : rest.slice(rest.indexOf(':') + 1)
-  return {
-    key,
-    path,
-    method,
-    service,
-    status: 'active',
-    reason: '',
-    allowedEnvs: [],
-    window: null,
-    sunset: null,
-    successor: null,
-    forceActive: false,
-    updatedAt: ago(60_000),
-    updatedBy: 'config',
-    ...fields
-  }
+function route (key: string, fields: Partial<RouteState> = {}): RouteState {
+  return routeState(key, { updatedAt: ago(60_000), updatedBy: 'config', ...fields })
 }
 
 const ROUTES = [

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import { createMemoryBackend } from '@waygate/core'
+import { createMemoryBackend, type RouteState } from '@waygate/core'
+import { routeState } from '@waygate/core/testing'
 // The CLI depends on no server package; like the other tests, this one borrows the workspace's
 // sources to run a real Waygate Server.
 import { createWaygateServer } from '@waygate/server'
@@ -9,26 +10,8 @@ import { json, sandbox } from './helpers/server.js'
 // The seeds' multi-service CLI workflow, through the real binary, against a real Waygate Server on
 // loopback with two services registered the way the SDK registers them.
 
-function declared (key: string, fields: Record<string, unknown> = {}): Record<string, unknown> {
-  const colon = key.indexOf(':/')
-  return {
-    key,
-    path: key.slice(colon + 1),
-    method: key.slice(0, colon),
-    service: null,
-    status: 'active',
-    reason: '',
-    allowedEnvs: [],
-    window: null,
-    sunset: null,
-    successor: null,
-    deprecatedAt: null,
-    disabledUntil: null,
-    forceActive: false,
-    updatedAt: '2026-01-01T00:00:00.000Z',
-    updatedBy: 'config',
-    ...fields
-  }
+function declared (key: string, fields: Partial<RouteState> = {}): RouteState {
+  return routeState(key, { updatedAt: '2026-01-01T00:00:00.000Z', updatedBy: 'config', ...fields })
 }
 
 async function call (url: string, method: string, path: string, token: string, body?: unknown): Promise<any> {
