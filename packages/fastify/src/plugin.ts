@@ -92,8 +92,6 @@ interface Slot {
   factory: WaygateResponseFactory | undefined
   /** The code-only parts of the route's rate limit (key function, tier resolver, cost, 429 factory). */
   rlHooks: RateLimitHooks
-  /** The rate limit in force for this route, or null; replaced when policies change. */
-  rl: ActiveLimit | null
   /** What the route checks: global, service, then its own limit; replaced when policies change. */
   limits: LimitChain
 }
@@ -214,8 +212,8 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
     const tiers = upperLimits(limiter)
     for (const slot of slots.values()) {
       const compiled = limiter.policyFor(slot.handle.key) ?? limiter.policyFor(slot.handle.path)
-      slot.rl = compiled === null ? null : { compiled, hooks: slot.rlHooks, key: slot.handle.key, name: 'route' }
-      slot.limits = limitChain(tiers, slot.handle.key, slot.handle.path, slot.rl)
+      const own: ActiveLimit | null = compiled === null ? null : { compiled, hooks: slot.rlHooks, key: slot.handle.key, name: 'route' }
+      slot.limits = limitChain(tiers, slot.handle.key, slot.handle.path, own)
     }
   }
   limiter.onChange(refreshLimits)
@@ -235,7 +233,7 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
       // HEAD follows the GET route of the same pattern; bound at onReady if GET comes later
       const get = slots.get(`GET:${path}`)
       if (get !== undefined) return get
-      const slot: Slot = { handle: undefined as unknown as RouteHandle, factory: split.factory, rlHooks: {}, rl: null, limits: NO_LIMITS }
+      const slot: Slot = { handle: undefined as unknown as RouteHandle, factory: split.factory, rlHooks: {}, limits: NO_LIMITS }
       pendingHead.push({ slot, path, declaration: split.declaration })
       return slot
     }
@@ -243,7 +241,7 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
     const known = slots.get(key)
     if (known !== undefined) return known
     try {
-      const slot: Slot = { handle: engine.declareRoute(method, path, split.declaration), factory: split.factory, rlHooks: {}, rl: null, limits: NO_LIMITS }
+      const slot: Slot = { handle: engine.declareRoute(method, path, split.declaration), factory: split.factory, rlHooks: {}, limits: NO_LIMITS }
       if (split.rateLimit !== undefined) {
         const { policy, hooks } = splitRateLimitConfig(key, split.rateLimit)
         slot.rlHooks = hooks
