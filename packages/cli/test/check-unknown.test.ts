@@ -1,22 +1,14 @@
 import { createServer as createHttpServer } from 'node:http'
-import { createServer } from 'node:net'
 import t from 'tap'
+import { freePort } from '@waygate/core/testing'
 import { loggedIn, sandbox, startServer } from './helpers/server.js'
 
 // `waygate check` answers 3 (UNKNOWN, as monitoring plugins do) when it cannot tell, so a monitor
 // does not page for "a route is failing" when the server is only out of reach.
 t.jobs = 3
 
-async function closedPort (): Promise<number> {
-  const probe = createServer()
-  await new Promise<void>(resolve => probe.listen(0, '127.0.0.1', resolve))
-  const { port } = probe.address() as { port: number }
-  await new Promise(resolve => probe.close(resolve))
-  return port
-}
-
 t.test('an unreachable server is UNKNOWN: exit 3, through the real binary', async t => {
-  const box = await sandbox(t, { WAYGATE_SERVER_URL: `http://127.0.0.1:${await closedPort()}/waygate`, WAYGATE_TOKEN: 'x' })
+  const box = await sandbox(t, { WAYGATE_SERVER_URL: `http://127.0.0.1:${await freePort()}/waygate`, WAYGATE_TOKEN: 'x' })
   const [human, asJson] = await Promise.all([box.waygate(['check', '--fail-on', 'disabled,global']), box.run(['check', '--json'])])
   t.equal(human.code, 3)
   t.match(human.stdout, /^UNKNOWN: cannot tell: cannot reach http:\/\/127\.0\.0\.1:\d+\/waygate \(ECONNREFUSED\)\n$/)

@@ -1,5 +1,5 @@
-import { createServer } from 'node:net'
 import t from 'tap'
+import { freePort } from '@waygate/core/testing'
 import { json, loggedIn, sandbox, startServer, type TestServer } from './helpers/server.js'
 
 // Every command against a real listening server, through the real binary (`box.waygate`); the
@@ -10,15 +10,6 @@ t.jobs = 4
 
 async function status (server: TestServer, path: string, method = 'GET'): Promise<number> {
   return (await fetch(server.origin + path, { method })).status
-}
-
-/** A port nothing listens on. */
-async function closedPort (): Promise<number> {
-  const probe = createServer()
-  await new Promise<void>(resolve => probe.listen(0, '127.0.0.1', resolve))
-  const { port } = probe.address() as { port: number }
-  await new Promise(resolve => probe.close(resolve))
-  return port
 }
 
 t.test('usage errors exit 2 with the reason and a hint', async t => {
@@ -59,7 +50,7 @@ t.test('usage errors exit 2 with the reason and a hint', async t => {
 t.test('failures exit 1 with one line and a hint: unreachable server, wrong URL, unknown route, force-active', async t => {
   const server = await startServer(t)
   const box = await loggedIn(t, server)
-  const port = await closedPort()
+  const port = await freePort()
   const [unreachable, unreachableJson, wrongUrl, unknown, forced] = await Promise.all([
     box.waygate(['status'], { env: { WAYGATE_SERVER_URL: `http://127.0.0.1:${port}/waygate` } }),
     box.run(['status', '--json', '--server-url', `http://127.0.0.1:${port}/waygate`]),
@@ -304,7 +295,7 @@ t.test('status pages through routes; --debug traces requests without the token',
 t.test('services, current-service, version; --service scopes commands', async t => {
   const server = await startServer(t)
   const box = await loggedIn(t, server)
-  const port = await closedPort()
+  const port = await freePort()
   const [services, none, fromFlag, fromEnv, version, offline, scoped, outside] = await Promise.all([
     box.waygate(['services', '--json']),
     box.run(['current-service']),

@@ -1,5 +1,5 @@
 export { backendContract } from './backend-contract.js'
 export type { BackendContractTest, BackendContractOptions, BackendContractCreateOptions } from './backend-contract.js'
 export { routeState, auditEntry, waitFor, BUILT_AT } from './builders.js'
-export { startProcess, until } from './processes.js'
+export { startProcess, until, freePort } from './processes.js'
 export type { Proc, ProcessTeardown } from './processes.js'

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer, type AddressInfo } from 'node:net'
 
 /** The part of a tap test the process helpers need. */
 export interface ProcessTeardown {
@@ -97,4 +98,13 @@ export async function until<T> (check: () => Promise<T | undefined>, timeoutMs: 
     if (Date.now() > deadline) throw new Error(`${message()}${lastError === null ? '' : ` (last error: ${String(lastError)})`}`)
     await new Promise(resolve => setTimeout(resolve, everyMs))
   }
+}
+
+/** A loopback port nobody listens on right now: one to start a server on (again), or to find closed. */
+export async function freePort (): Promise<number> {
+  const probe = createServer()
+  await new Promise<void>(resolve => probe.listen(0, '127.0.0.1', resolve))
+  const { port } = probe.address() as AddressInfo
+  await new Promise(resolve => probe.close(resolve))
+  return port
 }

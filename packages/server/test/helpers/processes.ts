@@ -1,10 +1,10 @@
 import http from 'node:http'
-import net, { type AddressInfo } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { startProcess, type Proc } from '@waygate/core/testing'
 import type { Teardown } from './server.js'
 
-export { until, type Proc } from '@waygate/core/testing'
+export { freePort, until, type Proc } from '@waygate/core/testing'
 
 /** The waygate-server binary, from source. */
 export const SERVER_BIN = fileURLToPath(new URL('../../src/bin.ts', import.meta.url))
@@ -19,15 +19,6 @@ const TSX = import.meta.resolve('tsx')
  */
 export function startTsProcess (t: Teardown, name: string, file: string, args: string[], env: Record<string, string>, cwd?: string): Proc {
   return startProcess(t, name, ['--conditions=@waygate/source', '--import', TSX, file, ...args], { env, ...(cwd === undefined ? {} : { cwd }) })
-}
-
-/** A port nobody listens on right now (so a server can be restarted on the same one). */
-export async function freePort (): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise(resolve => server.close(resolve))
-  return port
 }
 
 /** GET through a real socket: status, headers and the body (JSON when it parses). */
