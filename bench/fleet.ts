@@ -27,10 +27,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { freePort, readCount } from './common.js'
 import { createEngine, createRemoteBackend, type RemoteBackend, type RouteHandle, type WaygateEngine } from '../packages/core/src/index.js'
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url))
@@ -70,31 +70,6 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
     for (const child of children) child.kill('SIGTERM')
     process.exit(130)
-  })
-}
-
-interface CountReport {
-  requests: number
-  byKind: Record<string, number>
-  openStreams: number
-  pid: number
-  user: number
-  system: number
-  rss: number
-  heapUsed: number
-}
-
-function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer()
-    probe.once('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address()
-      probe.close(() => {
-        if (typeof address === 'object' && address !== null) resolve(address.port)
-        else reject(new Error('could not pick a free port'))
-      })
-    })
   })
 }
 
@@ -148,12 +123,6 @@ async function post (base: string, token: string, path: string): Promise<void> {
   const res = await fetch(`${base}${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' })
   if (res.status !== 200) throw new Error(`POST ${path} answered ${res.status}: ${await res.text()}`)
   await res.arrayBuffer()
-}
-
-async function readCount (base: string, gc = false): Promise<CountReport> {
-  const res = await fetch(`${base}/__count${gc ? '?gc=1' : ''}`)
-  if (res.status !== 200) throw new Error(`/__count answered ${res.status}`)
-  return await res.json() as CountReport
 }
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))

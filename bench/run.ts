@@ -6,12 +6,12 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon, { type Instance, type Result } from 'autocannon'
 import { Redis } from 'ioredis'
+import { freePort, readCount } from './common.js'
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url))
 const ROOT = dirname(BENCH_DIR)
@@ -499,20 +499,6 @@ function procCpuUs (pid: number): number {
   return ticks * 1e6 / CLOCK_TICKS
 }
 
-function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer()
-    probe.once('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address()
-      probe.close(() => {
-        if (typeof address === 'object' && address !== null) resolve(address.port)
-        else reject(new Error('could not pick a free port'))
-      })
-    })
-  })
-}
-
 /** Starts a private redis-server on a free loopback port, without persistence; killed at exit. */
 async function startRedis (): Promise<RedisServer> {
   const port = await freePort()
@@ -582,22 +568,6 @@ interface CpuReport {
   system: number
   waygateServer?: string
   sync?: { state: string, source: string, revision: number | null, reconnects: number }
-}
-
-/** What the Waygate Server process of waygate-service answers on `/__count` (bench/server.ts). */
-interface CountReport {
-  requests: number
-  byKind: Record<string, number>
-  openStreams: number
-  pid: number
-  user: number
-  system: number
-}
-
-async function readCount (serverUrl: string): Promise<CountReport> {
-  const res = await fetch(`${serverUrl}/__count`)
-  if (res.status !== 200) throw new Error(`the Waygate Server's /__count answered ${res.status}`)
-  return await res.json() as CountReport
 }
 
 /** Polls X until `path` answers as `check` wants (after a change made on the Waygate Server). */

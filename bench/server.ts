@@ -31,6 +31,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction, type RouteOptions, type RouteShorthandOptions } from 'fastify'
 import type { RateLimitStore, WaygateBackend, WaygateLogger } from '../packages/core/src/index.js'
+import type { CountReport } from './common.js'
 
 const VARIANTS = [
   'bare', 'maplookup', 'waygate-active', 'waygate-deprecated', 'waygate-blocked', 'waygate-file', 'waygate-redis',
@@ -340,21 +341,6 @@ async function announce (app: FastifyInstance, label: string): Promise<void> {
     process.send({ type: 'ready', port: bound })
   }
   console.log(`READY ${bound} ${label} ${address}`)
-}
-
-/** What the Waygate Server process answers on `GET /__count`. */
-interface CountReport {
-  /** HTTP requests received since the process started, `/__count` itself excluded. */
-  requests: number
-  /** The same by kind: `events` (stream connects), `register`, `login`, `routes` (GET /api/routes), `other`. */
-  byKind: Record<string, number>
-  /** Service streams open now. */
-  openStreams: number
-  pid: number
-  user: number
-  system: number
-  rss: number
-  heapUsed: number
 }
 
 function kindOf (url: string): string {
