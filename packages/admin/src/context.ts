@@ -31,6 +31,11 @@ export interface AdminContext {
   checkCredentials: ((username: string, password: string) => Promise<string | null>) | null
   /** Issues a token; with `service`, one scoped to that service's SDK endpoints (claim `svc`). */
   issueToken(user: string, platform: TokenPlatform, service?: string): { token: string, claims: TokenClaims }
+  /**
+   * Issues a service token (claim `kind: 'service'`, platform sdk) for `service`, valid `ttlSeconds`:
+   * bound to no user's password, so it lives until it expires or is revoked.
+   */
+  issueServiceToken(service: string, ttlSeconds: number): { token: string, claims: TokenClaims }
   revoke(claims: TokenClaims): Promise<void>
   /** Failed logins per client and user. */
   throttle: ReturnType<typeof createLoginThrottle>

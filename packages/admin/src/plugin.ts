@@ -142,6 +142,9 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
       const version = credentialVersion(user)
       return signer.sign(user, platform, platform === 'sdk' ? sdkTokenExpiry : tokenExpiry, engine.now(), version ?? undefined, service)
     },
+    issueServiceToken (service, ttlSeconds) {
+      return signer.sign(`service:${service}`, 'sdk', ttlSeconds, engine.now(), undefined, service, 'service')
+    },
     async revoke (claims) {
       await engine.backend.putRecord(REVOKED_NAMESPACE, claims.jti, { user: claims.sub }, { expiresAt: claims.exp * 1000 })
     },
@@ -163,7 +166,8 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
       const claims = signer.verify(token, engine.now())
       if (claims === null) throw new WG_ERR_AUTH_REQUIRED('the token is invalid or expired (run: waygate login)')
       // bound to its user as configured now: a removed user, or a changed password, ends the token
-      if (checkCredentials !== null) {
+      // an operator's service token belongs to no user: its revocation (below) is what ends it
+      if (checkCredentials !== null && claims.kind !== 'service') {
         const expected = credentialVersion(claims.sub)
         if (expected !== undefined && (expected === null || claims.cv === undefined || !safeEqual(claims.cv, expected))) {
           throw new WG_ERR_AUTH_REQUIRED('the token\'s user was removed or changed password (run: waygate login)')
@@ -171,7 +175,7 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
       }
       try {
         if (await engine.backend.getRecord(REVOKED_NAMESPACE, claims.jti) !== null) {
-          throw new WG_ERR_AUTH_REQUIRED('the token was revoked (run: waygate login)')
+          throw new WG_ERR_AUTH_REQUIRED(claims.kind === 'service' ? 'the service token was revoked (issue a new one: waygate token create)' : 'the token was revoked (run: waygate login)')
         }
       } catch (err) {
         if ((err as FastifyError).code === 'WG_ERR_AUTH_REQUIRED') throw err

@@ -89,7 +89,9 @@ export const AuditAction = Type.Union([
   Type.Literal('global_exempt_remove'),
   Type.Literal('rate_limit_set'),
   Type.Literal('rate_limit_delete'),
-  Type.Literal('rate_limit_reset')
+  Type.Literal('rate_limit_reset'),
+  Type.Literal('token_created'),
+  Type.Literal('token_revoked')
 ])
 export type AuditAction = Static<typeof AuditAction>
 

@@ -8,3 +8,6 @@ export const WG_ERR_SERVER_OPTIONS_INVALID = createError<[string]>('WG_ERR_SERVE
 export function conflict (what: string, current: unknown): never {
   throw Object.assign(new WG_ERR_CONFLICT(what), { current })
 }
+
+/** No service token has this id (it never existed, or its record expired long after the token). */
+export const WG_ERR_TOKEN_NOT_FOUND = createError<[string]>('WG_ERR_TOKEN_NOT_FOUND', 'No service token %s', 404)

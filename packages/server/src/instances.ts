@@ -234,7 +234,11 @@ export function createInstanceRegistry (options: InstanceRegistryOptions): Insta
     registered (service, given) {
       const key = keyOf(service, given.id)
       remember(key, given)
-      registrations.set(key, { service, details: given, at: engine.now() })
+      // the SDK opens its stream and registers at once: when the stream came first, it lists the
+      // instance, and its end must end the listing (not a registration left for three heartbeats)
+      let streaming = false
+      for (const stream of streams) if (stream.service === service && stream.id === given.id) streaming = true
+      if (!streaming) registrations.set(key, { service, details: given, at: engine.now() })
       soon()
     },
 

@@ -1,12 +1,15 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { createEngine, createRateLimiter, type WaygateBackend, type WebhookConfig } from '@waygate/core'
-import { waygateAdmin, type AuthOption } from '@waygate/admin'
+import { waygateAdmin, type AdminContext, type AuthOption } from '@waygate/admin'
 import { WG_ERR_SERVER_OPTIONS_INVALID } from './errors.js'
 import { createFleet } from './fleet.js'
 import { createInstanceRegistry } from './instances.js'
 import { registerSdkRoutes } from './sdk-routes.js'
+import { registerServiceResetRoute } from './service-reset-routes.js'
 import { registerServicesRoutes } from './services-routes.js'
 import { createStreamHub } from './streams.js'
+import { createServiceTokens } from './tokens.js'
+import { registerTokenRoutes } from './tokens-routes.js'
 
 /** Options of {@link createWaygateServer}. */
 export interface WaygateServerOptions {
@@ -88,6 +91,15 @@ export async function createWaygateServer (options: WaygateServerOptions): Promi
   const fleet = createFleet(engine)
   const instances = createInstanceRegistry({ engine, fleet, log, heartbeatMs })
   const hub = createStreamHub({ engine, fleet, instances, log, heartbeatMs, replayLogSize: options.replayLogSize ?? 1000 })
+  // service tokens are signed by the admin's signer, which the admin hands its extension below
+  let issueServiceToken: AdminContext['issueServiceToken'] | null = null
+  const tokens = createServiceTokens({
+    engine,
+    issue (service, ttlSeconds) {
+      if (issueServiceToken === null) throw new Error('waygate server: the admin is not registered yet')
+      return issueServiceToken(service, ttlSeconds)
+    }
+  })
   app.decorate('waygate', engine)
   app.decorate('waygateRateLimits', limiter)
 
@@ -132,6 +144,9 @@ export async function createWaygateServer (options: WaygateServerOptions): Promi
       register (api, ctx) {
         registerSdkRoutes(api, ctx, { engine, fleet, hub, instances })
         registerServicesRoutes(api, { engine, fleet, instances })
+        registerServiceResetRoute(api, { engine, fleet })
+        issueServiceToken = ctx.issueServiceToken
+        registerTokenRoutes(api, tokens)
       }
     }
   })

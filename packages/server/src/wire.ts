@@ -80,7 +80,7 @@ export function recordIdForService (service: string, id: string): string | null 
   if (id === servicePolicyId(service)) return '@service'
   if (id.startsWith('reset:')) {
     const inner = recordIdForService(service, id.slice(6))
-    return inner === null || inner === '@service' ? null : `reset:${inner}`
+    return inner === null ? null : `reset:${inner}`
   }
   return unqualify(service, id)
 }

@@ -19,6 +19,11 @@ export interface TokenClaims {
   cv?: string
   /** The service the token is scoped to: it may use only that service's SDK endpoints. */
   svc?: string
+  /**
+   * `service`: a service token an operator issued (`waygate token create`), with `svc` set. It is
+   * bound to no user's password, only to its expiry and its revocation.
+   */
+  kind?: 'service'
 }
 
 const PREFIX = 'wg1'
@@ -29,7 +34,7 @@ function b64url (data: Buffer | string): string {
 
 /** Signs and verifies waygate tokens: `wg1.<claims>.<HMAC-SHA256>`, all base64url. */
 export interface TokenSigner {
-  sign(user: string, platform: TokenPlatform, ttlSeconds: number, now: number, credentialVersion?: string, service?: string): { token: string, claims: TokenClaims }
+  sign(user: string, platform: TokenPlatform, ttlSeconds: number, now: number, credentialVersion?: string, service?: string, kind?: 'service'): { token: string, claims: TokenClaims }
   /** Returns the claims of a well-formed, correctly signed, unexpired token, else null. */
   verify(token: string, now: number): TokenClaims | null
 }
@@ -42,11 +47,12 @@ export function randomSecret (): string {
 export function createTokenSigner (secret: string): TokenSigner {
   const mac = (data: string): Buffer => createHmac('sha256', secret).update(data).digest()
   return {
-    sign (user, platform, ttlSeconds, now, credentialVersion, service) {
+    sign (user, platform, ttlSeconds, now, credentialVersion, service, kind) {
       const iat = Math.floor(now / 1000)
       const claims: TokenClaims = { sub: user, plat: platform, iat, exp: iat + ttlSeconds, jti: randomUUID() }
       if (credentialVersion !== undefined) claims.cv = credentialVersion
       if (service !== undefined) claims.svc = service
+      if (kind !== undefined) claims.kind = kind
       const body = `${PREFIX}.${b64url(JSON.stringify(claims))}`
       return { token: `${body}.${b64url(mac(body))}`, claims }
     },
@@ -67,7 +73,8 @@ export function createTokenSigner (secret: string): TokenSigner {
       }
       if (typeof claims !== 'object' || claims === null || typeof claims.sub !== 'string' || typeof claims.exp !== 'number' ||
           typeof claims.jti !== 'string' || !['cli', 'dashboard', 'sdk', 'api'].includes(claims.plat) ||
-          (claims.cv !== undefined && typeof claims.cv !== 'string') || (claims.svc !== undefined && !isServiceName(claims.svc))) return null
+          (claims.cv !== undefined && typeof claims.cv !== 'string') || (claims.svc !== undefined && !isServiceName(claims.svc)) ||
+          (claims.kind !== undefined && (claims.kind !== 'service' || claims.svc === undefined))) return null
       if (claims.exp * 1000 <= now) return null
       return claims
     }

@@ -33,7 +33,9 @@ export const AUDIT_ACTION_LABELS: Record<AuditAction, string> = {
   global_exempt_remove: 'Exempt paths removed',
   rate_limit_set: 'Rate limit set',
   rate_limit_delete: 'Rate limit removed',
-  rate_limit_reset: 'Rate limit reset'
+  rate_limit_reset: 'Rate limit reset',
+  token_created: 'Service token created',
+  token_revoked: 'Service token revoked'
 }
 
 const UNITS: Array<[number, string]> = [[86_400_000, 'd'], [3_600_000, 'h'], [60_000, 'min'], [1000, 's']]

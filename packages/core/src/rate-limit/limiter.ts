@@ -200,9 +200,15 @@ export function createRateLimiter (engine: WaygateEngine, options: RateLimiterOp
 
   function applyRecord (id: string, value: unknown): void {
     if (id.startsWith(RESET_PREFIX)) {
-      // another instance reset counters: forget what this one caches about them
       const reset = value as { scope?: string, id?: string } | null
-      if (reset !== null) store.invalidateLocal(reset.scope, reset.id)
+      if (reset === null) return
+      if (backend.kind === 'remote' && typeof reset.scope === 'string') {
+        // on a service, the counters are here, not on the Waygate Server that announced the reset
+        resetHere(reset.scope, typeof reset.id === 'string' ? reset.id : undefined)
+        return
+      }
+      // another instance reset counters: forget what this one caches about them
+      store.invalidateLocal(reset.scope, reset.id)
       return
     }
     try {
@@ -247,6 +253,13 @@ export function createRateLimiter (engine: WaygateEngine, options: RateLimiterOp
 
   function scopeOf (key: string): string {
     return (runtime.get(key) ?? declared.get(key))?.scope ?? key
+  }
+
+  /** Resets counters of a scope as a reset record names it: the service tier's, the global one's or a route's. */
+  function resetHere (scope: string, id: string | undefined): void {
+    const target = scope === serviceId ? activeSvc?.compiled.scope ?? serviceId : scope === GLOBAL_ID ? GLOBAL_ID : scopeOf(scope)
+    const done = id === undefined ? store.resetAll(target) : store.reset(target, id)
+    done.catch(err => engine.logger.warn({ err, scope }, 'waygate: rate limit reset failed'))
   }
 
   async function announceReset (scope: string, id: string | undefined): Promise<void> {
