@@ -15,6 +15,10 @@ declare module 'autocannon' {
     timeout?: number
     method?: string
     headers?: Record<string, string>
+    /** Requests each connection cycles through; `onResponse` sees each answer's status and body. */
+    requests?: Array<{ method?: string, path: string, onResponse?: (status: number, body: string) => void }>
+    /** Called with every connection's client: its `response` event gives (status, bytes, ms). */
+    setupClient?: (client: EventEmitter) => void
   }
 
   export interface Histogram {
