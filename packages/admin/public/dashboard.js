@@ -1,11 +1,13 @@
 // waygate dashboard: confirmation dialogs and live updates, on top of pages that work without it.
 // Everything shown comes from the server already escaped; this script only moves server HTML
 // around and sets textContent, never builds markup from data.
-/* global location, Node, DOMParser, CSS, EventSource, Element, HTMLFormElement */
+/* global location, Node, DOMParser, CSS, EventSource, Element, HTMLFormElement, navigator */
 'use strict'
 ;(function () {
   const meta = name => document.querySelector('meta[name="' + name + '"]')?.getAttribute('content') ?? ''
   const prefix = meta('waygate-prefix')
+  // a signed-in page carries the prefix, which is '' when the admin is mounted at the root (a Waygate Server)
+  const signedIn = document.querySelector('meta[name="waygate-prefix"]') !== null
   const csrf = meta('waygate-csrf')
   const csrfHeader = meta('waygate-csrf-header') || 'x-waygate-csrf'
   const loginPath = prefix + '/login'
@@ -155,6 +157,8 @@
         // not JSON: not ours
       }
       if (namespace === 'waygate:rate-limits' && document.querySelector('[data-rate-limits]') !== null) scheduleRefresh()
+      // a Waygate Server's services: their maintenance, instances and registrations are records too
+      if (typeof namespace === 'string' && namespace.startsWith('waygate:service') && document.querySelector('#wg-services, #wg-service-card, #wg-rl-service') !== null) scheduleRefresh()
     })
     source.addEventListener('error', () => {
       setLive('reconnecting', 'Reconnecting…')
@@ -288,6 +292,25 @@
     }
   })
 
-  if (prefix !== '' && typeof EventSource === 'function') connect()
-  if (prefix !== '' && document.querySelector('[data-poll]') !== null) setTimeout(poll, POLL_MS)
+  // ---- copy buttons (a new service token, shown once) ----
+  document.addEventListener('click', async event => {
+    const button = event.target instanceof Element ? event.target.closest('button[data-copy]') : null
+    if (button === null) return
+    const input = document.getElementById(button.getAttribute('data-copy') ?? '')
+    if (input === null) return
+    try {
+      await navigator.clipboard.writeText(input.value)
+      button.textContent = 'Copied'
+      notify('Copied to the clipboard')
+    } catch {
+      // no clipboard access (an insecure origin, or refused): select it for a manual copy
+      input.focus()
+      input.select()
+      notify('Select and copy it by hand (Ctrl+C)', true)
+    }
+  })
+  document.querySelector('[data-autofocus]')?.focus()
+
+  if (signedIn && typeof EventSource === 'function') connect()
+  if (signedIn && document.querySelector('[data-poll]') !== null) setTimeout(poll, POLL_MS)
 })()

@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Platform, WaygateEngine } from '@waygate/core'
 import type { createLoginThrottle } from './auth/throttle.js'
 import type { TokenClaims, TokenPlatform } from './auth/tokens.js'
+import type { DashboardFleet } from './dashboard/fleet.js'
 import type { DashboardSession } from './dashboard/session.js'
 
 /** Who is calling, as the admin resolved it. */
@@ -52,6 +53,8 @@ export interface AdminContext {
   log: FastifyBaseLogger
   /** Endpoints of the admin's own API an extension serves instead (`GET /api/services`). */
   replaced: ReadonlySet<string>
+  /** A Waygate Server's services, for the dashboard's service pages; null in an app's own admin. */
+  fleet: DashboardFleet | null
 }
 
 /**

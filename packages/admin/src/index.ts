@@ -1,6 +1,8 @@
 export { waygateAdmin, REVOKED_NAMESPACE } from './plugin.js'
 export type { WaygateAdminOptions } from './plugin.js'
 export type { AdminPrincipal, AdminContext, AdminExtension, AdminApi } from './context.js'
+export { isStale, staleAfterMs } from './dashboard/fleet.js'
+export type { DashboardFleet, DashboardServiceTokens, FleetActor, FleetInstance, FleetService, ServiceRateLimitInput, ServiceTokenInfo } from './dashboard/fleet.js'
 export { hashPassword, verifyPassword } from './auth/passwords.js'
 export type { AdminUser, Authenticator, AuthOption } from './auth/users.js'
 export type { TokenPlatform, TokenClaims } from './auth/tokens.js'

@@ -9,6 +9,7 @@ import { createLoginThrottle, type ThrottleOptions } from './auth/throttle.js'
 import { createTokenSigner, randomSecret } from './auth/tokens.js'
 import { authProblems, createCredentialCheck, createCredentialVersions, type AuthOption } from './auth/users.js'
 import { registerDashboard } from './dashboard/index.js'
+import type { DashboardFleet } from './dashboard/fleet.js'
 import { createDashboardSession } from './dashboard/session.js'
 import type { AdminContext, AdminExtension } from './context.js'
 import { scopeProblem } from './scope.js'
@@ -64,6 +65,11 @@ export interface WaygateAdminOptions {
    * validation (the Waygate Server adds its SDK and services endpoints so).
    */
   extend?: AdminExtension
+  /**
+   * A Waygate Server's services: with it the dashboard gets a service selector on every page, the
+   * service maintenance and rate limit cards, and the services (and tokens) pages.
+   */
+  fleet?: DashboardFleet
 }
 
 export type { AdminContext, AdminPrincipal, AdminExtension, AdminApi } from './context.js'
@@ -106,6 +112,10 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
   if (typeof sseMaxBufferBytes !== 'number' || !Number.isInteger(sseMaxBufferBytes) || sseMaxBufferBytes < 1024 || sseMaxBufferBytes > 1024 ** 3) {
     problems.push('sseMaxBufferBytes: expected whole bytes between 1024 and 1073741824')
   }
+  const fleet = options.fleet ?? null
+  if (fleet !== null && (typeof fleet !== 'object' || typeof fleet.services !== 'function' || typeof fleet.heartbeatMs !== 'number')) {
+    problems.push('fleet: expected the dashboard fleet of a Waygate Server')
+  }
   if (problems.length > 0) throw new WG_ERR_ADMIN_OPTIONS_INVALID(problems.join('; '))
 
   let secret = options.secretKey ?? process.env.WAYGATE_SECRET_KEY
@@ -138,6 +148,7 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
       windowSeconds: options.loginThrottle?.windowSeconds ?? 300
     }),
     replaced: new Set(options.extend?.replaces ?? []),
+    fleet,
     issueToken (user, platform, service) {
       const version = credentialVersion(user)
       return signer.sign(user, platform, platform === 'sdk' ? sdkTokenExpiry : tokenExpiry, engine.now(), version ?? undefined, service)

@@ -1,17 +1,19 @@
 import { fileURLToPath } from 'node:url'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastifyView from '@fastify/view'
-import { WG_ERR_ROUTE_FORCE_ACTIVE, WG_ERR_ROUTE_NOT_FOUND, type RateLimiter } from '@waygate/core'
+import { isServiceName, WG_ERR_ROUTE_FORCE_ACTIVE, WG_ERR_ROUTE_NOT_FOUND, type RateLimiter } from '@waygate/core'
 import { Eta } from 'eta'
 import type { TokenClaims } from '../auth/tokens.js'
-import { WG_ERR_CSRF_INVALID, WG_ERR_REQUEST_INVALID } from '../errors.js'
+import { WG_ERR_CSRF_INVALID, WG_ERR_NOT_FOUND, WG_ERR_REQUEST_INVALID } from '../errors.js'
 import type { AdminContext } from '../context.js'
 import { ADMIN_VERSION } from '../version.js'
 import { globalAction, readForm, routeAction, type FormValues, type GlobalActionSpec, type RouteActionSpec } from './actions.js'
 import { registerAssets, type AssetUrls } from './assets.js'
+import { scopeView, serviceCard, servicesPage, servicesVersion, tokenRow } from './fleet-pages.js'
 import { checkLogin } from './login.js'
-import { auditPage, formFields, globalView, readAuditFilter, readRoutesFilter, routesPage } from './pages.js'
+import { auditPage, formFields, globalView, queryString, readAuditFilter, readRoutesFilter, routesPage } from './pages.js'
 import { registerRateLimitPages } from './rate-limits.js'
+import { checkService, serviceAction, tokenAction, tokenLifetime, tokensOf, type ServiceActionSpec, type TokenActionSpec } from './service-actions.js'
 import { CSRF_FIELD, CSRF_HEADER } from './session.js'
 
 /** The package's `views/` folder, beside `src/` and `dist/`. */
@@ -51,13 +53,19 @@ function field (body: unknown, name: string, max: number): string {
   return typeof value === 'string' ? value.slice(0, max) : ''
 }
 
+/** The service a page of a server's dashboard is scoped to (`?service=`), '' for all of them. */
+export function scopeOf (request: FastifyRequest): string {
+  const service = field(request.query, 'service', 100).trim()
+  return isServiceName(service) ? service : ''
+}
+
 /**
  * The dashboard: server-rendered pages under the admin prefix, signed-in through a session cookie
  * that holds a dashboard token, and live through the admin's SSE feed.
  */
 export async function registerDashboard (fastify: FastifyInstance, options: { ctx: AdminContext }): Promise<void> {
   const { ctx } = options
-  const { engine } = ctx
+  const { engine, fleet } = ctx
   const prefix = fastify.prefix
   const home = `${prefix}/`
   const log = fastify.log.child({ name: 'waygate-dashboard' })
@@ -125,7 +133,12 @@ export async function registerDashboard (fastify: FastifyInstance, options: { ct
   }
 
   async function page (reply: FastifyReply, template: string, data: object, user: Session | null, nav: string | null = null): Promise<FastifyReply> {
+    // a server's dashboard: the service selector, on every page, reloads the page it is on
+    const scope = fleet === null || user === null ? null : scopeView(fleet, scopeOf(reply.request), reply.request.url.split('?')[0]!)
     const html = await render(template, {
+      scope,
+      navQuery: scope?.query ?? '',
+      fleetPages: fleet === null ? null : { tokens: fleet.tokens !== undefined },
       prefix,
       home,
       nav,
@@ -215,28 +228,103 @@ export async function registerDashboard (fastify: FastifyInstance, options: { ct
 
   fastify.get('/', base, async (request, reply) => {
     const user = await session(request, reply)
-    const data = routesPage(engine, readRoutesFilter(request.query), prefix)
+    const filter = readRoutesFilter(request.query)
+    if (fleet !== null) filter.service = scopeOf(request)
+    const data = routesPage(engine, filter, prefix, fleet !== null)
     return page(reply, 'routes', {
       title: 'Routes',
       ...data,
-      global: globalView(engine.getGlobal(), engine.now(), prefix, data.returnTo)
+      global: globalView(engine.getGlobal(), engine.now(), prefix, data.returnTo),
+      serviceCard: fleet === null || filter.service === '' ? null : serviceCard(fleet, filter.service, engine.now(), prefix, data.returnTo)
     }, user, 'routes')
   })
 
   fastify.get('/audit', base, async (request, reply) => {
     const user = await session(request, reply)
-    const data = await auditPage(engine, readAuditFilter(request.query), prefix)
+    const data = await auditPage(engine, readAuditFilter(request.query), prefix, fleet === null ? '' : scopeOf(request))
     return page(reply, 'audit', { title: 'Audit log', ...data }, user, 'audit')
   })
 
   // rate limiting lives in the waygate plugin: without it in this app, the page says so
   if (fastify.hasDecorator('waygateRateLimits')) {
     const limiter = (fastify as unknown as { waygateRateLimits: RateLimiter }).waygateRateLimits
-    registerRateLimitPages(fastify, { engine, limiter, prefix, routeOptions: base, session, page, localPath })
+    registerRateLimitPages(fastify, { engine, limiter, prefix, routeOptions: base, session, page, localPath, fleet, scopeOf })
   } else {
     fastify.get('/rate-limits', base, async (request, reply) => {
       const user = await session(request, reply)
       return page(reply, 'rate-limits', { title: 'Rate limits' }, user, 'rate-limits')
+    })
+  }
+
+  // ---- a Waygate Server's services and their tokens ----
+
+  if (fleet !== null) {
+    fastify.get('/services', base, async (request, reply) => {
+      const user = await session(request, reply)
+      const selected = scopeOf(request)
+      return page(reply, 'services', {
+        title: 'Services',
+        selected,
+        ...servicesPage(fleet, engine.now(), prefix, selected),
+        live: { url: `${prefix}/services/live`, version: servicesVersion(fleet, engine.now()) }
+      }, user, 'services')
+    })
+
+    // polled by the page's script: an instance turns stale with no event to say so
+    fastify.get('/services/live', base, async (request, reply) => {
+      await session(request, reply)
+      return { version: servicesVersion(fleet, engine.now()) }
+    })
+  }
+
+  if (fleet?.tokens !== undefined) {
+    const tokens = fleet.tokens
+    const tokensHome = `${prefix}/tokens`
+
+    async function tokensData (service: string, form: { service: string, name: string, expires: string }, error: string | null) {
+      const now = engine.now()
+      const returnTo = `${tokensHome}${queryString({ service })}`
+      const list = await tokens.list(service === '' ? {} : { service })
+      return {
+        title: 'Service tokens',
+        rows: list.map(info => tokenRow(info, now, prefix, returnTo)),
+        form,
+        error,
+        created: null as null | { token: string, service: string, name: string, expiresAt: string },
+        knownServices: fleet!.services().map(s => s.name),
+        filtered: service !== ''
+      }
+    }
+
+    fastify.get('/tokens', base, async (request, reply) => {
+      const user = await session(request, reply)
+      const service = scopeOf(request)
+      return page(reply, 'tokens', await tokensData(service, { service, name: '', expires: '365d' }, null), user, 'tokens')
+    })
+
+    // the answer is the only place the token is ever shown: it is not stored, and the page is no-store
+    fastify.post('/tokens', base, async (request, reply) => {
+      const user = await session(request, reply)
+      const scope = scopeOf(request)
+      const form = {
+        service: field(request.body, 'service', 200).trim(),
+        name: field(request.body, 'name', 201).trim(),
+        expires: field(request.body, 'expires', 40).trim() || '365d'
+      }
+      let created: { token: string, info: { service: string, name: string, expiresAt: string } }
+      try {
+        if (form.service === '') throw new WG_ERR_REQUEST_INVALID('service: which service is the token for?')
+        if (form.name.length > 200) throw new WG_ERR_REQUEST_INVALID('name: at most 200 characters')
+        created = await tokens.create({ service: checkService(form.service), name: form.name, expiresIn: tokenLifetime(form.expires) }, user.user)
+      } catch (err) {
+        const status = (err as FastifyError).statusCode ?? 500
+        if (status >= 500) throw err
+        reply.code(status)
+        return page(reply, 'tokens', await tokensData(scope, form, (err as Error).message), user, 'tokens')
+      }
+      const data = await tokensData(scope, { service: form.service, name: '', expires: '365d' }, null)
+      data.created = { token: created.token, service: created.info.service, name: created.info.name, expiresAt: created.info.expiresAt }
+      return page(reply, 'tokens', data, user, 'tokens')
     })
   }
 
@@ -245,8 +333,23 @@ export async function registerDashboard (fastify: FastifyInstance, options: { ct
   type Target =
     | { kind: 'global', spec: GlobalActionSpec, key: null, prefill: FormValues }
     | { kind: 'route', spec: RouteActionSpec, key: string, prefill: FormValues }
+    | { kind: 'service', spec: ServiceActionSpec, key: string, prefill: FormValues }
+    | { kind: 'token', spec: TokenActionSpec, key: string, prefill: FormValues }
 
-  function target (action: string, key: string): Target {
+  async function target (action: string, key: string): Promise<Target> {
+    const onService = fleet === null ? undefined : serviceAction(action)
+    if (onService !== undefined) {
+      const service = checkService(key)
+      const known = fleet!.services().find(s => s.name === service)
+      if (known === undefined) throw new WG_ERR_NOT_FOUND(`no service named ${service}`)
+      return { kind: 'service', spec: onService, key: service, prefill: onService.prefill(known.maintenance) }
+    }
+    const onToken = fleet === null ? undefined : tokenAction(action)
+    if (onToken !== undefined) {
+      const info = (await tokensOf(fleet!).list()).find(i => i.id === key)
+      if (info === undefined) throw new WG_ERR_NOT_FOUND(`no service token with id ${key.slice(0, 100)}`)
+      return { kind: 'token', spec: onToken, key: info.id, prefill: onToken.prefill(info) }
+    }
     const global = globalAction(action)
     if (global !== undefined) return { kind: 'global', spec: global, key: null, prefill: global.prefill(engine.getGlobal()) }
     const spec = routeAction(action)
@@ -272,19 +375,20 @@ export async function registerDashboard (fastify: FastifyInstance, options: { ct
 
   fastify.get('/confirm', base, async (request, reply) => {
     const user = await session(request, reply)
-    const t = target(field(request.query, 'action', 40), field(request.query, 'key', 4096))
+    const t = await target(field(request.query, 'action', 40), field(request.query, 'key', 4096))
     return page(reply, 'confirm', confirmData(t, t.prefill, localPath(field(request.query, 'return', 4096)), null), user)
   })
 
   fastify.post('/action', base, async (request, reply) => {
     const user = await session(request, reply)
-    const t = target(field(request.body, 'action', 40), field(request.body, 'key', 4096))
+    const t = await target(field(request.body, 'action', 40), field(request.body, 'key', 4096))
     const returnTo = localPath(field(request.body, 'return', 4096))
     const who = { actor: user.user, platform: 'dashboard' as const }
     let values: FormValues = {}
     try {
       values = readForm(request.body, t.spec.fields)
       if (t.kind === 'global') await t.spec.run(engine, values, who)
+      else if (t.kind === 'service' || t.kind === 'token') await t.spec.run(fleet!, t.key, values, who)
       else await t.spec.run(engine, t.key, values, who)
     } catch (err) {
       const status = (err as FastifyError).statusCode ?? 500

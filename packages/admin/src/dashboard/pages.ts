@@ -1,6 +1,7 @@
 import {
   GLOBAL_KEY,
   parseRouteKey,
+  qualifyKey,
   ROUTE_STATUSES,
   type AuditAction,
   type AuditEntry,
@@ -209,10 +210,14 @@ function matches (state: RouteState, filter: RoutesFilter): boolean {
   return true
 }
 
-/** Everything the routes page shows. */
-export function routesPage (engine: WaygateEngine, filter: RoutesFilter, prefix: string) {
+/**
+ * Everything the routes page shows. `scoped`: a Waygate Server's dashboard, whose service selector
+ * sets `filter.service`: the counters count that service's routes, and rows name no service.
+ */
+export function routesPage (engine: WaygateEngine, filter: RoutesFilter, prefix: string, scoped = false) {
   const now = engine.now()
-  const all = engine.listRoutes()
+  const inScope = scoped && filter.service !== ''
+  const all = inScope ? engine.listRoutes().filter(s => s.service === filter.service) : engine.listRoutes()
   const returnTo = `${prefix}/${routesQuery(filter)}`
   const count = (pick: (s: RouteState) => boolean): number => all.filter(pick).length
   const counters: Counter[] = [
@@ -231,18 +236,20 @@ export function routesPage (engine: WaygateEngine, filter: RoutesFilter, prefix:
   const pages = Math.max(1, Math.ceil(selected.length / filter.perPage))
   const page = Math.min(filter.page, pages)
   const first = (page - 1) * filter.perPage
-  const rows = selected.slice(first, first + filter.perPage).map(s => routeRow(s, now, prefix, returnTo))
+  // scoped to one service, its name on every row says nothing
+  const rows = selected.slice(first, first + filter.perPage).map(s => routeRow(s, now, prefix, returnTo)).map(r => inScope ? { ...r, service: null } : r)
   return {
     filter,
     counters,
     statuses: ROUTE_STATUSES.map(status => ({ value: status, label: STATUS_LABELS[status] })),
-    services: services.length === 0 ? [] : [{ value: LOCAL_SERVICE, label: 'this app' }, ...services.map(s => ({ value: s, label: s }))],
+    services: services.length === 0 || scoped ? [] : [{ value: LOCAL_SERVICE, label: 'this app' }, ...services.map(s => ({ value: s, label: s }))],
+    showService: !inScope,
     perPageChoices: PER_PAGE,
     rows,
     total: all.length,
     matching: selected.length,
-    filtered: filter.status !== '' || filter.q !== '' || filter.service !== '',
-    resetHref: `${prefix}/`,
+    filtered: filter.status !== '' || filter.q !== '' || (!scoped && filter.service !== ''),
+    resetHref: `${prefix}/${scoped ? queryString({ service: filter.service }) : ''}`,
     pagination: {
       page,
       pages,
@@ -293,8 +300,11 @@ export function auditRow (entry: AuditEntry, now: number): AuditRow {
 
 const AUDIT_PAGE = 25
 
-/** Everything the audit page shows; `problem` explains a filter that could not be used. */
-export async function auditPage (engine: WaygateEngine, filter: AuditFilter, prefix: string) {
+/**
+ * Everything the audit page shows; `problem` explains a filter that could not be used. `service`:
+ * the service a server's dashboard is scoped to ('' for all), whose plain keys the key filter takes.
+ */
+export async function auditPage (engine: WaygateEngine, filter: AuditFilter, prefix: string, service = '') {
   const now = engine.now()
   let problem: string | null = null
   let key: string | undefined
@@ -302,13 +312,15 @@ export async function auditPage (engine: WaygateEngine, filter: AuditFilter, pre
     key = GLOBAL_KEY
   } else if (filter.key !== '') {
     try {
-      key = parseRouteKey(filter.key).key
+      const parsed = parseRouteKey(filter.key)
+      key = parsed.service === null && service !== '' ? qualifyKey(service, parsed.key) : parsed.key
     } catch (err) {
       problem = (err as Error).message
     }
   }
   const query: AuditQuery = {
     key,
+    service: service === '' ? undefined : service,
     actor: filter.actor === '' ? undefined : filter.actor,
     action: filter.action === '' ? undefined : filter.action,
     since: filter.since === '' ? undefined : new Date(`${filter.since}T00:00:00Z`).toISOString(),
@@ -320,14 +332,14 @@ export async function auditPage (engine: WaygateEngine, filter: AuditFilter, pre
   const entries = problem === null ? await engine.listAudit(query) : []
   const more = entries.length > AUDIT_PAGE
   const shown = entries.slice(0, AUDIT_PAGE)
-  const base = { key: filter.key, actor: filter.actor, action: filter.action, since: filter.since, until: filter.until }
+  const base = { service, key: filter.key, actor: filter.actor, action: filter.action, since: filter.since, until: filter.until }
   return {
     filter,
     problem,
     actions: Object.entries(AUDIT_ACTION_LABELS).map(([value, label]) => ({ value, label })),
     rows: shown.map(e => auditRow(e, now)),
     filtered: filter.key !== '' || filter.actor !== '' || filter.action !== '' || filter.since !== '' || filter.until !== '',
-    resetHref: `${prefix}/audit`,
+    resetHref: `${prefix}/audit${queryString({ service })}`,
     newest: filter.before === '' ? null : `${prefix}/audit${queryString(base)}`,
     older: more ? `${prefix}/audit${queryString({ ...base, before: shown[shown.length - 1]!.id })}` : null,
     firstPage: filter.before === ''

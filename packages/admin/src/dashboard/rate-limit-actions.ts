@@ -13,6 +13,7 @@ import {
 } from '@waygate/core'
 import { WG_ERR_NOT_FOUND, WG_ERR_REQUEST_INVALID } from '../errors.js'
 import { readForm, type FieldSpec, type FormValues } from './actions.js'
+import type { DashboardFleet, FleetActor } from './fleet.js'
 
 // ---- labels ----
 
@@ -407,4 +408,107 @@ export function fieldViews (fields: readonly RateLimitField[], values: FormValue
 /** Reads a form body: trimmed strings of the fields the action knows, as the route actions read theirs. */
 export function readRateLimitForm (body: unknown, fields: readonly RateLimitField[]): FormValues {
   return readForm(body, fields.map((f): FieldSpec => ({ name: f.name, label: f.label, kind: f.kind === 'checkbox' ? 'checkbox' : 'text', maxLength: f.maxLength })))
+}
+
+// ---- a Waygate Server's service policies ----
+
+/** An action on the rate limit a service's routes share (target.key: the service, target.global: its policy). */
+export interface ServiceRateLimitActionSpec extends Omit<RateLimitActionSpec, 'scope' | 'run'> {
+  scope: 'service'
+  /** Calls the server's fleet: the same operation as `POST|DELETE /api/services/:service/rate-limit`. */
+  run(fleet: DashboardFleet, service: string, target: RateLimitTarget, values: FormValues, who: FleetActor): Promise<unknown>
+}
+
+const serviceFields = (): RateLimitField[] => [
+  ...policyFields(''),
+  { name: 'exemptRoutes', label: 'Exempt routes', kind: 'textarea', maxLength: 60_000, placeholder: '/health\nGET:/status', hint: 'Route keys of this service, one per line (METHOD:/pattern, or /pattern for every method); the service policy skips them.' },
+  { name: 'enabled', label: 'Enforce it now', kind: 'checkbox', maxLength: 5 }
+]
+
+function setService (fleet: DashboardFleet, service: string, _target: RateLimitTarget, values: FormValues, who: FleetActor) {
+  return fleet.setRateLimit(service, { policy: policyFromForm(values), exemptRoutes: split(values.exemptRoutes, /[\s,]+/), enabled: checked(values.enabled) }, who)
+}
+
+function toggleService (enabled: boolean) {
+  return (fleet: DashboardFleet, service: string, target: RateLimitTarget, _values: FormValues, who: FleetActor) => {
+    if (target.global === null) throw new WG_ERR_NOT_FOUND(`no rate limit is set for service ${service}`)
+    const { key: _key, ...policy } = target.global.policy
+    return fleet.setRateLimit(service, { policy, exemptRoutes: target.global.exemptRoutes, enabled }, who)
+  }
+}
+
+export const SERVICE_RATE_LIMIT_ACTIONS: readonly ServiceRateLimitActionSpec[] = [
+  {
+    id: 'rl-service-set',
+    scope: 'service',
+    label: 'Set…',
+    title: 'Set the service rate limit',
+    submit: 'Set service limit',
+    tone: 'info',
+    description: () => 'Every route of this service except the exempt ones is checked against this policy, on every instance of the service; the other services are not affected.',
+    fields: serviceFields,
+    offer: target => target.global === null,
+    prefill: () => ({ enabled: 'on' }),
+    run: setService
+  },
+  {
+    id: 'rl-service-edit',
+    scope: 'service',
+    label: 'Edit…',
+    title: 'Edit the service rate limit',
+    submit: 'Save',
+    tone: 'neutral',
+    description: () => 'Saving replaces the service policy and its exempt routes, on every instance of the service, at once.',
+    fields: serviceFields,
+    offer: target => target.global !== null,
+    prefill: target => target.global === null
+      ? {}
+      : { ...policyToForm(target.global.policy), exemptRoutes: target.global.exemptRoutes.join('\n'), enabled: target.global.enabled ? 'on' : '' },
+    run: setService
+  },
+  {
+    id: 'rl-service-enable',
+    scope: 'service',
+    label: 'Turn on…',
+    title: 'Turn the service rate limit on',
+    submit: 'Turn on',
+    tone: 'ok',
+    description: () => 'The routes of this service are checked against its policy again.',
+    fields: () => [],
+    offer: target => target.global !== null && !target.global.enabled,
+    prefill: none,
+    run: toggleService(true)
+  },
+  {
+    id: 'rl-service-disable',
+    scope: 'service',
+    label: 'Turn off…',
+    title: 'Turn the service rate limit off',
+    submit: 'Turn off',
+    tone: 'warn',
+    description: () => 'The service policy stays stored but is not enforced until turned on again. Routes keep their own limits.',
+    fields: () => [],
+    offer: target => target.global?.enabled === true,
+    prefill: none,
+    run: toggleService(false)
+  },
+  {
+    id: 'rl-service-delete',
+    scope: 'service',
+    label: 'Delete…',
+    title: 'Delete the service rate limit',
+    submit: 'Delete',
+    tone: 'danger',
+    description: () => 'The service policy goes, on every instance of the service. Routes keep their own limits.',
+    fields: () => [],
+    offer: target => target.global !== null,
+    prefill: none,
+    run: async (fleet, service, _target, _values, who) => {
+      if (!await fleet.deleteRateLimit(service, who)) throw new WG_ERR_NOT_FOUND(`no rate limit is set for service ${service}`)
+    }
+  }
+]
+
+export function serviceRateLimitAction (id: string): ServiceRateLimitActionSpec | undefined {
+  return SERVICE_RATE_LIMIT_ACTIONS.find(a => a.id === id)
 }

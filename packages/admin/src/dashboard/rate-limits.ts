@@ -6,7 +6,6 @@ import {
   RATE_LIMIT_DEFAULTS,
   type BlockedRequest,
   type GlobalRateLimit,
-  type PolicyChangeOptions,
   type RateLimiter,
   type RateLimitPolicy,
   type RouteState,
@@ -14,6 +13,7 @@ import {
 } from '@waygate/core'
 import { WG_ERR_REQUEST_INVALID } from '../errors.js'
 import type { FormValues } from './actions.js'
+import type { DashboardFleet } from './fleet.js'
 import { domId, STATUS_LABELS, timeView, type TimeView } from './format.js'
 import { queryString, type ActionLink } from './pages.js'
 import {
@@ -25,8 +25,11 @@ import {
   RATE_LIMIT_ACTIONS,
   rateLimitAction,
   readRateLimitForm,
+  SERVICE_RATE_LIMIT_ACTIONS,
+  serviceRateLimitAction,
   type RateLimitActionSpec,
-  type RateLimitTarget
+  type RateLimitTarget,
+  type ServiceRateLimitActionSpec
 } from './rate-limit-actions.js'
 
 // ---- what the pages show ----
@@ -174,10 +177,11 @@ export function liveVersion (limiter: RateLimiter): string {
   return `${limiter.version}.${log.length}.${digest}`
 }
 
-function tabs (prefix: string, current: 'policies' | 'blocked', blocked: number) {
+function tabs (prefix: string, current: 'policies' | 'blocked', blocked: number, service: string) {
+  const scope = queryString({ service })
   return [
-    { id: 'policies', label: 'Policies', href: `${prefix}/rate-limits`, current: current === 'policies', count: null },
-    { id: 'blocked', label: 'Blocked requests', href: `${prefix}/rate-limits/blocked`, current: current === 'blocked', count: blocked }
+    { id: 'policies', label: 'Policies', href: `${prefix}/rate-limits${scope}`, current: current === 'policies', count: null },
+    { id: 'blocked', label: 'Blocked requests', href: `${prefix}/rate-limits/blocked${scope}`, current: current === 'blocked', count: blocked }
   ]
 }
 
@@ -191,17 +195,43 @@ export function rateLimitGlobalView (global: GlobalRateLimit | null, prefix: str
   }
 }
 
-/** Everything the rate limits page shows. */
-export function rateLimitsPage (engine: WaygateEngine, limiter: RateLimiter, filter: RateLimitsFilter, prefix: string) {
-  const returnTo = `${prefix}/rate-limits${queryString({ q: filter.q, page: filter.page === 1 ? '' : filter.page })}`
-  const listed = limiter.list()
-  const log = wholeLog(limiter)
+/** The rate limit card of one service of a Waygate Server, beside the global one. */
+export function rateLimitServiceView (fleet: DashboardFleet, service: string, prefix: string, returnTo: string): RateLimitGlobalView & { name: string } {
+  const policy = fleet.services().find(s => s.name === service)?.rateLimit ?? null
+  const target: RateLimitTarget = { key: service, listed: null, global: policy }
+  return {
+    name: service,
+    state: policy === null ? 'none' : policy.enabled ? 'on' : 'off',
+    policy: policy === null ? null : policyView(policy.policy),
+    exemptRoutes: policy?.exemptRoutes ?? [],
+    actions: SERVICE_RATE_LIMIT_ACTIONS.filter(spec => spec.offer(target)).map(spec => ({
+      id: spec.id,
+      label: spec.label,
+      tone: spec.tone,
+      href: confirmHref(prefix, spec.id, service, returnTo),
+      focusId: `rl-service-${spec.id}`
+    }))
+  }
+}
+
+/** Whether a route key belongs to `service` ('' for all): its state says so, or its `service:` prefix. */
+function ofService (key: string, state: RouteState | undefined, service: string): boolean {
+  if (service === '') return true
+  return state !== undefined ? state.service === service : key.startsWith(`${service}:`)
+}
+
+/** Everything the rate limits page shows; `service` scopes it to one service of a Waygate Server. */
+export function rateLimitsPage (engine: WaygateEngine, limiter: RateLimiter, filter: RateLimitsFilter, prefix: string, service = '') {
+  const returnTo = `${prefix}/rate-limits${queryString({ service, q: filter.q, page: filter.page === 1 ? '' : filter.page })}`
+  const log = wholeLog(limiter).filter(e => ofService(e.key, undefined, service))
   const blockedBy = new Map<string, number>()
   for (const entry of log) blockedBy.set(entry.key, (blockedBy.get(entry.key) ?? 0) + 1)
   const global = limiter.getGlobal()
   const active = limiter.activeGlobal()
-  const routes = engine.listRoutes()
-  const states = new Map(routes.map(s => [s.key, s]))
+  const routes = engine.listRoutes().filter(s => ofService(s.key, s, service))
+  const states = new Map(engine.listRoutes().map(s => [s.key, s]))
+  // the server's own service policies (`@service:…`) have a card of their own
+  const listed = limiter.list().filter(p => !p.key.startsWith('@service:') && ofService(p.key, states.get(p.key), service))
   const needle = filter.q.toLowerCase()
   const matches = (...values: Array<string | undefined>): boolean => needle === '' || values.some(v => v !== undefined && v.toLowerCase().includes(needle))
 
@@ -242,19 +272,19 @@ export function rateLimitsPage (engine: WaygateEngine, limiter: RateLimiter, fil
       actions: links({ key: s.key, listed: null, global }, 'route', prefix, returnTo, id)
     }
   })
-  const pageHref = (n: number): string => `${prefix}/rate-limits${queryString({ q: filter.q, page: n === 1 ? '' : n })}#wg-rl-unlimited`
+  const pageHref = (n: number): string => `${prefix}/rate-limits${queryString({ service, q: filter.q, page: n === 1 ? '' : n })}#wg-rl-unlimited`
 
   return {
     filter,
     filtered: filter.q !== '',
-    resetHref: `${prefix}/rate-limits`,
-    tabs: tabs(prefix, 'policies', log.length),
+    resetHref: `${prefix}/rate-limits${queryString({ service })}`,
+    tabs: tabs(prefix, 'policies', log.length, service),
     rlGlobal: rateLimitGlobalView(global, prefix, returnTo),
     counters: [
       { id: 'policies', label: 'Policies', count: listed.length, href: '#wg-rl-policies' },
       { id: 'runtime', label: 'Set at runtime', count: listed.filter(p => p.source === 'runtime').length, href: '#wg-rl-policies' },
       { id: 'unlimited', label: 'Routes without a limit', count: unlimitedAll.length, href: '#wg-rl-unlimited' },
-      { id: 'blocked', label: 'Blocked (this instance)', count: log.length, href: `${prefix}/rate-limits/blocked` }
+      { id: 'blocked', label: 'Blocked (this instance)', count: log.length, href: `${prefix}/rate-limits/blocked${queryString({ service })}` }
     ],
     policies,
     policiesTotal: listed.length,
@@ -316,11 +346,12 @@ function top (log: readonly BlockedRequest[], pick: (e: BlockedRequest) => strin
 }
 
 /** Everything the blocked-requests page shows. */
-export function blockedPage (limiter: RateLimiter, filter: BlockedFilter, now: number, prefix: string) {
-  const log = wholeLog(limiter)
+export function blockedPage (limiter: RateLimiter, filter: BlockedFilter, now: number, prefix: string, service = '') {
+  const log = wholeLog(limiter).filter(e => ofService(e.key, undefined, service))
   const ids = blockedIds(log)
   const base = `${prefix}/rate-limits/blocked`
-  const returnTo = `${base}${queryString({ key: filter.key, client: filter.client, limit: filter.limit === 100 ? '' : filter.limit })}`
+  const scope = queryString({ service })
+  const returnTo = `${base}${queryString({ service, key: filter.key, client: filter.client, limit: filter.limit === 100 ? '' : filter.limit })}`
   const needle = filter.client.toLowerCase()
   const global = limiter.getGlobal()
   const rows: BlockedRow[] = []
@@ -358,15 +389,15 @@ export function blockedPage (limiter: RateLimiter, filter: BlockedFilter, now: n
   return {
     filter,
     filtered: filter.key !== '' || filter.client !== '',
-    resetHref: base,
-    tabs: tabs(prefix, 'blocked', log.length),
+    resetHref: `${base}${scope}`,
+    tabs: tabs(prefix, 'blocked', log.length, service),
     keys: keys.map(k => ({ value: k, label: k === '*' ? 'Global limit' : k })),
     shownChoices: BLOCKED_SHOWN,
     rows,
     total: log.length,
     matching,
-    byRoute: top(log, e => e.key, 5).map(r => ({ ...r, label: r.value === '*' ? 'Global limit' : r.value, href: `${base}${queryString({ key: r.value })}` })),
-    byClient: top(log, e => e.client, 5).map(r => ({ ...r, label: r.value, href: `${base}${queryString({ client: r.value })}` })),
+    byRoute: top(log, e => e.key, 5).map(r => ({ ...r, label: r.value === '*' ? 'Global limit' : r.value, href: `${base}${queryString({ service, key: r.value })}` })),
+    byClient: top(log, e => e.client, 5).map(r => ({ ...r, label: r.value, href: `${base}${queryString({ service, client: r.value })}` })),
     returnTo
   }
 }
@@ -382,6 +413,10 @@ export interface RateLimitPagesOptions<S> {
   session(request: FastifyRequest, reply: FastifyReply): Promise<S>
   page(reply: FastifyReply, template: string, data: object, user: S | null, nav?: string | null): Promise<FastifyReply>
   localPath(value: string, fallback?: string): string
+  /** A Waygate Server's services: the pages follow its service selector and show the service's own policy. */
+  fleet?: DashboardFleet | null
+  /** The service a request's page is scoped to, '' for all. */
+  scopeOf?(request: FastifyRequest): string
 }
 
 function wantsJson (request: FastifyRequest): boolean {
@@ -400,9 +435,19 @@ function field (source: unknown, name: string, max: number): string {
  */
 export function registerRateLimitPages<S extends { user: string }> (fastify: FastifyInstance, options: RateLimitPagesOptions<S>): void {
   const { engine, limiter, prefix, routeOptions: base } = options
+  const fleet = options.fleet ?? null
   const home = `${prefix}/rate-limits`
+  const scopeOf = (request: FastifyRequest): string => fleet === null ? '' : options.scopeOf?.(request) ?? ''
 
-  function resolve (action: string, key: string): { spec: RateLimitActionSpec, target: RateLimitTarget } {
+  type Resolved = { spec: RateLimitActionSpec, target: RateLimitTarget } | { spec: ServiceRateLimitActionSpec, target: RateLimitTarget }
+
+  function resolve (action: string, key: string): Resolved {
+    const onService = fleet === null ? undefined : serviceRateLimitAction(action)
+    if (onService !== undefined) {
+      const service = fleet!.services().find(s => s.name === key)
+      if (service === undefined) throw new WG_ERR_REQUEST_INVALID(`no service named "${key.slice(0, 100)}"`)
+      return { spec: onService, target: { key: service.name, listed: null, global: service.rateLimit } }
+    }
     const spec = rateLimitAction(action)
     if (spec === undefined) throw new WG_ERR_REQUEST_INVALID(`unknown action "${action.slice(0, 40)}"`)
     const global = limiter.getGlobal()
@@ -416,13 +461,13 @@ export function registerRateLimitPages<S extends { user: string }> (fastify: Fas
     return { spec, target: { key: canonical, listed: policy, global } }
   }
 
-  function confirmData (spec: RateLimitActionSpec, target: RateLimitTarget, values: FormValues, returnTo: string, error: string | null): object {
+  function confirmData (spec: RateLimitActionSpec | ServiceRateLimitActionSpec, target: RateLimitTarget, values: FormValues, returnTo: string, error: string | null): object {
     const fields = fieldViews(spec.fields(target), values)
     const advanced = fields.filter(f => f.advanced === true)
     return {
       title: spec.title,
       action: { id: spec.id, title: spec.title, description: spec.description(target), submit: spec.submit, tone: spec.tone },
-      subject: target.key ?? 'Global rate limit',
+      subject: spec.scope === 'service' ? `Service ${target.key ?? ''}` : target.key ?? 'Global rate limit',
       key: target.key ?? '',
       fields: fields.filter(f => f.advanced !== true),
       advanced,
@@ -439,13 +484,15 @@ export function registerRateLimitPages<S extends { user: string }> (fastify: Fas
 
   fastify.get('/rate-limits', base, async (request, reply) => {
     const user = await options.session(request, reply)
-    const data = rateLimitsPage(engine, limiter, readRateLimitsFilter(request.query), prefix)
-    return options.page(reply, 'rate-limit-policies', { title: 'Rate limits', ...data, live: liveData() }, user, 'rate-limits')
+    const service = scopeOf(request)
+    const data = rateLimitsPage(engine, limiter, readRateLimitsFilter(request.query), prefix, service)
+    const rlService = fleet === null || service === '' ? null : rateLimitServiceView(fleet, service, prefix, data.returnTo)
+    return options.page(reply, 'rate-limit-policies', { title: 'Rate limits', ...data, rlService, live: liveData() }, user, 'rate-limits')
   })
 
   fastify.get('/rate-limits/blocked', base, async (request, reply) => {
     const user = await options.session(request, reply)
-    const data = blockedPage(limiter, readBlockedFilter(request.query), engine.now(), prefix)
+    const data = blockedPage(limiter, readBlockedFilter(request.query), engine.now(), prefix, scopeOf(request))
     return options.page(reply, 'rate-limit-blocked', { title: 'Blocked requests', ...data, live: liveData() }, user, 'rate-limits')
   })
 
@@ -468,11 +515,12 @@ export function registerRateLimitPages<S extends { user: string }> (fastify: Fas
     const user = await options.session(request, reply)
     const { spec, target } = resolve(field(request.body, 'action', 40), field(request.body, 'key', 4096))
     const returnTo = options.localPath(field(request.body, 'return', 4096), home)
-    const who: PolicyChangeOptions = { actor: user.user, platform: 'dashboard' }
+    const who = { actor: user.user, platform: 'dashboard' as const }
     let values: FormValues = {}
     try {
       values = readRateLimitForm(request.body, spec.fields(target))
-      await spec.run(limiter, target, values, who)
+      if (spec.scope === 'service') await spec.run(fleet!, target.key!, target, values, who)
+      else await spec.run(limiter, target, values, who)
     } catch (err) {
       const status = (err as FastifyError).statusCode ?? 500
       if (wantsJson(request) || status >= 500) throw err
