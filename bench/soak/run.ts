@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { EventEmitter } from 'node:events'
-import autocannon from 'autocannon'
+import autocannon, { type Result } from 'autocannon'
 import { createRedisBackend, type AuditEntry, type RouteState } from '../../packages/core/src/index.js'
 import { freePort } from '../common.js'
 
@@ -169,7 +169,7 @@ function classify (status: number, body: string): void {
   }
 }
 
-const load = apps.map(app => new Promise<autocannon.Result>((resolve, reject) => {
+const load = apps.map(app => new Promise<Result>((resolve, reject) => {
   autocannon({
     url: app.base,
     connections: 8,
