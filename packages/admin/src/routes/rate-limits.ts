@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { RateLimitPolicy, type RateLimiter } from '@waygate/core'
+import { parseRouteKey, RateLimitPolicy, SERVICE_NAME, type RateLimiter } from '@waygate/core'
 import { WG_ERR_NOT_FOUND, WG_ERR_REQUEST_INVALID } from '../errors.js'
 import { decodeKeyParam } from '../params.js'
 import type { AdminContext } from '../context.js'
@@ -34,7 +34,21 @@ const GlobalBody = Type.Object({
   enabled: Type.Optional(Type.Boolean())
 }, { additionalProperties: false })
 const ResetQuery = Type.Object({ client: Type.Optional(Type.String({ minLength: 1, maxLength: 300, description: 'Reset one client id only' })) }, { additionalProperties: false })
-const BlockedQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) }, { additionalProperties: false })
+const ServiceFilter = Type.String({ pattern: SERVICE_NAME.source, description: 'Only the routes of this service (a Waygate Server)' })
+const ListQuery = Type.Object({ service: Type.Optional(ServiceFilter) }, { additionalProperties: false })
+const BlockedQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+  service: Type.Optional(ServiceFilter)
+}, { additionalProperties: false })
+
+/** The service a listed key belongs to (null for a plain key or `*`). */
+function serviceOf (key: string): string | null {
+  try {
+    return parseRouteKey(key).service
+  } catch {
+    return null
+  }
+}
 const BlockedReply = Type.Array(Type.Object({
   timestamp: Type.String(),
   key: Type.String(),
@@ -56,8 +70,12 @@ export function registerRateLimitRoutes (api: Api, ctx: AdminContext, limiter: R
 
   api.get('/api/rate-limits', {
     ...base,
-    schema: { tags, summary: 'Every rate limit policy (declared in code or set at runtime)', querystring: NoQuery, response: { 200: Type.Array(ListedPolicy), ...errors } }
-  }, async () => limiter.list())
+    schema: { tags, summary: 'Every rate limit policy (declared in code or set at runtime)', querystring: ListQuery, response: { 200: Type.Array(ListedPolicy), ...errors } }
+  }, async (request) => {
+    const { service } = request.query
+    const listed = limiter.list()
+    return service === undefined ? listed : listed.filter(p => serviceOf(p.key) === service)
+  })
 
   api.post('/api/rate-limits', {
     ...base,
@@ -73,7 +91,12 @@ export function registerRateLimitRoutes (api: Api, ctx: AdminContext, limiter: R
   api.get('/api/rate-limits/blocked', {
     ...base,
     schema: { tags, summary: 'Recently refused requests, newest first (this instance)', querystring: BlockedQuery, response: { 200: BlockedReply, ...errors } }
-  }, async (request) => limiter.blocked(request.query.limit ?? 100))
+  }, async (request) => {
+    const { service, limit = 100 } = request.query
+    if (service === undefined) return limiter.blocked(limit)
+    // filtered from the whole log, so a busy service does not hide a quiet one's refusals
+    return limiter.blocked(Number.MAX_SAFE_INTEGER).filter(b => serviceOf(b.key) === service).slice(0, limit)
+  })
 
   api.get('/api/rate-limits/global', {
     ...base,
