@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { createMemoryBackend } from './backends/memory.js'
-import type { BackendRecord, AuditQuery, BackendChange, BackendSnapshot, SyncStatus, Update, WaygateBackend } from './backends/types.js'
+import type { BackendRecord, AuditQuery, BackendChange, BackendSnapshot, DeadLetter, SyncStatus, Update, WaygateBackend } from './backends/types.js'
 import { compilePlan, effectiveStatus, globalAt, globalEnd, isExempt, PASS, type BlockDecision, type Decision, type RoutePlan } from './decision.js'
 import {
   WG_ERR_BACKEND_UNAVAILABLE,
@@ -223,6 +223,17 @@ export interface WaygateEngine {
    * a shared backend each change is delivered once. Returns the function that removes the webhook.
    */
   addWebhook(url: string, options?: WebhookOptions): () => void
+  /**
+   * Whether webhook deliveries wait in the backend's outbox (written with each change, retried
+   * across restarts, dead letters kept) rather than in this process's memory.
+   */
+  readonly webhooksDurable: boolean
+  /** The webhook deliveries given up on, newest first; none without a durable outbox. */
+  listDeadLetters(): Promise<DeadLetter[]>
+  /** Sends a dead letter again, its attempts starting over. Resolves false when there is none with that id. */
+  retryDeadLetter(id: string): Promise<boolean>
+  /** Removes a dead letter. Resolves whether it existed. */
+  deleteDeadLetter(id: string): Promise<boolean>
 
   /**
    * Stores the states whose keys are not stored yet, as given, and never overwrites one (the
@@ -361,7 +372,8 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     throw new WG_ERR_OPTIONS_INVALID('resyncIntervalMs must be a non-negative integer')
   }
   const warnOnce = createThrottledWarn(logger, now)
-  const webhooks = createWebhookDispatcher({ logger, now })
+  // with an outbox on the backend, a change and its deliveries are one write (see withDeliveries)
+  const webhooks = createWebhookDispatcher(backend.outbox === undefined ? { logger, now } : { logger, now, outbox: backend.outbox })
   if (options.webhooks !== undefined) {
     if (!Array.isArray(options.webhooks)) throw new WG_ERR_OPTIONS_INVALID('webhooks must be an array of { url, ...options }')
     for (const webhook of options.webhooks) webhooks.add(webhook?.url, webhook)
@@ -396,6 +408,17 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
   let unmatchedBlock: BlockDecision | null = null
   /** When unmatchedBlock stops applying (the end of global maintenance), else Infinity. */
   let unmatchedUntil = Infinity
+
+  /**
+   * An update with the webhook deliveries of its change, when the backend keeps an outbox: the
+   * backend stores them with the change, in the same atomic step, so a crash right after the
+   * change cannot lose its notification. `state` is what the webhooks are told the state became.
+   */
+  function withDeliveries<T> (update: Update<T>, state: RouteState | GlobalMaintenance | null): Update<T> {
+    if (update.audit === undefined) return update
+    const deliveries = webhooks.prepare(update.audit, state === null ? null : structuredClone(state))
+    return deliveries === undefined ? update : { ...update, deliveries }
+  }
 
   function emit (event: EngineEvent): void {
     for (const listener of listeners) {
@@ -605,6 +628,8 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       }, resyncIntervalMs)
       resyncTimer.unref()
     }
+    // what a predecessor (or another instance) left in the outbox goes out now
+    webhooks.start()
     await runDueTransitions()
   }
 
@@ -659,7 +684,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     // only the instance whose entry was stored sends the webhook: once, however many share the backend
     let written = false
     try {
-      written = await backend.appendAudit(entry)
+      written = await backend.appendAudit(entry, webhooks.prepare(entry, view(state)))
     } catch (err) {
       markFailure(err, 'audit')
     }
@@ -694,10 +719,8 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
         previousStatus: 'disabled',
         newStatus: 'active'
       }
-      return {
-        next: { ...current, status: 'active', reason: '', disabledUntil: null, updatedAt: until, updatedBy: 'scheduler' },
-        audit: made
-      }
+      const next: RouteState = { ...current, status: 'active', reason: '', disabledUntil: null, updatedAt: until, updatedBy: 'scheduler' }
+      return withDeliveries({ next, audit: made }, view(next))
     }).catch(err => markFailure(err, 'disable end'))
     if (made !== undefined && stored) webhooks.notify(made, view(stored))
   }
@@ -725,7 +748,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       }
       const next: GlobalMaintenance = { ...current, enabled: false, reason: '', since: null }
       delete next.end
-      return { next, audit: made }
+      return withDeliveries({ next, audit: made }, next)
     }).catch(err => markFailure(err, 'global maintenance end'))
     if (made !== undefined && stored) webhooks.notify(made, structuredClone(stored))
   }
@@ -851,7 +874,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
         const t = now()
         const next: RouteState = { ...base, ...fields, updatedAt: new Date(t).toISOString(), updatedBy: who.actor }
         made = audit(key, base.service, action, who, reason, effectiveStatus(base, t), effectiveStatus(next, t))
-        return { next, audit: made }
+        return withDeliveries({ next, audit: made }, view(next))
       }))
       if (stored !== null) {
         const shown = view(stored)
@@ -882,7 +905,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       const next = change(readableGlobal(current))
       if (next === undefined) return undefined
       made = audit(GLOBAL_KEY, null, action, who, reason, current.enabled ? 'maintenance' : 'active', next.enabled ? 'maintenance' : 'active')
-      return { next, audit: made }
+      return withDeliveries({ next, audit: made }, next)
     }))
     if (made !== undefined) webhooks.notify(made, structuredClone(stored))
     return stored
@@ -1176,7 +1199,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     resync,
 
     async recordChange (entry) {
-      const written = await write('audit', () => backend.appendAudit(entry))
+      const written = await write('audit', () => backend.appendAudit(entry, webhooks.prepare(entry, null)))
       if (written) webhooks.notify(entry, null)
       return written
     },
@@ -1189,6 +1212,24 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     addWebhook (url, webhookOptions) {
       if (closed) throw new WG_ERR_ENGINE_CLOSED()
       return webhooks.add(url, webhookOptions)
+    },
+
+    get webhooksDurable () {
+      return webhooks.durable
+    },
+
+    async listDeadLetters () {
+      return write('read dead letters', () => webhooks.deadLetters())
+    },
+
+    async retryDeadLetter (id) {
+      if (closed) throw new WG_ERR_ENGINE_CLOSED()
+      return write('retry a dead letter', () => webhooks.retryDeadLetter(id))
+    },
+
+    async deleteDeadLetter (id) {
+      if (closed) throw new WG_ERR_ENGINE_CLOSED()
+      return write('delete a dead letter', () => webhooks.deleteDeadLetter(id))
     },
 
     async registerRoutes (states) {
@@ -1210,7 +1251,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
           found = { current }
           return undefined
         }
-        return update.audit === undefined ? { next: update.next } : { next: update.next, audit: update.audit }
+        return update.audit === undefined ? { next: update.next } : withDeliveries({ next: update.next, audit: update.audit }, view(update.next))
       }))
       if (found !== undefined || stored === null) throw conflict(`route ${key}`, found?.current ?? null)
       if (update.audit !== undefined) webhooks.notify(update.audit, view(stored))
@@ -1228,7 +1269,7 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
           found = { current }
           return undefined
         }
-        return update.audit === undefined ? { next: update.next } : { next: update.next, audit: update.audit }
+        return update.audit === undefined ? { next: update.next } : withDeliveries({ next: update.next, audit: update.audit }, update.next)
       }))
       if (found !== undefined) throw conflict('global maintenance', found.current)
       if (update.audit !== undefined) webhooks.notify(update.audit, structuredClone(stored))

@@ -61,7 +61,12 @@ export type {
   Update,
   Updater,
   BackendRecord,
-  SyncStatus
+  SyncStatus,
+  OutboxDelivery,
+  OutboxClaim,
+  OutboxBatch,
+  DeadLetter,
+  WebhookOutbox
 } from './backends/types.js'
 export { createFileBackend } from './backends/file.js'
 export type { FileBackendOptions } from './backends/file.js'

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto'
+import type { DeadLetter, OutboxClaim, OutboxDelivery, WebhookOutbox } from './backends/types.js'
 import { WG_ERR_OPTIONS_INVALID } from './errors.js'
 import { createThrottledWarn, type WaygateLogger } from './logger.js'
 import type { AuditEntry, GlobalMaintenance, RouteState } from './models.js'
@@ -21,7 +23,11 @@ export interface WebhookOptions {
   retries?: number
   /** Pause before the first retry; it doubles with each retry (with jitter, at most 30 s). Default 1000 ms. */
   retryDelayMs?: number
-  /** Deliveries that may wait for this webhook; beyond, the oldest is dropped (and logged). Default 1000. */
+  /**
+   * Deliveries that may wait for this webhook in process memory; beyond, the oldest is dropped
+   * (and logged). Default 1000. Not used with a durable outbox (file and Redis backends), whose
+   * deliveries wait in the backend.
+   */
   maxQueueSize?: number
 }
 
@@ -39,6 +45,21 @@ export interface WebhookDispatcher {
    * throws and never waits: delivery happens in the background.
    */
   notify (entry: AuditEntry, state: RouteState | GlobalMaintenance | null): void
+  /**
+   * The deliveries of a change to write with it, when the dispatcher has a durable outbox (else
+   * undefined: `notify` queues them in memory). Never throws (a formatter that throws is logged).
+   */
+  prepare (entry: AuditEntry, state: RouteState | GlobalMaintenance | null): OutboxDelivery[] | undefined
+  /** Starts sending what the outbox holds (the deliveries a crashed or stopped process left too). */
+  start (): void
+  /** Whether deliveries wait in the backend's outbox rather than in process memory. */
+  readonly durable: boolean
+  /** The dead letters of the outbox, newest first; none without one. */
+  deadLetters (): Promise<DeadLetter[]>
+  /** Sends a dead letter again (its attempts start over). Resolves false when there is none with that id. */
+  retryDeadLetter (id: string): Promise<boolean>
+  /** Removes a dead letter. Resolves whether it existed. */
+  deleteDeadLetter (id: string): Promise<boolean>
   /** How many webhooks are registered. */
   readonly size: number
   /**
@@ -57,6 +78,13 @@ const DEFAULT_CLOSE_TIMEOUT_MS = 5000
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/
 const RESERVED_HEADERS = new Set(['content-length', 'host', 'transfer-encoding', 'connection', WEBHOOK_SIGNATURE_HEADER])
 const USER_AGENT = 'waygate-webhooks/0.1'
+/** How long a claimed delivery stays with its claimer beyond its attempt's timeout: then another may take it. */
+const LEASE_MARGIN_MS = 5000
+/** How often the outbox is looked at when nothing says sooner (deliveries of other instances, retries). */
+const OUTBOX_POLL_MS = 1000
+/** Deliveries claimed at once, and at most in flight. */
+const OUTBOX_CLAIM_LIMIT = 20
+const OUTBOX_MAX_IN_FLIGHT = 50
 
 interface Delivery {
   event: WebhookEvent
@@ -64,6 +92,8 @@ interface Delivery {
 }
 
 interface Endpoint {
+  /** Names the webhook in the outbox (a hash of its URL): instances with the same webhooks agree on it. */
+  id: string
   url: string
   /** The URL as logs show it: a webhook URL often is a secret (Slack's are). */
   shown: string
@@ -153,6 +183,7 @@ function endpointOf (url: unknown, options: WebhookOptions | undefined): Endpoin
     throw new WG_ERR_OPTIONS_INVALID(`webhook${parsed === null ? '' : ` ${showUrl(parsed)}`}: ${problems.join('; ')}`)
   }
   return {
+    id: '',
     url: parsed.href,
     shown: showUrl(parsed),
     formatter,
@@ -176,18 +207,28 @@ type Outcome = { ok: true } | { ok: false, retry: boolean, detail: string, statu
  * webhook, in order, through the global `fetch`: a slow or dead receiver delays only its own
  * queue, never a change or another webhook.
  */
-export function createWebhookDispatcher (options: { logger: WaygateLogger, now?: () => number }): WebhookDispatcher {
+export function createWebhookDispatcher (options: { logger: WaygateLogger, now?: () => number, outbox?: WebhookOutbox }): WebhookDispatcher {
   const logger = options.logger
+  const outbox = options.outbox
   const warnOnce = createThrottledWarn(logger, options.now ?? Date.now)
   const endpoints = new Set<Endpoint>()
   const inFlight = new Set<AbortController>()
   const sleepers = new Set<() => void>()
   const idleWaiters = new Set<() => void>()
+  /** Outbox deliveries being sent, and the endpoints by id. */
+  const sending = new Set<Promise<void>>()
+  const byId = new Map<string, Endpoint>()
+  let pumpStarted = false
+  let pumping = false
+  let pumpAgain = false
+  let pumpTimer: NodeJS.Timeout | null = null
+  let pumpAt = Infinity
   let closing = false
   /** Set when close() gives up on what is left: those deliveries are counted once, not logged one by one. */
   let abandoned = false
 
   function isIdle (): boolean {
+    if (sending.size > 0) return false
     for (const endpoint of endpoints) if (endpoint.running || endpoint.queue.length > 0) return false
     return true
   }
@@ -212,7 +253,7 @@ export function createWebhookDispatcher (options: { logger: WaygateLogger, now?:
     })
   }
 
-  async function attempt (endpoint: Endpoint, delivery: Delivery): Promise<Outcome> {
+  async function attempt (endpoint: Endpoint, delivery: { event: { id: string, event: string }, body: string }): Promise<Outcome> {
     const controller = new AbortController()
     const timer = setTimeout(() => controller.abort(new Error(`no answer within ${endpoint.timeoutMs} ms`)), endpoint.timeoutMs)
     timer.unref()
@@ -292,47 +333,230 @@ export function createWebhookDispatcher (options: { logger: WaygateLogger, now?:
     })
   }
 
+  function eventOf (entry: AuditEntry, state: RouteState | GlobalMaintenance | null): WebhookEvent | null {
+    const name = webhookEventOf(entry)
+    if (name === null) return null
+    return {
+      id: entry.id,
+      event: name,
+      key: entry.key,
+      reason: entry.reason,
+      timestamp: entry.timestamp,
+      actor: entry.actor,
+      platform: entry.platform,
+      previousStatus: entry.previousStatus,
+      newStatus: entry.newStatus,
+      state
+    }
+  }
+
+  /** The body a webhook gets for an event, or undefined when it gets none. */
+  function bodyFor (endpoint: Endpoint, event: WebhookEvent): string | undefined {
+    if (endpoint.events !== null && !endpoint.events.has(event.event)) return undefined
+    try {
+      // each formatter gets its own copy: one that mutates the event cannot change another's body
+      const payload = endpoint.formatter(structuredClone(event))
+      if (payload === undefined) return undefined
+      return JSON.stringify(payload)
+    } catch (err) {
+      logger.error({ err, webhook: endpoint.shown, event: event.event }, 'waygate: webhook formatter threw; nothing sent')
+      return undefined
+    }
+  }
+
+  // ---- the durable outbox: deliveries wait in the backend, claimed with a lease, sent at least once ----
+
+  function backoff (endpoint: Endpoint, attempts: number): number {
+    const base = endpoint.retryDelayMs * 2 ** Math.max(0, attempts - 1)
+    return Math.round(Math.min(MAX_RETRY_DELAY_MS, base * (0.75 + Math.random() / 2)))
+  }
+
+  /** Looks at the outbox in `ms` (or sooner, if already planned sooner). */
+  function schedulePump (ms: number): void {
+    if (outbox === undefined || !pumpStarted || closing) return
+    if (pumping) {
+      if (ms === 0) pumpAgain = true
+      return
+    }
+    const at = Date.now() + ms
+    if (pumpTimer !== null) {
+      if (pumpAt <= at) return
+      clearTimeout(pumpTimer)
+    }
+    pumpAt = at
+    pumpTimer = setTimeout(() => {
+      pumpTimer = null
+      pumpAt = Infinity
+      pumpOutbox().catch(() => {})
+    }, ms)
+    pumpTimer.unref()
+  }
+
+  async function pumpOutbox (): Promise<void> {
+    if (outbox === undefined || closing) return
+    pumping = true
+    pumpAgain = false
+    let wait = OUTBOX_POLL_MS
+    try {
+      const ids = [...byId.keys()]
+      const room = OUTBOX_MAX_IN_FLIGHT - sending.size
+      if (ids.length > 0 && room > 0) {
+        let leaseMs = 0
+        for (const endpoint of byId.values()) leaseMs = Math.max(leaseMs, endpoint.timeoutMs)
+        const at = Date.now()
+        const batch = await outbox.claim({ webhooks: ids, now: at, leaseUntil: at + leaseMs + LEASE_MARGIN_MS, limit: Math.min(room, OUTBOX_CLAIM_LIMIT) })
+        for (const claim of batch.claims) track(send(claim))
+        if (batch.claims.length >= Math.min(room, OUTBOX_CLAIM_LIMIT)) wait = 0
+        else if (batch.nextDueAt !== null && batch.nextDueAt > at) wait = Math.min(OUTBOX_POLL_MS, batch.nextDueAt - at)
+      }
+    } catch (err) {
+      warnOnce('webhook-outbox', { err: describe(err) }, 'waygate: cannot read the webhook outbox; deliveries wait until it answers')
+    } finally {
+      pumping = false
+    }
+    if (closing) {
+      settle()
+      return
+    }
+    schedulePump(pumpAgain ? 0 : wait)
+  }
+
+  function track (task: Promise<void>): void {
+    sending.add(task)
+    task.finally(() => {
+      sending.delete(task)
+      settle()
+      // room again for claims, and a retry may be due soon
+      schedulePump(0)
+    }).catch(() => {})
+  }
+
+  async function record (what: string, op: () => Promise<boolean>, delivery: OutboxDelivery): Promise<void> {
+    try {
+      if (!await op()) {
+        logger.warn({ delivery: delivery.id, webhook: delivery.target }, `waygate: webhook delivery claim ran out before it was ${what}; another attempt will follow`)
+      }
+    } catch (err) {
+      // the lease ends and the delivery is due again: sent at least once, perhaps twice
+      warnOnce('webhook-outbox-record', { err: describe(err) }, `waygate: could not record a webhook delivery as ${what}; it will be sent again`)
+    }
+  }
+
+  async function send (claim: OutboxClaim): Promise<void> {
+    const delivery = claim.delivery
+    const endpoint = byId.get(delivery.webhook)
+    if (endpoint === undefined || endpoint.removed || closing) {
+      await record('released', () => outbox!.fail(claim, Date.now(), 'not sent: released', Date.now()), delivery)
+      return
+    }
+    const outcome = await attempt(endpoint, { event: { id: delivery.eventId, event: delivery.event }, body: delivery.body })
+    if (outcome.ok) {
+      await record('sent', () => outbox!.complete(claim), delivery)
+      return
+    }
+    const at = Date.now()
+    if (closing) {
+      // aborted or failed while closing: due again at once, for the next process or another instance
+      await record('released', () => outbox!.fail(claim, at, outcome.detail, at), delivery)
+      return
+    }
+    if (outcome.retry && claim.attempts <= endpoint.retries) {
+      await record('failed', () => outbox!.fail(claim, at + backoff(endpoint, claim.attempts), outcome.detail, at), delivery)
+      return
+    }
+    logger.error({
+      webhook: endpoint.shown,
+      event: delivery.event,
+      key: delivery.key,
+      delivery: delivery.eventId,
+      attempts: claim.attempts,
+      status: outcome.status,
+      detail: outcome.detail
+    }, 'waygate: webhook delivery failed; kept as a dead letter')
+    await record('dead', () => outbox!.fail(claim, null, outcome.detail, at), delivery)
+  }
+
   return {
+    get durable () {
+      return outbox !== undefined
+    },
+
     add (url, webhookOptions) {
       if (closing) throw new WG_ERR_OPTIONS_INVALID('cannot add a webhook to a closed engine')
       const endpoint = endpointOf(url, webhookOptions)
+      // the same URL twice gets a second id, the same on every instance configured alike
+      let n = 1
+      do {
+        endpoint.id = createHash('sha256').update(n === 1 ? endpoint.url : `${endpoint.url}#${n}`).digest('hex').slice(0, 16)
+        n++
+      } while (byId.has(endpoint.id))
       endpoints.add(endpoint)
+      byId.set(endpoint.id, endpoint)
+      schedulePump(0)
       return () => {
         endpoint.removed = true
         endpoint.queue.length = 0
         endpoints.delete(endpoint)
+        if (byId.get(endpoint.id) === endpoint) byId.delete(endpoint.id)
         settle()
       }
     },
 
+    prepare (entry, state) {
+      if (outbox === undefined || closing || endpoints.size === 0) return undefined
+      const event = eventOf(entry, state)
+      if (event === null) return undefined
+      const deliveries: OutboxDelivery[] = []
+      const createdAt = Date.now()
+      for (const endpoint of endpoints) {
+        const body = bodyFor(endpoint, event)
+        if (body === undefined) continue
+        deliveries.push({
+          id: createHash('sha256').update(`${endpoint.id}\n${entry.id}`).digest('hex').slice(0, 32),
+          eventId: entry.id,
+          event: event.event,
+          key: entry.key,
+          webhook: endpoint.id,
+          target: endpoint.shown,
+          body,
+          createdAt
+        })
+      }
+      return deliveries.length === 0 ? undefined : deliveries
+    },
+
+    start () {
+      if (outbox === undefined || pumpStarted) return
+      pumpStarted = true
+      schedulePump(0)
+    },
+
+    async deadLetters () {
+      return outbox === undefined ? [] : outbox.listDead()
+    },
+
+    async retryDeadLetter (id) {
+      if (outbox === undefined) return false
+      const moved = await outbox.retryDead(id, Date.now())
+      if (moved) schedulePump(0)
+      return moved
+    },
+
+    async deleteDeadLetter (id) {
+      return outbox === undefined ? false : outbox.deleteDead(id)
+    },
+
     notify (entry, state) {
       if (closing || endpoints.size === 0) return
-      const name = webhookEventOf(entry)
-      if (name === null) return
-      const event: WebhookEvent = {
-        id: entry.id,
-        event: name,
-        key: entry.key,
-        reason: entry.reason,
-        timestamp: entry.timestamp,
-        actor: entry.actor,
-        platform: entry.platform,
-        previousStatus: entry.previousStatus,
-        newStatus: entry.newStatus,
-        state
+      // with an outbox the deliveries were written with the change: only look at it now
+      if (outbox !== undefined) {
+        schedulePump(0)
+        return
       }
+      const event = eventOf(entry, state)
+      if (event === null) return
       for (const endpoint of endpoints) {
-        if (endpoint.events !== null && !endpoint.events.has(name)) continue
-        let body: string | undefined
-        try {
-          // each formatter gets its own copy: one that mutates the event cannot change another's body
-          const payload = endpoint.formatter(structuredClone(event))
-          if (payload === undefined) continue
-          body = JSON.stringify(payload)
-        } catch (err) {
-          logger.error({ err, webhook: endpoint.shown, event: name }, 'waygate: webhook formatter threw; nothing sent')
-          continue
-        }
+        const body = bodyFor(endpoint, event)
         if (body === undefined) continue
         if (endpoint.queue.length >= endpoint.maxQueue) {
           endpoint.queue.shift()
@@ -351,6 +575,8 @@ export function createWebhookDispatcher (options: { logger: WaygateLogger, now?:
     async close (timeoutMs = DEFAULT_CLOSE_TIMEOUT_MS) {
       if (closing) return
       closing = true
+      if (pumpTimer !== null) clearTimeout(pumpTimer)
+      pumpTimer = null
       for (const wake of [...sleepers]) wake()
       if (!isIdle()) {
         let timer: NodeJS.Timeout | undefined
@@ -365,13 +591,23 @@ export function createWebhookDispatcher (options: { logger: WaygateLogger, now?:
             dropped += endpoint.queue.length
             endpoint.queue.length = 0
           }
-          dropped += inFlight.size
+          if (outbox === undefined) dropped += inFlight.size
           abandoned = true
           for (const controller of inFlight) controller.abort(new Error('the engine is closing'))
-          logger.warn({ dropped }, 'waygate: webhook deliveries dropped at close (receivers too slow)')
+          if (outbox === undefined) logger.warn({ dropped }, 'waygate: webhook deliveries dropped at close (receivers too slow)')
+          else {
+            // the aborted ones are released in the outbox, for the next process: wait for that, briefly
+            let release: NodeJS.Timeout | undefined
+            await Promise.race([
+              Promise.allSettled([...sending]),
+              new Promise(resolve => { release = setTimeout(resolve, 2000) })
+            ])
+            clearTimeout(release)
+          }
         }
       }
       endpoints.clear()
+      byId.clear()
     }
   }
 }

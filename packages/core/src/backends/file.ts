@@ -20,7 +20,20 @@ import {
   recordOf,
   type StoredRecord
 } from './shared.js'
-import type { AuditQuery, BackendHealth, BackendSnapshot, Updater, WaygateBackend } from './types.js'
+import type { AuditQuery, BackendHealth, BackendSnapshot, OutboxDelivery, Updater, WaygateBackend, WebhookOutbox } from './types.js'
+import {
+  addDeliveries,
+  claimIn,
+  completeIn,
+  deleteDeadIn,
+  emptyOutbox,
+  failIn,
+  isEmptyOutbox,
+  listDeadIn,
+  parseOutbox,
+  retryDeadIn,
+  type OutboxData
+} from './outbox-state.js'
 
 /** Options of {@link createFileBackend}. */
 export interface FileBackendOptions {
@@ -70,6 +83,8 @@ interface FileDocumentV1 {
   records?: Record<string, Record<string, StoredRecord>>
   revision?: number
   epoch?: string
+  /** Webhook deliveries not yet taken by their receiver, and the dead letters; absent when there are none. */
+  outbox?: OutboxData
 }
 
 /** Records by namespace, then id. A namespace is never an empty map. */
@@ -85,6 +100,8 @@ interface Store {
   revision: number
   /** The history `revision` counts in; undefined until the first write of a revision-aware process. */
   epoch: string | undefined
+  /** The webhook outbox; never modified in place (copied, then written). */
+  outbox: OutboxData
 }
 
 /** What the lock file holds: who took it, and when. */
@@ -106,7 +123,7 @@ const MAX_LOCK_BACKOFF_MS = 50
 const heldLockTokens = new Set<string>()
 
 function emptyStore (): Store {
-  return { routes: new Map(), global: null, audit: [], records: new Map(), revision: 0, epoch: undefined }
+  return { routes: new Map(), global: null, audit: [], records: new Map(), revision: 0, epoch: undefined, outbox: emptyOutbox() }
 }
 
 function isRecord (value: unknown): value is Record<string, unknown> {
@@ -141,6 +158,7 @@ function serialize (store: Store): string {
     revision: store.revision
   }
   if (store.epoch !== undefined) doc.epoch = store.epoch
+  if (!isEmptyOutbox(store.outbox)) doc.outbox = store.outbox
   return JSON.stringify(doc, null, 2) + '\n'
 }
 
@@ -196,6 +214,7 @@ function parseDocument (raw: string): Store {
   const epoch = data.epoch
   if (epoch !== undefined && (typeof epoch !== 'string' || epoch === '')) throw new TypeError('"epoch" is not a non-empty string')
   store.epoch = epoch
+  store.outbox = parseOutbox(data.outbox)
   return store
 }
 
@@ -571,6 +590,64 @@ export function createFileBackend (options: FileBackendOptions): WaygateBackend 
     })
   }
 
+  /** The outbox with the deliveries of a change added, when its audit entry is new; the same object when nothing is added. */
+  function withDeliveries (store: Store, entry: AuditEntry | undefined, deliveries: OutboxDelivery[] | undefined): OutboxData {
+    if (entry === undefined || deliveries === undefined || deliveries.length === 0) return store.outbox
+    if (store.audit.some(e => e.id === entry.id)) return store.outbox
+    const outbox = structuredClone(store.outbox)
+    addDeliveries(outbox, deliveries, Date.now())
+    return outbox
+  }
+
+  /** Read-modify-write of the outbox alone; `change` edits a copy and says whether to write it. */
+  function mutateOutbox<T> (change: (outbox: OutboxData) => { write: boolean, result: T }): Promise<T> {
+    return mutate(store => {
+      const outbox = structuredClone(store.outbox)
+      const { write, result } = change(outbox)
+      return write ? { next: { ...store, outbox }, result } : { result }
+    })
+  }
+
+  // the outbox lives in the same file as the state, so a change and its deliveries are one atomic write
+  const outbox: WebhookOutbox = {
+    claim (claimOptions) {
+      return mutateOutbox(data => {
+        const { claims, nextDueAt, changed } = claimIn(data, claimOptions)
+        return { write: changed, result: { claims, nextDueAt } }
+      })
+    },
+    complete (claim) {
+      return mutateOutbox(data => {
+        const done = completeIn(data, claim)
+        return { write: done, result: done }
+      })
+    },
+    fail (claim, retryAt, lastError, at) {
+      return mutateOutbox(data => {
+        const done = failIn(data, claim, retryAt, lastError, at)
+        return { write: done, result: done }
+      })
+    },
+    async listDead () {
+      return listDeadIn((await serial(refresh)).outbox)
+    },
+    retryDead (id, at) {
+      return mutateOutbox(data => {
+        const done = retryDeadIn(data, id, at)
+        return { write: done, result: done }
+      })
+    },
+    deleteDead (id) {
+      return mutateOutbox(data => {
+        const done = deleteDeadIn(data, id)
+        return { write: done, result: done }
+      })
+    },
+    async pendingCount () {
+      return Object.keys((await serial(refresh)).outbox.pending).length
+    }
+  }
+
   function withAudit (audit: AuditEntry[], entry: AuditEntry | undefined): AuditEntry[] {
     if (entry === undefined) return audit
     return [structuredClone(entry), ...audit].slice(0, maxAudit)
@@ -625,6 +702,7 @@ export function createFileBackend (options: FileBackendOptions): WaygateBackend 
 
   return {
     kind: 'file',
+    outbox,
     async init () {
       startWatching()
       await serial(refresh)
@@ -652,7 +730,7 @@ export function createFileBackend (options: FileBackendOptions): WaygateBackend 
         const routes = new Map(store.routes)
         routes.set(key, next)
         return {
-          next: { ...store, routes, audit: withAudit(store.audit, update.audit) },
+          next: { ...store, routes, audit: withAudit(store.audit, update.audit), outbox: withDeliveries(store, update.audit, update.deliveries) },
           result: structuredClone(next)
         }
       })
@@ -685,15 +763,15 @@ export function createFileBackend (options: FileBackendOptions): WaygateBackend 
         if (update === undefined) return { result: structuredClone(current) }
         const next = structuredClone(update.next)
         return {
-          next: { ...store, global: next, audit: withAudit(store.audit, update.audit) },
+          next: { ...store, global: next, audit: withAudit(store.audit, update.audit), outbox: withDeliveries(store, update.audit, update.deliveries) },
           result: structuredClone(next)
         }
       })
     },
-    appendAudit (entry) {
+    appendAudit (entry, deliveries) {
       return mutate(store => {
         if (store.audit.some(e => e.id === entry.id)) return { result: false }
-        return { next: { ...store, audit: withAudit(store.audit, entry) }, result: true }
+        return { next: { ...store, audit: withAudit(store.audit, entry), outbox: withDeliveries(store, entry, deliveries) }, result: true }
       })
     },
     async listAudit (query?: AuditQuery) {

@@ -14,7 +14,8 @@ import {
   recordExpiry,
   recordJson
 } from './shared.js'
-import type { AuditQuery, BackendChange, BackendHealth, BackendRecord, BackendSnapshot, Updater, WaygateBackend } from './types.js'
+import type { AuditQuery, BackendChange, BackendHealth, BackendRecord, BackendSnapshot, Updater, WaygateBackend, WebhookOutbox } from './types.js'
+import { addDeliveries, claimIn, completeIn, deleteDeadIn, emptyOutbox, failIn, listDeadIn, retryDeadIn } from './outbox-state.js'
 
 /** Options of {@link createMemoryBackend}. */
 export interface MemoryBackendOptions {
@@ -22,6 +23,12 @@ export interface MemoryBackendOptions {
   maxAuditEntries?: number
   /** The clock records expire by, epoch ms. Default `Date.now`. */
   now?: () => number
+  /**
+   * Keep webhook deliveries in an outbox beside the state (retries, dead letters), as the file
+   * and Redis backends do; it ends with the process like everything else here. Default false:
+   * the engine's plain in-process queue.
+   */
+  webhookOutbox?: boolean
 }
 
 /** A record held as its JSON text, which makes copies in and out and comparisons cheap. */
@@ -53,6 +60,21 @@ export function createMemoryBackend (options: MemoryBackendOptions = {}): Waygat
   const emitter = new ChangeEmitter()
   const epoch = randomUUID()
   let revision = 0
+  const pendingOutbox = emptyOutbox()
+  const outbox: WebhookOutbox | undefined = options.webhookOutbox === true
+    ? {
+        async claim (claimOptions) {
+          const { claims, nextDueAt } = claimIn(pendingOutbox, claimOptions)
+          return { claims, nextDueAt }
+        },
+        async complete (claim) { return completeIn(pendingOutbox, claim) },
+        async fail (claim, retryAt, lastError, at) { return failIn(pendingOutbox, claim, retryAt, lastError, at) },
+        async listDead () { return listDeadIn(pendingOutbox) },
+        async retryDead (id, at) { return retryDeadIn(pendingOutbox, id, at) },
+        async deleteDead (id) { return deleteDeadIn(pendingOutbox, id) },
+        async pendingCount () { return Object.keys(pendingOutbox.pending).length }
+      }
+    : undefined
 
   function pushAudit (entry: AuditEntry): void {
     audit.unshift(structuredClone(entry))
@@ -95,6 +117,7 @@ export function createMemoryBackend (options: MemoryBackendOptions = {}): Waygat
 
   return {
     kind: 'memory',
+    ...(outbox === undefined ? {} : { outbox }),
     async load (): Promise<BackendSnapshot> {
       return {
         routes: [...routes.values()].map(s => structuredClone(s)),
@@ -113,7 +136,10 @@ export function createMemoryBackend (options: MemoryBackendOptions = {}): Waygat
       if (result === undefined) return current === null ? null : structuredClone(current)
       const next = structuredClone(result.next)
       routes.set(key, next)
-      if (result.audit !== undefined) pushAudit(result.audit)
+      if (result.audit !== undefined) {
+        if (!auditIds.has(result.audit.id)) addDeliveries(pendingOutbox, result.deliveries, Date.now())
+        pushAudit(result.audit)
+      }
       announce({ type: 'route', state: structuredClone(next) })
       if (result.audit !== undefined) announce({ type: 'audit', entry: structuredClone(result.audit) })
       return structuredClone(next)
@@ -138,13 +164,17 @@ export function createMemoryBackend (options: MemoryBackendOptions = {}): Waygat
       const result = updater(structuredClone(current))
       if (result === undefined) return structuredClone(current)
       global = structuredClone(result.next)
-      if (result.audit !== undefined) pushAudit(result.audit)
+      if (result.audit !== undefined) {
+        if (!auditIds.has(result.audit.id)) addDeliveries(pendingOutbox, result.deliveries, Date.now())
+        pushAudit(result.audit)
+      }
       announce({ type: 'global', global: structuredClone(global) })
       if (result.audit !== undefined) announce({ type: 'audit', entry: structuredClone(result.audit) })
       return structuredClone(global)
     },
-    async appendAudit (entry) {
+    async appendAudit (entry, deliveries) {
       if (auditIds.has(entry.id)) return false
+      addDeliveries(pendingOutbox, deliveries, Date.now())
       pushAudit(entry)
       announce({ type: 'audit', entry: structuredClone(entry) })
       return true

@@ -43,6 +43,14 @@ local function publish(seq_key, channel, instance, changes)
   return seq
 end
 
+local function add_deliveries(outbox, due, dead, at, first)
+  for i = first, #ARGV - 1, 2 do
+    if redis.call('HEXISTS', dead, ARGV[i]) == 0 and redis.call('HSETNX', outbox, ARGV[i], ARGV[i + 1]) == 1 then
+      redis.call('ZADD', due, at, ARGV[i])
+    end
+  end
+end
+
 local function sweep_records(hash, expiry, now)
   local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now)
   if #dead > 0 then
@@ -53,11 +61,13 @@ end
 `
 
 /**
- * Compare-and-set of one field of a hash (a route state), with its audit entry.
- * KEYS: hash, audit list, audit ids, sequence.
+ * Compare-and-set of one field of a hash (a route state), with its audit entry and, when the
+ * entry is stored, the webhook deliveries of the change (the outbox).
+ * KEYS: hash, audit list, audit ids, sequence, outbox hash, outbox due set, dead letters hash.
  * ARGV: field, '1' if a current value is expected else '0', expected value, next value,
  * audit id ('' for none), audit JSON, max audit entries, channel, instance, route change,
- * audit change. Returns {0} when the value moved, else {1, seq, audited}.
+ * audit change, now (epoch ms), then (delivery id, delivery JSON) pairs.
+ * Returns {0} when the value moved, else {1, seq, audited}.
  */
 export const CAS_FIELD = script('cas-field', `
 local current = redis.call('HGET', KEYS[1], ARGV[1])
@@ -72,6 +82,7 @@ local audited = 0
 if ARGV[5] ~= '' and push_audit(KEYS[2], KEYS[3], ARGV[5], ARGV[6], tonumber(ARGV[7])) then
   audited = 1
   changes[2] = ARGV[11]
+  add_deliveries(KEYS[5], KEYS[6], KEYS[7], ARGV[12], 13)
 end
 return {1, publish(KEYS[4], ARGV[8], ARGV[9], changes), audited}
 `)
@@ -90,17 +101,20 @@ local audited = 0
 if ARGV[5] ~= '' and push_audit(KEYS[2], KEYS[3], ARGV[5], ARGV[6], tonumber(ARGV[7])) then
   audited = 1
   changes[2] = ARGV[11]
+  add_deliveries(KEYS[5], KEYS[6], KEYS[7], ARGV[12], 13)
 end
 return {1, publish(KEYS[4], ARGV[8], ARGV[9], changes), audited}
 `)
 
 /**
- * Appends an audit entry unless its id is known.
- * KEYS: audit list, audit ids, sequence. ARGV: id, JSON, max, channel, instance, change.
+ * Appends an audit entry unless its id is known, with the webhook deliveries of the change.
+ * KEYS: audit list, audit ids, sequence, outbox hash, outbox due set, dead letters hash.
+ * ARGV: id, JSON, max, channel, instance, change, now, then (delivery id, delivery JSON) pairs.
  * Returns the sequence number, or 0 for a known id.
  */
 export const APPEND_AUDIT = script('append-audit', `
 if not push_audit(KEYS[1], KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3])) then return 0 end
+add_deliveries(KEYS[4], KEYS[5], KEYS[6], ARGV[7], 8)
 return publish(KEYS[3], ARGV[4], ARGV[5], { ARGV[6] })
 `)
 
@@ -183,4 +197,89 @@ sweep_records(KEYS[1], KEYS[2], ARGV[2])
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 return publish(KEYS[3], ARGV[3], ARGV[4], { ARGV[5] })
+`)
+
+// ---- the webhook outbox: pending deliveries (hash id → JSON) ordered by when each is due (sorted
+// set), attempts and the claim holding one (hashes), dead letters (hash id → JSON). Lease ends
+// are due times: a delivery whose claimer died is due again when its lease ends.
+
+/**
+ * Claims due deliveries of known webhooks. KEYS: outbox, due, attempts, leases.
+ * ARGV: now, lease end, limit, token, then the webhook ids this caller can send to.
+ * Returns {{id, JSON, attempts, …}, earliest due time or false}.
+ */
+export const OUTBOX_CLAIM = script('outbox-claim', `
+local known = {}
+for i = 5, #ARGV do known[ARGV[i]] = true end
+local limit = tonumber(ARGV[3])
+local out = {}
+local taken = 0
+if limit > 0 then
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 500)) do
+    local json = redis.call('HGET', KEYS[1], id)
+    if not json then
+      redis.call('ZREM', KEYS[2], id)
+    else
+      local ok, delivery = pcall(cjson.decode, json)
+      if ok and type(delivery) == 'table' and known[delivery.webhook] then
+        redis.call('ZADD', KEYS[2], ARGV[2], id)
+        redis.call('HSET', KEYS[4], id, ARGV[4])
+        out[#out + 1] = id
+        out[#out + 1] = json
+        out[#out + 1] = redis.call('HINCRBY', KEYS[3], id, 1)
+        taken = taken + 1
+        if taken >= limit then break end
+      end
+    end
+  end
+end
+local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+return { out, first[2] or false }
+`)
+
+/**
+ * Removes a delivery its claimer sent. KEYS: outbox, due, attempts, leases. ARGV: id, token.
+ * Returns 1, or 0 when the claim was lost.
+ */
+export const OUTBOX_COMPLETE = script('outbox-complete', `
+if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+return 1
+`)
+
+/**
+ * A failed attempt: due again at a time, or moved to the dead letters.
+ * KEYS: outbox, due, attempts, leases, dead letters. ARGV: id, token, retry time ('' for dead), dead letter JSON.
+ * Returns 1, or 0 when the claim was lost.
+ */
+export const OUTBOX_FAIL = script('outbox-fail', `
+if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[4], ARGV[1])
+if ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+  return 1
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[4])
+return 1
+`)
+
+/**
+ * Moves a dead letter back to the pending deliveries, unless it changed since it was read.
+ * KEYS: outbox, due, attempts, leases, dead letters. ARGV: id, dead letter JSON as read, delivery JSON, now.
+ * Returns 1, or 0 when there was no such dead letter.
+ */
+export const OUTBOX_RETRY_DEAD = script('outbox-retry-dead', `
+if redis.call('HGET', KEYS[5], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[5], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+return 1
 `)

@@ -12,6 +12,10 @@ import {
   DELETE_RECORD,
   DELETE_ROUTE,
   LOAD_STATE,
+  OUTBOX_CLAIM,
+  OUTBOX_COMPLETE,
+  OUTBOX_FAIL,
+  OUTBOX_RETRY_DEAD,
   PUT_RECORD,
   REGISTER_ROUTES,
   type LuaScript
@@ -28,7 +32,19 @@ import {
   recordExpiry,
   recordJson
 } from './shared.js'
-import type { AuditQuery, BackendChange, BackendHealth, BackendRecord, BackendSnapshot, Updater, WaygateBackend } from './types.js'
+import type {
+  AuditQuery,
+  BackendChange,
+  BackendHealth,
+  BackendRecord,
+  BackendSnapshot,
+  DeadLetter,
+  OutboxClaim,
+  OutboxDelivery,
+  Updater,
+  WaygateBackend,
+  WebhookOutbox
+} from './types.js'
 
 /** An ioredis client: a plain or Sentinel-configured `Redis`, or a `Cluster`. */
 export type RedisClient = Redis | Cluster
@@ -282,8 +298,14 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
     audit: `${tag}:audit`,
     auditIds: `${tag}:audit-ids`,
     seq: `${tag}:seq`,
-    epoch: `${tag}:epoch`
+    epoch: `${tag}:epoch`,
+    outbox: `${tag}:outbox`,
+    outboxDue: `${tag}:outbox-due`,
+    outboxAttempts: `${tag}:outbox-attempts`,
+    outboxLeases: `${tag}:outbox-leases`,
+    outboxDead: `${tag}:outbox-dead`
   }
+  const outboxKeys = [keys.outbox, keys.outboxDue, keys.outboxAttempts, keys.outboxLeases]
   const channel = `${tag}:changes`
   const recordKeys = (namespace: string): [string, string] => [`${tag}:rec:${namespace}`, `${tag}:rec-exp:${namespace}`]
   const instance = randomUUID()
@@ -526,8 +548,8 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
    * and appends `audit`. Resolves null when the value moved since it was read.
    */
   async function commit (script: LuaScript, key: string, field: string, raw: string | null, nextJson: string,
-    audit: AuditEntry | undefined, change: BackendChange): Promise<{ seq: number, audited: boolean } | null> {
-    const reply = await write('write', c => run(c, script, [key, keys.audit, keys.auditIds, keys.seq], [
+    audit: AuditEntry | undefined, change: BackendChange, deliveries: OutboxDelivery[] | undefined): Promise<{ seq: number, audited: boolean } | null> {
+    const reply = await write('write', c => run(c, script, [key, keys.audit, keys.auditIds, keys.seq, keys.outbox, keys.outboxDue, keys.outboxDead], [
       field,
       raw === null ? '0' : '1',
       raw ?? '',
@@ -538,10 +560,77 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
       channel,
       instance,
       JSON.stringify(change),
-      audit === undefined ? '' : JSON.stringify({ type: 'audit', entry: audit })
+      audit === undefined ? '' : JSON.stringify({ type: 'audit', entry: audit }),
+      Date.now(),
+      ...deliveryArgs(deliveries)
     ])) as number[]
     if (reply[0] !== 1) return null
     return { seq: Number(reply[1]), audited: reply[2] === 1 }
+  }
+
+  /** (id, JSON) pairs of deliveries, as the writing scripts take them. */
+  function deliveryArgs (deliveries: OutboxDelivery[] | undefined): string[] {
+    const args: string[] = []
+    for (const delivery of deliveries ?? []) args.push(delivery.id, JSON.stringify(delivery))
+    return args
+  }
+
+  function asDelivery (value: unknown): OutboxDelivery | null {
+    if (!isRecord(value) || typeof value.id !== 'string' || typeof value.webhook !== 'string' || typeof value.body !== 'string') return null
+    return value as unknown as OutboxDelivery
+  }
+
+  const outbox: WebhookOutbox = {
+    async claim ({ webhooks, now: at, leaseUntil, limit }) {
+      const token = randomUUID()
+      const [flat, first] = await write('claim webhook deliveries', c => run(c, OUTBOX_CLAIM, outboxKeys,
+        [at, leaseUntil, limit, token, ...webhooks])) as [Array<string | number>, string | null | false]
+      const claims: OutboxClaim[] = []
+      for (let i = 0; i + 2 < flat.length; i += 3) {
+        const delivery = asDelivery(parseJson(String(flat[i + 1])))
+        if (delivery === null) {
+          logger.warn({ redis: target, delivery: String(flat[i]) }, 'waygate: ignoring a webhook delivery in redis that is not valid JSON')
+          continue
+        }
+        claims.push({ delivery, attempts: Number(flat[i + 2]), token })
+      }
+      return { claims, nextDueAt: first === null || first === false ? null : Number(first) }
+    },
+    async complete (claim) {
+      return Number(await write('complete a webhook delivery', c => run(c, OUTBOX_COMPLETE, outboxKeys, [claim.delivery.id, claim.token]))) === 1
+    },
+    async fail (claim, retryAt, lastError, at) {
+      const dead: DeadLetter = { delivery: claim.delivery, attempts: claim.attempts, lastError, failedAt: at }
+      return Number(await write('record a failed webhook delivery', c => run(c, OUTBOX_FAIL, [...outboxKeys, keys.outboxDead],
+        [claim.delivery.id, claim.token, retryAt === null ? '' : String(retryAt), JSON.stringify(dead)]))) === 1
+    },
+    async listDead () {
+      const all = await call('read dead letters', c => c.hgetall(keys.outboxDead))
+      const out: DeadLetter[] = []
+      for (const text of Object.values(all)) {
+        const value = parseJson(text)
+        if (!isRecord(value)) continue
+        const delivery = asDelivery(value.delivery)
+        if (delivery === null) continue
+        out.push({ delivery, attempts: Number(value.attempts) || 0, lastError: String(value.lastError ?? ''), failedAt: Number(value.failedAt) || 0 })
+      }
+      return out.sort((a, b) => b.failedAt - a.failedAt || (a.delivery.id < b.delivery.id ? -1 : 1))
+    },
+    async retryDead (id, at) {
+      const text = await call('read a dead letter', c => c.hget(keys.outboxDead, id))
+      if (text === null) return false
+      const value = parseJson(text)
+      const delivery = isRecord(value) ? asDelivery(value.delivery) : null
+      if (delivery === null) return false
+      return Number(await write('retry a dead letter', c => run(c, OUTBOX_RETRY_DEAD, [...outboxKeys, keys.outboxDead],
+        [id, text, JSON.stringify(delivery), at]))) === 1
+    },
+    async deleteDead (id) {
+      return Number(await write('delete a dead letter', c => c.hdel(keys.outboxDead, id))) === 1
+    },
+    async pendingCount () {
+      return Number(await call('count webhook deliveries', c => c.hlen(keys.outbox)))
+    }
   }
 
   // ---- reads ----
@@ -562,6 +651,7 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
 
   return {
     kind: 'redis',
+    outbox,
 
     init () {
       initialized ??= (async () => {
@@ -625,7 +715,7 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
           const next = structuredClone(update.next)
           const audit = update.audit === undefined ? undefined : structuredClone(update.audit)
           const change: BackendChange = { type: 'route', state: next }
-          const done = await commit(CAS_FIELD, keys.routes, key, raw, JSON.stringify(next), audit, change)
+          const done = await commit(CAS_FIELD, keys.routes, key, raw, JSON.stringify(next), audit, change, update.deliveries)
           if (done === null) {
             await contention(attempt, `update of ${key}`)
             continue
@@ -679,7 +769,7 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
           const next = structuredClone(update.next)
           const audit = update.audit === undefined ? undefined : structuredClone(update.audit)
           const change: BackendChange = { type: 'global', global: next }
-          const done = await commit(CAS_KEY, keys.global, '', raw, JSON.stringify(next), audit, change)
+          const done = await commit(CAS_KEY, keys.global, '', raw, JSON.stringify(next), audit, change, update.deliveries)
           if (done === null) {
             await contention(attempt, 'update of global maintenance')
             continue
@@ -692,12 +782,13 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
       })
     },
 
-    appendAudit (entry) {
+    appendAudit (entry, deliveries) {
       return serial(async () => {
         const copy = structuredClone(entry)
         const change: BackendChange = { type: 'audit', entry: copy }
-        const seq = Number(await write('append to the audit log', c => run(c, APPEND_AUDIT, [keys.audit, keys.auditIds, keys.seq],
-          [copy.id, JSON.stringify(copy), maxAudit, channel, instance, JSON.stringify(change)])))
+        const seq = Number(await write('append to the audit log', c => run(c, APPEND_AUDIT,
+          [keys.audit, keys.auditIds, keys.seq, keys.outbox, keys.outboxDue, keys.outboxDead],
+          [copy.id, JSON.stringify(copy), maxAudit, channel, instance, JSON.stringify(change), Date.now(), ...deliveryArgs(deliveries)])))
         if (seq === 0) return false
         emitter.emit({ type: 'audit', entry: structuredClone(copy) })
         return true

@@ -4,6 +4,8 @@ import type { AuditAction, AuditEntry, GlobalMaintenance, RouteState } from '../
 export interface Update<T> {
   next: T
   audit?: AuditEntry
+  /** Webhook deliveries of the change: a backend with an `outbox` stores them with it, atomically, when `audit` is stored. */
+  deliveries?: OutboxDelivery[]
 }
 
 /**
@@ -119,8 +121,11 @@ export interface WaygateBackend {
   deleteRoute(key: string): Promise<boolean>
   /** Atomically updates global maintenance and appends its audit entry. */
   updateGlobal(updater: Updater<GlobalMaintenance, GlobalMaintenance>): Promise<GlobalMaintenance>
-  /** Appends an audit entry on its own. Resolves false when an entry with the same id exists. */
-  appendAudit(entry: AuditEntry): Promise<boolean>
+  /**
+   * Appends an audit entry on its own. Resolves false when an entry with the same id exists. A
+   * backend with an `outbox` stores `deliveries` with the entry, atomically, only when it stores the entry.
+   */
+  appendAudit(entry: AuditEntry, deliveries?: OutboxDelivery[]): Promise<boolean>
   /** Reads audit entries, newest first. */
   listAudit(query?: AuditQuery): Promise<AuditEntry[]>
   /**
@@ -150,4 +155,81 @@ export interface WaygateBackend {
   close(): Promise<void>
   /** How a backend that mirrors a remote source keeps up with it; absent on storage backends. */
   syncStatus?(): SyncStatus
+  /** The durable webhook outbox; absent: webhooks are delivered from process memory (lost in a crash). */
+  readonly outbox?: WebhookOutbox
+}
+
+/**
+ * One webhook delivery waiting in a backend's outbox: written with the change it reports, in the
+ * same atomic step, and removed once the receiver took it.
+ */
+export interface OutboxDelivery {
+  /** Unique per change and webhook, the same on every attempt (a hash of both). */
+  id: string
+  /** The change's id (its audit entry's): what the `X-Waygate-Delivery` header carries. */
+  eventId: string
+  /** The event name (`disable`, `window_start`…). */
+  event: string
+  /** The route key, or `*` for global maintenance. */
+  key: string
+  /** Which webhook: the dispatcher's id of it (a hash of its URL), never the URL itself. */
+  webhook: string
+  /** The webhook's URL as logs show it: origin and a hint of the path. */
+  target: string
+  /** The JSON body, as formatted when the change was made. */
+  body: string
+  /** When the change was made, epoch ms. */
+  createdAt: number
+}
+
+/** A delivery one caller of `claim` may send until its lease ends. */
+export interface OutboxClaim {
+  delivery: OutboxDelivery
+  /** Attempts so far, this one included. */
+  attempts: number
+  /** Proves the claim: `complete` and `fail` do nothing once another caller holds the delivery. */
+  token: string
+}
+
+/** A delivery given up on: kept until an operator retries or deletes it. */
+export interface DeadLetter {
+  delivery: OutboxDelivery
+  attempts: number
+  /** The last status or error, e.g. `answered 500` or `connect ECONNREFUSED`. */
+  lastError: string
+  /** When it was given up on, epoch ms. */
+  failedAt: number
+}
+
+/** What `claim` hands out, and when the next pending delivery (of any webhook) is due. */
+export interface OutboxBatch {
+  claims: OutboxClaim[]
+  /** Epoch ms of the earliest due time or lease end still pending, or null when nothing is pending. */
+  nextDueAt: number | null
+}
+
+/**
+ * The durable webhook outbox of a backend (optional: without it the engine delivers from process
+ * memory, as before). A backend that has one writes the `deliveries` of an update (and the second
+ * argument of `appendAudit`) in the same atomic step as the change, and only when its audit entry
+ * is stored. Times are given by the caller (epoch ms), never read from the backend's clock.
+ */
+export interface WebhookOutbox {
+  /**
+   * Takes up to `limit` deliveries due at `now` whose webhook is one of `webhooks`: each is held
+   * until `leaseUntil` (then it is due again, for whoever claims next) and its attempts go up by one.
+   */
+  claim(options: { webhooks: readonly string[], now: number, leaseUntil: number, limit: number }): Promise<OutboxBatch>
+  /** Removes a delivery the receiver took. Resolves false when the claim was lost (the lease ran out). */
+  complete(claim: OutboxClaim): Promise<boolean>
+  /** Due again at `retryAt`, or (`retryAt` null) moved to the dead letters with `lastError`. Resolves false when the claim was lost. */
+  fail(claim: OutboxClaim, retryAt: number | null, lastError: string, now: number): Promise<boolean>
+  /** The dead letters, newest first. */
+  listDead(): Promise<DeadLetter[]>
+  /** Moves a dead letter back to the pending deliveries, due at `now` with no attempts. Resolves false when there is none with that id. */
+  retryDead(id: string, now: number): Promise<boolean>
+  /** Removes a dead letter. Resolves whether it existed. */
+  deleteDead(id: string): Promise<boolean>
+  /** How many deliveries are pending (claimed ones included). */
+  pendingCount(): Promise<number>
 }

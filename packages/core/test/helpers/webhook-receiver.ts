@@ -30,10 +30,10 @@ export interface WebhookReceiver {
 }
 
 /**
- * An HTTP server on 127.0.0.1 (port 0) that records what it receives and answers as told, closed
+ * An HTTP server on 127.0.0.1 (port 0, or `port`) that records what it receives and answers as told, closed
  * when the test ends (hanging requests included).
  */
-export async function startReceiver (t: Teardown, options: { answers?: Answer[], fallback?: Answer } = {}): Promise<WebhookReceiver> {
+export async function startReceiver (t: Teardown, options: { answers?: Answer[], fallback?: Answer, port?: number } = {}): Promise<WebhookReceiver> {
   const sockets = new Set<Socket>()
   const received: Received[] = []
   const waiters = new Set<() => void>()
@@ -81,7 +81,7 @@ export async function startReceiver (t: Teardown, options: { answers?: Answer[],
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
   })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', () => resolve()))
+  await new Promise<void>(resolve => server.listen(options.port ?? 0, '127.0.0.1', () => resolve()))
   receiver.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`
   t.teardown(() => new Promise<void>(resolve => {
     for (const socket of sockets) socket.destroy()
