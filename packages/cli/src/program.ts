@@ -8,6 +8,7 @@ import { registerInfoCommands } from './commands/info.js'
 import { registerRateLimitCommands } from './commands/rate-limits.js'
 import { registerRouteCommands } from './commands/routes.js'
 import { registerServiceCommands } from './commands/services.js'
+import { registerTokenCommands } from './commands/tokens.js'
 import { actionRunner } from './context.js'
 import type { Io } from './io.js'
 import { CLI_VERSION } from './version.js'
@@ -39,6 +40,7 @@ A Waygate Server (many services):
   WAYGATE_SERVICE=payments-service waygate status
   waygate disable /api/cart --reason redesign --service orders-service
   waygate service maintenance enable payments-service --reason "failover" --exempt GET:/health
+  waygate token create --service payments-service --name "prod pods"
 
 Exit codes: 0 success, 1 failure, 2 usage error; waygate check also 3 when it cannot tell.`
 
@@ -79,6 +81,7 @@ export function buildProgram (io: Io, result: { exitCode: number }, options: { j
   registerRateLimitCommands(program, action)
   registerAuditCommand(program, action)
   registerServiceCommands(program, action)
+  registerTokenCommands(program, action)
   registerInfoCommands(program, action)
   registerCheckCommand(program, action)
 

@@ -25,6 +25,8 @@ interface Instance {
   connectedSince: string | null
   lastHeartbeat: string | null
   revision: number | null
+  /** The server's verdict (no heartbeat for two heartbeat intervals, at most 60 s); older servers send none. */
+  stale?: boolean
 }
 
 /**
@@ -40,10 +42,11 @@ interface ListedService {
   instances?: Instance[]
 }
 
-/** An instance whose last heartbeat is older than this is flagged stale (the server sends one every 15 s). */
+/** Without the server's `stale`, an instance whose last heartbeat is older than this is flagged stale. */
 export const STALE_AFTER_MS = 60_000
 
 function isStale (instance: Instance, now: number): boolean {
+  if (typeof instance.stale === 'boolean') return instance.stale
   const beat = instance.lastHeartbeat === null ? Number.NaN : Date.parse(instance.lastHeartbeat)
   return Number.isNaN(beat) || now - beat > STALE_AFTER_MS
 }
@@ -116,7 +119,7 @@ export function registerServiceCommands (program: Command, action: Action): void
   program.command('services')
     .description('list the services: routes, maintenance and, on a Waygate Server, their connected instances')
     .addHelpText('after', `
-An instance whose last heartbeat is older than ${STALE_AFTER_MS / 1000} s is flagged STALE.
+An instance that missed two heartbeats (at most ${STALE_AFTER_MS / 1000} s without one) is flagged STALE.
 
 Examples:
   waygate services
@@ -305,6 +308,27 @@ Examples:
         print(ctx, service, await call<GlobalRateLimit>(ctx, service, 'POST', path(service, 'rate-limit'), body))
       }))
   }
+
+  group.command('reset')
+    .description('reset the counters of a service\'s rate limit, in every instance of it (all clients, or one)')
+    .argument('<service>', 'the service, e.g. payments-service')
+    .option('--client <id>', 'only this client (an IP address, a user id… as the policy keys them)')
+    .addHelpText('after', `\nExamples:\n  ${name} reset payments-service\n  ${name} reset payments-service --client 203.0.113.7`)
+    .action(action(async (ctx, serviceText: string, options: { client?: string }) => {
+      const service = await serviceArg(ctx, serviceText)
+      if (options.client !== undefined && (options.client.trim() === '' || options.client.length > 300)) {
+        throw new UsageError('--client: a client id of 1 to 300 characters')
+      }
+      const client = await ctx.client()
+      try {
+        await client.request<{ reset: boolean }>('POST', path(service, 'rate-limit/reset'), { query: { client: options.client } })
+      } catch (err) {
+        if (err instanceof CliError && err.status === 400 && /has no rate limit/.test(err.message)) throw noRateLimit(service)
+        throw explained(err, service)
+      }
+      if (ctx.json) ctx.printJson({ service, reset: true, client: options.client ?? null })
+      else ctx.print(`reset the rate limit counters of ${service}${options.client === undefined ? ' (all clients)' : ` for client ${options.client}`}`)
+    }))
 
   group.command('delete')
     .description('delete the rate limit of a service')
