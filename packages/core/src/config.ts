@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
 import { createFileBackend } from './backends/file.js'
 import { createMemoryBackend } from './backends/memory.js'
+import { createPostgresBackend, type PostgresBackendOptions } from './backends/postgres.js'
 import { createRedisBackend, type RedisBackendOptions } from './backends/redis.js'
 import type { WaygateBackend } from './backends/types.js'
 import { createEngine, type EngineOptions, type WaygateEngine } from './engine.js'
@@ -18,13 +19,13 @@ export const WAYGATE_CONFIG_FILE = '.waygate'
 export const DEFAULT_STATE_FILE = 'waygate-state.json'
 
 /** Where state lives: the backends `createEngineFromEnv` can build. */
-export type BackendName = 'memory' | 'file' | 'redis'
+export type BackendName = 'memory' | 'file' | 'redis' | 'postgres'
 
 /** Where a configuration value came from, highest precedence first. */
 export type ConfigSource = 'options' | 'env' | 'file' | 'default'
 
 /** The configuration fields, each read from one variable. */
-export type ConfigField = 'backend' | 'env' | 'filePath' | 'redisUrl' | 'testBypass' | 'webhookUrls' | 'slackWebhookUrls' | 'webhookSecret'
+export type ConfigField = 'backend' | 'env' | 'filePath' | 'redisUrl' | 'postgresUrl' | 'testBypass' | 'webhookUrls' | 'slackWebhookUrls' | 'webhookSecret'
 
 /** The variables of the server side; the CLI's are accepted in a `.waygate` file too. */
 const VARIABLES: Record<ConfigField, { name: string, option: string }> = {
@@ -32,6 +33,7 @@ const VARIABLES: Record<ConfigField, { name: string, option: string }> = {
   env: { name: 'WAYGATE_ENV', option: 'env' },
   filePath: { name: 'WAYGATE_FILE_PATH', option: 'filePath' },
   redisUrl: { name: 'WAYGATE_REDIS_URL', option: 'redisUrl' },
+  postgresUrl: { name: 'WAYGATE_POSTGRES_URL', option: 'postgresUrl' },
   testBypass: { name: 'WAYGATE_TEST_BYPASS', option: 'testBypass' },
   webhookUrls: { name: 'WAYGATE_WEBHOOK_URL', option: 'webhookUrls' },
   slackWebhookUrls: { name: 'WAYGATE_SLACK_WEBHOOK_URL', option: 'slackWebhookUrls' },
@@ -39,7 +41,7 @@ const VARIABLES: Record<ConfigField, { name: string, option: string }> = {
 }
 const CLI_VARIABLES = ['WAYGATE_SERVER_URL', 'WAYGATE_TOKEN', 'WAYGATE_SERVICE']
 const KNOWN_VARIABLES = new Set([...Object.values(VARIABLES).map(v => v.name), ...CLI_VARIABLES])
-const BACKENDS: readonly BackendName[] = ['memory', 'file', 'redis']
+const BACKENDS: readonly BackendName[] = ['memory', 'file', 'redis', 'postgres']
 const TRUE_VALUES = new Set(['true', '1', 'yes'])
 const FALSE_VALUES = new Set(['false', '0', 'no'])
 
@@ -53,6 +55,8 @@ export interface WaygateConfig {
   filePath: string
   /** Connection URL of the `redis` backend (`redis://`, `rediss://` or `unix://`), or null when not set. */
   redisUrl: string | null
+  /** Connection string of the `postgres` backend (`postgres://` or `postgresql://`), or null when not set. */
+  postgresUrl: string | null
   /** Whether every lifecycle check is turned off (for an app's own test suite). Default false. */
   testBypass: boolean
   /** Webhooks sent the default JSON payload. Default none. */
@@ -83,6 +87,8 @@ export interface LoadConfigOptions {
   filePath?: string
   /** Overrides `WAYGATE_REDIS_URL`. */
   redisUrl?: string
+  /** Overrides `WAYGATE_POSTGRES_URL`. */
+  postgresUrl?: string
   /** Overrides `WAYGATE_TEST_BYPASS`. */
   testBypass?: boolean
   /** Overrides `WAYGATE_WEBHOOK_URL`. */
@@ -109,6 +115,8 @@ export interface EngineFromEnvOptions extends Omit<LoadConfigOptions, 'backend'>
   maxAuditEntries?: number
   /** Options of the built-in `redis` backend (`keyPrefix`, `commandTimeoutMs`…); its URL comes from `WAYGATE_REDIS_URL`. */
   redis?: Omit<RedisBackendOptions, 'maxAuditEntries' | 'logger'>
+  /** Options of the built-in `postgres` backend (`schema`, `auditRetention`…); its connection string comes from `WAYGATE_POSTGRES_URL`. */
+  postgres?: Omit<PostgresBackendOptions, 'maxAuditEntries' | 'logger'>
 }
 
 /** One `KEY=value` line of a `.waygate` file. */
@@ -285,6 +293,19 @@ export function loadWaygateConfig (options: LoadConfigOptions = {}): WaygateConf
   }
   sources.redisUrl = redisIn?.source ?? 'default'
 
+  const postgresIn = candidate('postgresUrl', 'postgresUrl')
+  let postgresUrl: string | null = null
+  if (postgresIn !== null) {
+    // not parsed as a URL: `postgresql://user@/db?host=/run/postgresql` (a unix socket) is valid for pg, not for URL
+    if (typeof postgresIn.value !== 'string' || !/^postgres(ql)?:\/\/\S+$/i.test(postgresIn.value)) {
+      // never echoed: a connection string often holds a password
+      const message = `${postgresIn.origin} must be a postgres:// or postgresql:// URL`
+      throw postgresIn.source === 'options' ? new WG_ERR_OPTIONS_INVALID(message) : new WG_ERR_CONFIG_INVALID(message)
+    }
+    postgresUrl = postgresIn.value
+  }
+  sources.postgresUrl = postgresIn?.source ?? 'default'
+
   const bypassIn = candidate('testBypass', 'testBypass')
   let testBypass = false
   if (bypassIn !== null) {
@@ -337,7 +358,7 @@ export function loadWaygateConfig (options: LoadConfigOptions = {}): WaygateConf
   }
   sources.webhookSecret = secretIn?.source ?? 'default'
 
-  return { backend, env: currentEnv, filePath, redisUrl, testBypass, webhookUrls, slackWebhookUrls, webhookSecret, configFile, sources }
+  return { backend, env: currentEnv, filePath, redisUrl, postgresUrl, testBypass, webhookUrls, slackWebhookUrls, webhookSecret, configFile, sources }
 }
 
 function describe (config: WaygateConfig, field: ConfigField): string {
@@ -376,6 +397,15 @@ function buildBackend (config: WaygateConfig, options: EngineFromEnvOptions): Wa
         maxAuditEntries: options.maxAuditEntries,
         ...(options.logger === undefined ? {} : { logger: options.logger })
       })
+    case 'postgres':
+      if (config.postgresUrl === null) {
+        throw new WG_ERR_CONFIG_INVALID(`the postgres backend needs WAYGATE_POSTGRES_URL (postgres chosen by ${describe(config, 'backend')})`)
+      }
+      return createPostgresBackend({ connectionString: config.postgresUrl }, {
+        ...options.postgres,
+        ...(options.maxAuditEntries === undefined ? {} : { maxAuditEntries: options.maxAuditEntries }),
+        ...(options.logger === undefined ? {} : { logger: options.logger })
+      })
   }
 }
 
@@ -390,7 +420,7 @@ function configuredWebhooks (config: WaygateConfig): WebhookConfig[] {
 
 /**
  * Creates an engine configured from the environment: `WAYGATE_BACKEND`, `WAYGATE_ENV`,
- * `WAYGATE_FILE_PATH`, `WAYGATE_REDIS_URL`, `WAYGATE_TEST_BYPASS`, read from explicit options,
+ * `WAYGATE_FILE_PATH`, `WAYGATE_REDIS_URL`, `WAYGATE_POSTGRES_URL`, `WAYGATE_TEST_BYPASS`, read from explicit options,
  * then the process environment, then the nearest `.waygate` file (see {@link loadWaygateConfig}).
  * Nothing is read from the backend until `start()`.
  *

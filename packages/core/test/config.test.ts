@@ -27,12 +27,13 @@ t.test('defaults', async t => {
     env: 'dev',
     filePath: join(cwd, 'waygate-state.json'),
     redisUrl: null,
+    postgresUrl: null,
     testBypass: false,
     webhookUrls: [],
     slackWebhookUrls: [],
     webhookSecret: null,
     configFile: null,
-    sources: { backend: 'default', env: 'default', filePath: 'default', redisUrl: 'default', testBypass: 'default', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' }
+    sources: { backend: 'default', env: 'default', filePath: 'default', redisUrl: 'default', postgresUrl: 'default', testBypass: 'default', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' }
   })
 })
 
@@ -62,12 +63,13 @@ t.test('reads every variable from the environment', async t => {
     env: 'production',
     filePath: join(cwd, 'data/state.json'),
     redisUrl: 'redis://cache.internal:6380/2',
+    postgresUrl: null,
     testBypass: true,
     webhookUrls: [],
     slackWebhookUrls: [],
     webhookSecret: null,
     configFile: null,
-    sources: { backend: 'env', env: 'env', filePath: 'env', redisUrl: 'env', testBypass: 'env', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' }
+    sources: { backend: 'env', env: 'env', filePath: 'env', redisUrl: 'env', postgresUrl: 'default', testBypass: 'env', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' }
   })
 })
 
@@ -95,7 +97,7 @@ t.test('an empty variable counts as unset', async t => {
   const config = loadWaygateConfig({ cwd, variables: { WAYGATE_ENV: '', WAYGATE_BACKEND: '' } })
   t.equal(config.env, 'staging')
   t.equal(config.backend, 'memory')
-  t.same(config.sources, { backend: 'default', env: 'file', filePath: 'default', redisUrl: 'default', testBypass: 'default', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' })
+  t.same(config.sources, { backend: 'default', env: 'file', filePath: 'default', redisUrl: 'default', postgresUrl: 'default', testBypass: 'default', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' })
 })
 
 t.test('the .waygate file', async t => {
@@ -109,7 +111,7 @@ t.test('the .waygate file', async t => {
     t.equal(config.backend, 'file')
     t.equal(config.env, 'staging')
     t.equal(config.filePath, join(root, 'state/waygate.json'), 'a relative path in the file is relative to the file')
-    t.same(config.sources, { backend: 'file', env: 'file', filePath: 'file', redisUrl: 'default', testBypass: 'default', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' })
+    t.same(config.sources, { backend: 'file', env: 'file', filePath: 'file', redisUrl: 'default', postgresUrl: 'default', testBypass: 'default', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' })
   })
 
   t.test('the nearest one wins and files are not merged', async t => {
@@ -235,7 +237,7 @@ t.test('precedence: explicit options > environment > .waygate > defaults', async
 
   const fromEnv = loadWaygateConfig({ cwd, variables })
   t.match(fromEnv, { backend: 'redis', env: 'from-env', filePath: join(cwd, 'env.json'), redisUrl: 'redis://env:6379', testBypass: false })
-  t.same(fromEnv.sources, { backend: 'env', env: 'env', filePath: 'env', redisUrl: 'env', testBypass: 'env', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' })
+  t.same(fromEnv.sources, { backend: 'env', env: 'env', filePath: 'env', redisUrl: 'env', postgresUrl: 'default', testBypass: 'env', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' })
 
   const fromOptions = loadWaygateConfig({
     cwd,
@@ -247,13 +249,13 @@ t.test('precedence: explicit options > environment > .waygate > defaults', async
     testBypass: true
   })
   t.match(fromOptions, { backend: 'memory', env: 'from-options', filePath: join(cwd, 'options.json'), redisUrl: 'rediss://options:6380', testBypass: true })
-  t.same(fromOptions.sources, { backend: 'options', env: 'options', filePath: 'options', redisUrl: 'options', testBypass: 'options', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' })
+  t.same(fromOptions.sources, { backend: 'options', env: 'options', filePath: 'options', redisUrl: 'options', postgresUrl: 'default', testBypass: 'options', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' })
 
   const explicitFalse = loadWaygateConfig({ cwd, variables: {}, testBypass: false })
   t.equal(explicitFalse.testBypass, false, 'an explicit false beats the file\'s yes')
 
   const mixed = loadWaygateConfig({ cwd, variables: { WAYGATE_ENV: 'from-env' }, backend: 'memory' })
-  t.same(mixed.sources, { backend: 'options', env: 'env', filePath: 'file', redisUrl: 'file', testBypass: 'file', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' })
+  t.same(mixed.sources, { backend: 'options', env: 'env', filePath: 'file', redisUrl: 'file', postgresUrl: 'default', testBypass: 'file', webhookUrls: 'default', slackWebhookUrls: 'default', webhookSecret: 'default' })
 })
 
 t.test('only the value that applies is checked', async t => {
@@ -266,7 +268,7 @@ t.test('only the value that applies is checked', async t => {
 t.test('invalid values name the variable and where it came from', async t => {
   const root = tempDir(t)
   const bad: Array<[string, string, RegExp]> = [
-    ['WAYGATE_BACKEND', 'mongo', /WAYGATE_BACKEND .*must be one of memory, file, redis, got "mongo"/],
+    ['WAYGATE_BACKEND', 'mongo', /WAYGATE_BACKEND .*must be one of memory, file, redis, postgres, got "mongo"/],
     ['WAYGATE_ENV', 'prod env', /WAYGATE_ENV .*got "prod env"/],
     ['WAYGATE_ENV', 'x'.repeat(101), /WAYGATE_ENV/],
     ['WAYGATE_REDIS_URL', 'localhost:6379', /WAYGATE_REDIS_URL .*redis:\/\/, rediss:\/\/ or unix:\/\/ URL, got "localhost:6379"/],
@@ -355,6 +357,24 @@ t.test('createEngineFromEnv', async t => {
       { code: 'WG_ERR_CONFIG_INVALID', message: /redis backend needs WAYGATE_REDIS_URL.*WAYGATE_BACKEND from the environment/ })
     t.throws(() => createEngineFromEnv({ cwd, configFile: false, variables: {}, backend: 'redis' }),
       { code: 'WG_ERR_CONFIG_INVALID', message: /needs WAYGATE_REDIS_URL.*options\.backend/ })
+  })
+
+  t.test('postgres without WAYGATE_POSTGRES_URL is refused; a bad URL is named, never echoed', async t => {
+    const cwd = tempDir(t)
+    t.throws(() => createEngineFromEnv({ cwd, configFile: false, variables: { WAYGATE_BACKEND: 'postgres' } }),
+      { code: 'WG_ERR_CONFIG_INVALID', message: /postgres backend needs WAYGATE_POSTGRES_URL.*WAYGATE_BACKEND from the environment/ })
+    const err = (() => {
+      try {
+        loadWaygateConfig({ cwd, configFile: false, variables: { WAYGATE_BACKEND: 'postgres', WAYGATE_POSTGRES_URL: 'mysql://root:hunter2@db/app' } })
+      } catch (caught) {
+        return caught as Error & { code?: string }
+      }
+      return null
+    })()
+    t.match(err, { code: 'WG_ERR_CONFIG_INVALID', message: /WAYGATE_POSTGRES_URL from the environment must be a postgres:\/\/ or postgresql:\/\/ URL/ })
+    t.notMatch(err?.message ?? '', /hunter2/, 'the password is not echoed')
+    const config = loadWaygateConfig({ cwd, configFile: false, variables: { WAYGATE_BACKEND: 'POSTGRES', WAYGATE_POSTGRES_URL: 'postgresql://app@/waygate?host=/run/postgresql' } })
+    t.match(config, { backend: 'postgres', postgresUrl: 'postgresql://app@/waygate?host=/run/postgresql', sources: { postgresUrl: 'env' } })
   })
 
   t.test('backendFactories plug a backend in and get the resolved config', async t => {

@@ -170,13 +170,11 @@ function checkNoNul (value: string, name: 'namespace' | 'id'): void {
 
 /** Where a connection string points, for messages: never with the password. */
 function describeConnectionString (text: string): string {
-  try {
-    const parsed = new URL(text)
-    const host = parsed.host !== '' ? parsed.host : (parsed.searchParams.get('host') ?? 'localhost')
-    return `postgres://${host}${parsed.pathname === '/' ? '' : parsed.pathname}`
-  } catch {
-    return 'postgres'
-  }
+  // not URL-parsed: `postgresql://user@/db?host=/run/postgresql` is valid for pg but not for URL
+  const match = /^postgres(?:ql)?:\/\/(?:[^@/?]*@)?([^/?]*)(\/[^?]*)?(?:\?(.*))?$/i.exec(text)
+  if (match === null) return 'postgres'
+  const host = match[1] !== '' ? match[1] : (new URLSearchParams(match[3] ?? '').get('host') ?? 'localhost')
+  return `postgres://${host}${match[2] ?? ''}`
 }
 
 function optionalPositive (value: unknown, name: string): number | null {
@@ -352,7 +350,11 @@ export function createPostgresBackend (connection: PostgresConnection, options: 
 
   /** Opens the change feed: a pooled connection kept for LISTEN, after the schema is migrated. */
   function connect (): Promise<void> {
-    connecting ??= connectOnce().finally(() => { connecting = null })
+    connecting ??= connectOnce().finally(() => {
+      connecting = null
+      // a failed attempt schedules the next one only now: scheduleReconnect skips while one is running
+      if (listener === null) scheduleReconnect()
+    })
     return connecting
   }
 
@@ -363,7 +365,6 @@ export function createPostgresBackend (connection: PostgresConnection, options: 
       client = await withTimeout(pool.connect(), 'connect', connectTimeoutMs)
     } catch (err) {
       noteError(err)
-      scheduleReconnect()
       return
     }
     if (closed) {

@@ -23,7 +23,10 @@ export interface PostgresServer {
   query (sql: string, values?: unknown[], database?: string): Promise<Array<Record<string, unknown>>>
   /** Creates an empty database and resolves its connection string. */
   createDatabase (name: string): Promise<string>
-  /** Stops the server at once (`pg_ctl -m immediate`, as a crash would); connections are dropped. */
+  /**
+   * Stops the server (`pg_ctl -m fast`): every connection is dropped at once, as in an outage, and
+   * committed data survives (an immediate stop could lose the last commits: synchronous_commit is off).
+   */
   stop (): Promise<void>
   /** Starts it (again) on the same socket and data. */
   start (): Promise<void>
@@ -148,7 +151,7 @@ export async function startPostgres (t: Teardown, options: { start?: boolean } =
   async function stop (): Promise<void> {
     if (!running) return
     running = false
-    await run(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'], user, dir)
+    await run(join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop'], user, dir)
   }
 
   async function query (sql: string, values?: unknown[], database = 'postgres'): Promise<Array<Record<string, unknown>>> {
