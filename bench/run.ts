@@ -258,6 +258,8 @@ const CASES: Case[] = [
     backend: 'redis',
     redisKeys: '{waygate}:routes'
   },
+  // server.ts starts (and stops) a private PostgreSQL for X unless BENCH_POSTGRES_URL is set; requests never reach it
+  { variant: 'waygate-postgres', label: 'waygate-postgres (active)', group: 'lifecycle', path: '/', status: 200, target: ACTIVE_TARGET, verify: once(expectPlain200), backend: 'postgres' },
   {
     variant: 'waygate-service',
     label: 'waygate-service (active)',

@@ -14,7 +14,10 @@
  * @fastify/rate-limit's); elsewhere it is an ordinary route.
  *
  * The Redis variants read the server's URL from BENCH_REDIS_URL (run.ts starts a private
- * redis-server and passes it).
+ * redis-server and passes it). `waygate-postgres` uses BENCH_POSTGRES_URL, or else starts a private
+ * PostgreSQL of its own (initdb + pg_ctl in a temp directory, unix socket only, fsync off), whose
+ * processes are not this one: at exit it stops it and prints the CPU Postgres used and the
+ * transactions it committed while this server ran.
  *
  * `waygate-service` is a service attached to a Waygate Server with `waygateService` (the SDK): its
  * state comes from the server's stream. The server runs in a process of its own, so its CPU is not
@@ -24,8 +27,8 @@
  * `GET /__count`, which reports the HTTP requests it has received (its own excluded), its open
  * service streams, CPU and memory (`?gc=1` collects garbage first when started with --expose-gc).
  */
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { execFileSync, spawn } from 'node:child_process'
+import { accessSync, chownSync, constants, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -35,7 +38,7 @@ import type { CountReport } from './common.js'
 
 const VARIANTS = [
   'bare', 'maplookup', 'waygate-active', 'waygate-deprecated', 'waygate-blocked', 'waygate-file', 'waygate-redis',
-  'waygate-service',
+  'waygate-postgres', 'waygate-service',
   'waygate-rl-memory', 'redis-floor', 'waygate-rl-redis', 'waygate-rl-429-memory', 'waygate-rl-429-redis',
   'frl-memory', 'frl-redis', 'frl-429-memory', 'frl-429-redis',
   // not a benchmarked variant: the Waygate Server that waygate-service (and bench/fleet.ts) attach to
@@ -81,7 +84,11 @@ if (variant === undefined || !(VARIANTS as readonly string[]).includes(variant) 
 }
 
 let tempDir: string | null = null
+/** Stops the private PostgreSQL of waygate-postgres, if it started one. */
+let stopPostgres: (() => void) | null = null
 function cleanup (): void {
+  stopPostgres?.()
+  stopPostgres = null
   if (tempDir !== null) rmSync(tempDir, { recursive: true, force: true })
   tempDir = null
 }
@@ -183,6 +190,84 @@ function redisUrl (): string {
   return url
 }
 
+/** The directory of initdb and pg_ctl: `pg_config --bindir`, else the newest /usr/lib/postgresql/<v>/bin; null when none. */
+function postgresBinDir (): string | null {
+  const candidates: string[] = []
+  try {
+    candidates.push(execFileSync('pg_config', ['--bindir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim())
+  } catch {}
+  try {
+    for (const v of readdirSync('/usr/lib/postgresql').filter(d => /^\d+$/.test(d)).sort((a, b) => Number(b) - Number(a))) candidates.push(`/usr/lib/postgresql/${v}/bin`)
+  } catch {}
+  return candidates.find(dir => {
+    try {
+      accessSync(join(dir, 'pg_ctl'), constants.X_OK)
+      return true
+    } catch {
+      return false
+    }
+  }) ?? null
+}
+
+/** CPU (µs) of every process of the cluster whose postmaster has `pid`, from /proc (Linux; 0 elsewhere). */
+function clusterCpuUs (pid: number): number {
+  let ticks = 0
+  try {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+        // fields[1] is the parent pid; utime and stime are fields 14 and 15 of stat (11 and 12 here)
+        if (Number(entry) === pid || Number(fields[1]) === pid) ticks += Number(fields[11]) + Number(fields[12])
+      } catch {}
+    }
+  } catch {}
+  return ticks * 10_000 // USER_HZ is 100 on Linux
+}
+
+/**
+ * waygate-postgres: BENCH_POSTGRES_URL, or a private PostgreSQL started here and stopped at exit
+ * (as root it runs as the postgres user, else nobody: PostgreSQL refuses root).
+ */
+function postgresUrl (): string {
+  const given = process.env.BENCH_POSTGRES_URL
+  if (given !== undefined && given !== '') return given
+  const bin = postgresBinDir()
+  if (bin === null) skip('no PostgreSQL server binaries (pg_config --bindir or /usr/lib/postgresql/*/bin); set BENCH_POSTGRES_URL or install postgresql')
+  let user: { uid: number, gid: number } | undefined
+  if (process.getuid?.() === 0) {
+    const passwd = readFileSync('/etc/passwd', 'utf8').split('\n').map(line => line.split(':'))
+    const entry = passwd.find(f => f[0] === 'postgres') ?? passwd.find(f => f[0] === 'nobody')
+    if (entry !== undefined) user = { uid: Number(entry[2]), gid: Number(entry[3]) }
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'waygate-bench-pg-'))
+  if (user !== undefined) chownSync(dir, user.uid, user.gid)
+  const data = join(dir, 'data')
+  const run = (file: string, args: string[]): void => {
+    execFileSync(join(bin, file), args, { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], env: { PATH: process.env.PATH ?? '', LC_ALL: 'C' }, ...user })
+  }
+  run('initdb', ['-D', data, '-A', 'trust', '-U', 'waygate', '-E', 'UTF8', '--locale=C', '--no-sync'])
+  run('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-o',
+    `-k ${dir} -c listen_addresses='' -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c shared_buffers=32MB`, 'start'])
+  const postmaster = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0])
+  const url = `postgresql://waygate@/postgres?host=${encodeURIComponent(dir)}`
+  stopPostgres = () => {
+    const cpuMs = clusterCpuUs(postmaster) / 1000
+    let commits = ''
+    try {
+      commits = execFileSync(join(bin, 'psql'), ['-h', dir, '-U', 'waygate', '-d', 'postgres', '-At', '-c', "SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'"],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], env: { PATH: process.env.PATH ?? '' } }).trim()
+    } catch {}
+    console.error(`waygate-postgres: the private PostgreSQL used ${cpuMs.toFixed(0)} ms of CPU and committed ${commits || '?'} transactions while this server ran (start, registration and heartbeats included)`)
+    try {
+      run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop'])
+    } catch {}
+    rmSync(dir, { recursive: true, force: true })
+  }
+  return url
+}
+
 /** Counts what the rate limit store warns about, so the runner can tell degraded answers happened. */
 let storeWarnings = 0
 const countingLogger: WaygateLogger = {
@@ -245,6 +330,8 @@ async function installWaygate (app: FastifyInstance, v: Variant): Promise<Instal
   let store: RateLimitStore | undefined
   if (v === 'waygate-redis') {
     backend = core.createRedisBackend({ url: redisUrl() })
+  } else if (v === 'waygate-postgres') {
+    backend = core.createPostgresBackend({ connectionString: postgresUrl() })
   } else if (v === 'waygate-rl-redis' || v === 'waygate-rl-429-redis') {
     const redisStore = core.createRedisRateLimitStore({ url: redisUrl(), logger: countingLogger })
     // the plugin does not wait for the connection: without this the first checks would be answered degraded
