@@ -18,8 +18,11 @@ export interface DeprecatedDecision {
   readonly link: string | null
 }
 
-/** What blocked a request. */
-export type BlockKind = 'maintenance' | 'disabled' | 'env_gated'
+/**
+ * What blocked a request. `sunset`: a deprecated route past its sunset with `afterSunset: 'gone'`;
+ * `brownout`: a deprecated route inside a planned brownout. Both answer 410 Gone.
+ */
+export type BlockKind = 'maintenance' | 'disabled' | 'env_gated' | 'sunset' | 'brownout'
 
 /** The request is refused. */
 export interface BlockDecision {
@@ -32,6 +35,8 @@ export interface BlockDecision {
   readonly global: boolean
   /** When the maintenance is expected to end (epoch ms), or null when unknown. */
   readonly retryAt: number | null
+  /** For `sunset` and `brownout`: the route's deprecation headers, sent with the 410 too. */
+  readonly deprecation?: DeprecatedDecision
 }
 
 /** The outcome of the per-request check. Decision objects are built ahead and shared. */
@@ -57,6 +62,31 @@ export interface RoutePlan {
   inside: Decision
   windowStart: number
   windowEnd: number
+  /** A deprecated route's 410s (after its sunset, in its brownouts); absent for every other route. */
+  gone?: GonePlan
+}
+
+/**
+ * When a deprecated route answers 410 instead of serving: from `sunsetAt` on (Infinity unless
+ * `afterSunset: 'gone'`), and inside each brownout (`starts[i]` inclusive to `ends[i]` exclusive).
+ * Epochs and decisions are computed at each state change, so the request path only compares numbers.
+ */
+export interface GonePlan {
+  sunsetAt: number
+  sunset: BlockDecision
+  starts: readonly number[]
+  ends: readonly number[]
+  brownouts: readonly BlockDecision[]
+}
+
+/** The 410 decision of a gone plan at `t`, else `otherwise`. */
+export function goneAt (gone: GonePlan, t: number, otherwise: Decision): Decision {
+  if (t >= gone.sunsetAt) return gone.sunset
+  const starts = gone.starts
+  for (let i = 0; i < starts.length; i++) {
+    if (t >= starts[i]! && t < gone.ends[i]!) return gone.brownouts[i]!
+  }
+  return otherwise
 }
 
 /** Whether an exempt list names a route: its own key or its bare pattern. */
@@ -97,6 +127,36 @@ function block (kind: BlockKind, key: string, reason: string, global: boolean, r
   return Object.freeze({ action: 'block' as const, kind, key, reason, global, retryAt })
 }
 
+/** The gone plan of a deprecated state, or undefined when it never answers 410. */
+function gonePlan (state: RouteState, deprecation: Decision, now: number | undefined): GonePlan | undefined {
+  if (deprecation.action !== 'deprecated') return undefined
+  const sunsetAt = state.afterSunset === 'gone' ? readTime(state.sunset) : Number.NaN
+  const starts: number[] = []
+  const ends: number[] = []
+  const brownouts: BlockDecision[] = []
+  const list = Array.isArray(state.brownouts) ? [...state.brownouts] : []
+  list.sort((a, b) => readTime(a.start) - readTime(b.start))
+  for (const b of list) {
+    const start = readTime(b?.start)
+    const end = readTime(b?.end)
+    // unreadable or empty windows never open; ended ones are left out when the time is known
+    if (!(end > start) || (now !== undefined && end <= now)) continue
+    starts.push(start)
+    ends.push(end)
+    brownouts.push(Object.freeze({
+      action: 'block' as const, kind: 'brownout' as const, key: state.key, reason: typeof b.reason === 'string' ? b.reason : '', global: false, retryAt: end, deprecation
+    }))
+  }
+  if (Number.isNaN(sunsetAt) && starts.length === 0) return undefined
+  return {
+    sunsetAt: Number.isNaN(sunsetAt) ? Infinity : sunsetAt,
+    sunset: Object.freeze({ action: 'block' as const, kind: 'sunset' as const, key: state.key, reason: state.reason, global: false, retryAt: null, deprecation }),
+    starts,
+    ends,
+    brownouts
+  }
+}
+
 /**
  * Compiles the decisions of one route from its state, global maintenance and the current
  * environment. Runs when state changes, never per request. A stored time that cannot be read
@@ -113,7 +173,7 @@ export function compilePlan (target: PlanTarget, state: RouteState | undefined, 
       // with an end, the route's own plan takes over at the end, by the clock alone, as a window
       // ends; a route with a window of its own waits for the scheduler to store the end instead
       const own = compilePlan(target, state, { ...global, enabled: false }, env, dropped)
-      if (own.windowStart === Infinity) return { outside: own.outside, inside: d, windowStart: -Infinity, windowEnd: end }
+      if (own.windowStart === Infinity) return withGone({ outside: own.outside, inside: d, windowStart: -Infinity, windowEnd: end }, own.gone)
     }
     return { outside: d, inside: d, windowStart: Infinity, windowEnd: Infinity }
   }
@@ -121,6 +181,7 @@ export function compilePlan (target: PlanTarget, state: RouteState | undefined, 
     return { outside: PASS, inside: PASS, windowStart: Infinity, windowEnd: Infinity }
   }
   let outside: Decision
+  let gone: GonePlan | undefined
   switch (state.status) {
     case 'maintenance':
       outside = block('maintenance', state.key, state.reason, false, null)
@@ -133,6 +194,7 @@ export function compilePlan (target: PlanTarget, state: RouteState | undefined, 
       break
     case 'deprecated':
       outside = deprecatedDecision(state, dropped)
+      gone = gonePlan(state, outside, undefined)
       break
     default:
       outside = PASS
@@ -146,11 +208,17 @@ export function compilePlan (target: PlanTarget, state: RouteState | undefined, 
   const window = readableWindow(state.window)
   // a disabled route stays disabled, and a route hidden from this env stays hidden, in a window
   if (window === null || state.status === 'disabled' || (outside.action === 'block' && outside.kind === 'env_gated')) {
-    return { outside, inside: outside, windowStart: Infinity, windowEnd: Infinity }
+    return withGone({ outside, inside: outside, windowStart: Infinity, windowEnd: Infinity }, gone)
   }
   const { start, end } = window
   const inside = block('maintenance', state.key, window.reason || state.reason, false, end === Infinity ? null : end)
-  return { outside, inside, windowStart: start, windowEnd: end }
+  // inside a maintenance window the window answers; outside it the sunset and brownouts apply
+  return withGone({ outside, inside, windowStart: start, windowEnd: end }, gone)
+}
+
+function withGone (plan: RoutePlan, gone: GonePlan | undefined): RoutePlan {
+  if (gone !== undefined) plan.gone = gone
+  return plan
 }
 
 /**
@@ -188,6 +256,18 @@ export function effectiveStatus (state: RouteState, now: number): RouteState['st
   const window = readableWindow(state.window)
   if (window === null || state.status === 'disabled') return state.status
   return now >= window.start && now < window.end ? 'maintenance' : state.status
+}
+
+/**
+ * Whether a deprecated state answers 410 at `now`, and why: `sunset` (past its sunset with
+ * `afterSunset: 'gone'`), `brownout` (inside a planned brownout), else null. For views; the request
+ * path uses the compiled plan.
+ */
+export function goneReason (state: RouteState, now: number): 'sunset' | 'brownout' | null {
+  if (state.status !== 'deprecated') return null
+  if (state.afterSunset === 'gone' && now >= readTime(state.sunset)) return 'sunset'
+  for (const b of state.brownouts ?? []) if (now >= readTime(b.start) && now < readTime(b.end)) return 'brownout'
+  return null
 }
 
 /** The longest `Retry-After` sent, in seconds: the largest signed 32-bit integer, which clients parse safely. */

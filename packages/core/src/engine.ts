@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { createMemoryBackend } from './backends/memory.js'
 import type { BackendRecord, AuditQuery, BackendChange, BackendSnapshot, DeadLetter, SyncStatus, Update, WaygateBackend } from './backends/types.js'
-import { compilePlan, effectiveStatus, globalAt, globalEnd, isExempt, PASS, type BlockDecision, type Decision, type RoutePlan } from './decision.js'
+import { compilePlan, effectiveStatus, globalAt, globalEnd, goneAt, isExempt, PASS, type BlockDecision, type Decision, type RoutePlan } from './decision.js'
 import {
   WG_ERR_BACKEND_UNAVAILABLE,
   WG_ERR_CONFLICT,
@@ -16,6 +16,8 @@ import { createWebhookDispatcher, type WebhookConfig, type WebhookOptions } from
 import {
   defaultGlobalMaintenance,
   GLOBAL_KEY,
+  MAX_BROWNOUTS,
+  type Brownout,
   type AuditAction,
   type AuditEntry,
   type GlobalMaintenance,
@@ -52,7 +54,15 @@ export interface MaintenanceOptions extends MutationOptions {
 }
 export interface ScheduleOptions extends MutationOptions { start: TimeInput, end: TimeInput, reason?: string }
 export interface EnvOnlyOptions extends MutationOptions { reason?: string }
-export interface DeprecateOptions extends MutationOptions { sunset?: TimeInput, successor?: string, reason?: string }
+export interface DeprecateOptions extends MutationOptions {
+  sunset?: TimeInput
+  successor?: string
+  reason?: string
+  /** `gone`: answer 410 Gone (`ROUTE_SUNSET`) once the sunset has passed; needs `sunset`. Default: keep serving. */
+  afterSunset?: 'gone' | null
+}
+/** A planned brownout: a deprecated route answers 410 Gone from `start` to `end`. */
+export interface BrownoutOptions extends MutationOptions { start: TimeInput, end: TimeInput, reason?: string }
 export interface GlobalEnableOptions extends Omit<MutationOptions, 'all'> {
   reason?: string
   /** Keys that stay reachable: bare `/pattern` or `METHOD:/pattern`. Replaces the current list when given. */
@@ -201,6 +211,10 @@ export interface WaygateEngine {
   cancelSchedule(key: string, options?: MutationOptions): Promise<RouteState[]>
   setEnvOnly(key: string, envs: string[], options?: EnvOnlyOptions): Promise<RouteState[]>
   deprecate(key: string, options?: DeprecateOptions): Promise<RouteState[]>
+  /** Plans a brownout of a deprecated route (audited `brownout_schedule`); ended brownouts are dropped. */
+  scheduleBrownout(key: string, options: BrownoutOptions): Promise<RouteState[]>
+  /** Cancels one brownout by id, or every one without `id` (audited `brownout_cancel`). */
+  cancelBrownouts(key: string, options?: MutationOptions & { id?: string }): Promise<RouteState[]>
   enableGlobalMaintenance(options?: GlobalEnableOptions): Promise<GlobalMaintenance>
   disableGlobalMaintenance(options?: Omit<MutationOptions, 'all'>): Promise<GlobalMaintenance>
   addGlobalExempt(paths: string[], options?: Omit<MutationOptions, 'all'>): Promise<GlobalMaintenance>
@@ -315,6 +329,10 @@ function initialState (key: string, method: string | null, path: string, decl: R
     state.sunset = decl.deprecated.sunset === undefined ? null : toIso(decl.deprecated.sunset, 'deprecated.sunset')
     state.successor = decl.deprecated.successor === undefined ? null : checkSuccessor(decl.deprecated.successor, 'deprecated.successor')
     state.deprecatedAt = nowIso
+    if (decl.deprecated.afterSunset === 'gone') {
+      if (state.sunset === null) throw new WG_ERR_INPUT_INVALID('deprecated.afterSunset needs deprecated.sunset')
+      state.afterSunset = 'gone'
+    }
   }
   if (decl.envOnly !== undefined) {
     state.status = 'env_gated'
@@ -1008,6 +1026,8 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
         const t = now()
         if (t >= plan.windowStart && t < plan.windowEnd) return plan.inside
       }
+      // only a deprecated route with a sunset to enforce or brownouts has one
+      if (plan.gone !== undefined) return goneAt(plan.gone, now(), plan.outside)
       return plan.outside
     },
 
@@ -1132,6 +1152,9 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       const reason = checkReason(options?.reason)
       const sunset = options?.sunset === undefined ? null : toIso(options.sunset, 'sunset')
       const successor = options?.successor === undefined || options.successor === null ? null : checkSuccessor(options.successor)
+      const afterSunset = options?.afterSunset
+      if (afterSunset !== undefined && afterSunset !== null && afterSunset !== 'gone') throw new WG_ERR_INPUT_INVALID('afterSunset must be "gone" or null')
+      if (afterSunset === 'gone' && sunset === null) throw new WG_ERR_INPUT_INVALID('afterSunset "gone" needs a sunset')
       return mutateRoutes(key, options, 'deprecate', reason, current => ({
         status: 'deprecated',
         disabledUntil: null,
@@ -1139,8 +1162,41 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
         sunset,
         successor,
         // deprecating again (to add a sunset, say) keeps the original Deprecation date
-        deprecatedAt: current.status === 'deprecated' && current.deprecatedAt !== null ? current.deprecatedAt : new Date(now()).toISOString()
+        deprecatedAt: current.status === 'deprecated' && current.deprecatedAt !== null ? current.deprecatedAt : new Date(now()).toISOString(),
+        // set when asked, cleared when not; left out of states that never had it
+        ...(afterSunset === 'gone' ? { afterSunset } : current.afterSunset !== undefined && current.afterSunset !== null ? { afterSunset: null } : {})
       }))
+    },
+
+    async scheduleBrownout (key, options) {
+      if (options === undefined || options.start === undefined || options.end === undefined) {
+        throw new WG_ERR_INPUT_INVALID('a brownout needs start and end')
+      }
+      const reason = checkReason(options.reason)
+      const start = toEpochMs(options.start, 'start')
+      const end = toEpochMs(options.end, 'end')
+      if (end <= start) throw new WG_ERR_INPUT_INVALID('end must be after start')
+      if (end <= now()) throw new WG_ERR_INPUT_INVALID('end is in the past')
+      const brownout: Brownout = { id: randomUUID().slice(0, 8), start: new Date(start).toISOString(), end: new Date(end).toISOString(), reason }
+      return mutateRoutes(key, options, 'brownout_schedule', `${brownout.start} – ${brownout.end}${reason === '' ? '' : `: ${reason}`}`, current => {
+        if (current.status !== 'deprecated') throw new WG_ERR_INPUT_INVALID(`${current.key} is not deprecated: only a deprecated route has brownouts`)
+        const t = now()
+        const kept = (current.brownouts ?? []).filter(b => Date.parse(b.end) > t)
+        if (kept.length >= MAX_BROWNOUTS) throw new WG_ERR_INPUT_INVALID(`${current.key} already has ${MAX_BROWNOUTS} planned brownouts`)
+        return { brownouts: [...kept, brownout].sort((a, b) => Date.parse(a.start) - Date.parse(b.start)) }
+      })
+    },
+
+    async cancelBrownouts (key, options) {
+      const id = options?.id
+      if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > 64)) throw new WG_ERR_INPUT_INVALID('id must be a brownout id')
+      return mutateRoutes(key, options, 'brownout_cancel', id === undefined ? 'all brownouts' : `brownout ${id}`, current => {
+        const list = current.brownouts ?? []
+        const t = now()
+        const kept = list.filter(b => (id !== undefined && b.id !== id) && Date.parse(b.end) > t)
+        if (id !== undefined && !list.some(b => b.id === id)) throw new WG_ERR_INPUT_INVALID(`${current.key} has no brownout ${id}`)
+        return list.length === 0 ? undefined : { brownouts: kept }
+      })
     },
 
     async enableGlobalMaintenance (options) {

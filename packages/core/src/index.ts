@@ -3,6 +3,8 @@ export {
   ROUTE_STATUSES,
   Platform,
   MaintenanceWindow,
+  Brownout,
+  MAX_BROWNOUTS,
   RouteState,
   GlobalMaintenance,
   AuditAction,
@@ -39,10 +41,11 @@ export type {
   ScheduleOptions,
   EnvOnlyOptions,
   DeprecateOptions,
+  BrownoutOptions,
   GlobalEnableOptions
 } from './engine.js'
-export { PASS, compilePlan, effectiveStatus, retryAfterSeconds, isExempt, MAX_RETRY_AFTER_SECONDS } from './decision.js'
-export type { Decision, PassDecision, DeprecatedDecision, BlockDecision, BlockKind, RoutePlan, DroppedHeader } from './decision.js'
+export { PASS, compilePlan, effectiveStatus, retryAfterSeconds, isExempt, MAX_RETRY_AFTER_SECONDS, goneAt, goneReason } from './decision.js'
+export type { Decision, PassDecision, DeprecatedDecision, BlockDecision, BlockKind, RoutePlan, GonePlan, DroppedHeader } from './decision.js'
 export { RouteDeclaration, MAX_REASON_LENGTH, MAX_SUCCESSOR_LENGTH, toIso, toEpochMs, schemaErrors, checkSuccessor } from './validation.js'
 export { encodeSuccessor, isSendableHeader } from './header-value.js'
 export type { TimeInput } from './validation.js'
@@ -108,3 +111,15 @@ export type { BackoffOptions } from './remote/backoff.js'
 export type { RemoteSnapshot, RemoteChange } from './remote/snapshot.js'
 export { computeManifest, canonicalJson } from './remote/manifest.js'
 export { WG_ERR_REMOTE_UNAUTHORIZED, WG_ERR_REMOTE_REJECTED, WG_ERR_REMOTE_UNSUPPORTED } from './remote/errors.js'
+export { createSpaceSaving, mergeSummaries } from './callers/space-saving.js'
+export type { SpaceSavingSketch, CallerCount, SketchSummary } from './callers/space-saving.js'
+export {
+  createCallerTracker,
+  callerTrackerOf,
+  setCallerTracker,
+  readCallers,
+  callersNamespace,
+  CALLER_WINDOW_HOURS,
+  DEFAULT_CALLER_SLOTS
+} from './callers/tracker.js'
+export type { CallerTracker, CallerTrackerOptions, CallersReport, RouteCallers } from './callers/tracker.js'

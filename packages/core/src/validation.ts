@@ -26,7 +26,9 @@ export const RouteDeclaration = Type.Object({
   deprecated: Type.Optional(Type.Object({
     sunset: Type.Optional(TimeValue),
     successor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
-    reason: Type.Optional(Reason)
+    reason: Type.Optional(Reason),
+    /** `gone`: answer 410 Gone once the sunset has passed (needs `sunset`). */
+    afterSunset: Type.Optional(Type.Literal('gone'))
   }, { additionalProperties: false })),
   forceActive: Type.Optional(Type.Boolean())
 }, { additionalProperties: false })

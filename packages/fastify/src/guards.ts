@@ -42,6 +42,11 @@ export function createGuards (engine: WaygateEngine, options: GuardOptions = {})
 
   function guard (config: WaygateRouteConfig = {}): WaygateGuard {
     const { response, ...declaration } = config
+    // guards count no callers (the plugin does): the key, possibly a function, is not the engine's
+    if (declaration.deprecated?.callers !== undefined) {
+      const { callers: _callers, ...deprecated } = declaration.deprecated
+      declaration.deprecated = deprecated
+    }
     // fail where the route is defined, not on its first request
     checkRouteDeclaration(declaration, 'waygate guard')
     if (response !== undefined && typeof response !== 'function') throw new TypeError('waygate guard: response must be a function')
@@ -57,7 +62,9 @@ export function createGuards (engine: WaygateEngine, options: GuardOptions = {})
         engine.registerDeclaredRoutes().catch(err => engine.logger.error({ err }, 'waygate: registering a guarded route failed'))
       }
       const decision = engine.decide(handle)
-      const factory = decision.action === 'block' ? response ?? (decision.kind === 'env_gated' ? responses.envGated : responses[decision.kind]) : undefined
+      const factory = decision.action === 'block'
+        ? response ?? (decision.kind === 'env_gated' ? responses.envGated : decision.kind === 'sunset' || decision.kind === 'brownout' ? responses.gone : responses[decision.kind])
+        : undefined
       applyDecision(request, reply, done, decision, engine.now, factory, engine.logger)
     }
   }

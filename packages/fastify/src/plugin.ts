@@ -1,8 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import {
+  createCallerTracker,
   createEngineFromEnv,
   createRateLimiter,
+  setCallerTracker,
+  type CallerTracker,
   type RateLimiter,
   type RateLimitStore,
   type BlockDecision,
@@ -28,6 +31,7 @@ import {
   type RouteRateLimitConfig
 } from './rate-limit.js'
 import type { WaygateResponseFactory, WaygateResponses } from './responses.js'
+import { callerSlot, callersConfigProblems, countCaller, type CallersConfig, type CallersOptions, type CallerSlot } from './callers.js'
 
 /** What a route declares under `config.waygate`: its initial state and its own blocked response. */
 export interface WaygateRouteConfig {
@@ -37,8 +41,11 @@ export interface WaygateRouteConfig {
   disabled?: { reason?: string }
   /** Only reachable in these environments; elsewhere the app's own 404 answers. */
   envOnly?: string[]
-  /** Serve with `Deprecation`, `Sunset` and `Link: rel="successor-version"` headers. */
-  deprecated?: { sunset?: TimeInput, successor?: string, reason?: string }
+  /**
+   * Serve with `Deprecation`, `Sunset` and `Link: rel="successor-version"` headers, counting who
+   * still calls (`callers`); `afterSunset: 'gone'` answers 410 Gone once the sunset has passed.
+   */
+  deprecated?: { sunset?: TimeInput, successor?: string, reason?: string, afterSunset?: 'gone', callers?: CallersConfig }
   /** Immune to every state change; only global maintenance with `includeForceActive` blocks it. */
   forceActive?: boolean
   /** This route's response when blocked (beats the plugin-wide `responses`). */
@@ -71,6 +78,11 @@ export interface WaygatePluginOptions {
     /** Size of the blocked-requests log. Default 500. */
     blockedLogSize?: number
   }
+  /**
+   * Who still calls deprecated routes: the default key (`by`, default `ip`) of every route without
+   * its own `deprecated.callers`, and the sketches' size; `false` counts nothing.
+   */
+  callers?: CallersOptions | false
 }
 
 declare module 'fastify' {
@@ -94,6 +106,8 @@ interface Slot {
   rlHooks: RateLimitHooks
   /** What the route checks: global, service, then its own limit; replaced when policies change. */
   limits: LimitChain
+  /** Counts the callers while the route is deprecated. */
+  callers: CallerSlot
 }
 
 const ROUTE_CONFIG_KEYS = new Set(['maintenance', 'disabled', 'envOnly', 'deprecated', 'forceActive', 'response', 'rateLimit'])
@@ -109,7 +123,7 @@ function checkOptions (options: WaygatePluginOptions): void {
       problems.push('responses: expected an object')
     } else {
       for (const [kind, factory] of Object.entries(options.responses)) {
-        if (!['maintenance', 'disabled', 'envGated', 'rateLimited'].includes(kind)) problems.push(`responses.${kind}: unknown kind (maintenance, disabled, envGated, rateLimited)`)
+        if (!['maintenance', 'disabled', 'envGated', 'gone', 'rateLimited'].includes(kind)) problems.push(`responses.${kind}: unknown kind (maintenance, disabled, envGated, gone, rateLimited)`)
         else if (factory !== undefined && typeof factory !== 'function') problems.push(`responses.${kind}: expected a function`)
       }
     }
@@ -122,6 +136,7 @@ function checkOptions (options: WaygatePluginOptions): void {
     problems.push('unmanagedRoutes: expected warn, error or ignore')
   }
   if (options.closeEngine !== undefined && typeof options.closeEngine !== 'boolean') problems.push('closeEngine: expected a boolean')
+  if (options.callers !== false) problems.push(...callersConfigProblems(options.callers, 'callers'))
   if (problems.length > 0) throw new WG_ERR_PLUGIN_OPTIONS_INVALID(problems.join('; '))
 }
 
@@ -130,17 +145,28 @@ interface SplitConfig {
   declaration: RouteDeclaration
   factory: WaygateResponseFactory | undefined
   rateLimit: RouteRateLimitConfig | undefined
+  callers: CallersConfig | undefined
 }
 
 function splitRouteConfig (config: unknown, where: string): SplitConfig {
-  if (config === undefined || config === null) return { declaration: {}, factory: undefined, rateLimit: undefined }
+  if (config === undefined || config === null) return { declaration: {}, factory: undefined, rateLimit: undefined, callers: undefined }
   if (typeof config !== 'object' || Array.isArray(config)) throw new Error(`${where}: config.waygate must be an object or false`)
   const { response, rateLimit, ...declaration } = config as WaygateRouteConfig
   for (const key of Object.keys(declaration)) {
     if (!ROUTE_CONFIG_KEYS.has(key)) throw new Error(`${where}: unknown option "${key}" (expected one of ${[...ROUTE_CONFIG_KEYS].join(', ')})`)
   }
   if (response !== undefined && typeof response !== 'function') throw new Error(`${where}: response must be a function`)
-  return { declaration, factory: response, rateLimit }
+  // the callers key may be a function: it stays here, the engine gets the storable rest
+  let callers: CallersConfig | undefined
+  const deprecated = declaration.deprecated
+  if (deprecated !== null && typeof deprecated === 'object' && 'callers' in deprecated) {
+    const { callers: own, ...rest } = deprecated
+    const problems = callersConfigProblems(own, `${where}: deprecated.callers`)
+    if (problems.length > 0) throw new Error(problems.join('; '))
+    callers = own
+    declaration.deprecated = rest
+  }
+  return { declaration, factory: response, rateLimit, callers }
 }
 
 function loggerFrom (fastify: FastifyInstance): WaygateLogger {
@@ -158,7 +184,9 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
   const factoryFor: Record<BlockDecision['kind'], WaygateResponseFactory | undefined> = {
     maintenance: responses.maintenance,
     disabled: responses.disabled,
-    env_gated: responses.envGated
+    env_gated: responses.envGated,
+    sunset: responses.gone,
+    brownout: responses.gone
   }
 
   // printRoutes lists each path with its methods in parentheses, "(GET, HEAD)"; "(empty tree)" when none
@@ -188,6 +216,19 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
     response: responses.rateLimited as RateLimitRuntime['response']
   }
 
+  const callersOption = options.callers === false ? null : options.callers ?? {}
+  const callers: CallerTracker | null = callersOption === null
+    ? null
+    : createCallerTracker({ backend: engine.backend, now: engine.now, logger: log, slots: callersOption.slots, publishIntervalMs: callersOption.publishIntervalMs })
+  if (callers !== null) {
+    setCallerTracker(engine, callers)
+    fastify.addHook('onClose', async () => {
+      setCallerTracker(engine, null)
+      await callers.close()
+    })
+  }
+  const callerDefaults: CallersConfig = callersOption ?? {}
+
   const slots = new Map<string, Slot>()
   const pendingHead: Array<{ slot: Slot, path: string, declaration: RouteDeclaration }> = []
   const configErrors: string[] = []
@@ -197,11 +238,16 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
   function enforce (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, slot: Slot): void {
     const decision = engine.decide(slot.handle)
     if (decision.action === 'block') {
+      // a deprecated route's 410 (sunset, brownout): whoever still calls is counted too
+      if (decision.deprecation !== undefined) countCaller(callers, slot.callers, request)
       // lifecycle first: a blocked route consumes no quota
       applyDecision(request, reply, done, decision, engine.now, slot.factory ?? factoryFor[decision.kind], log)
       return
     }
-    if (decision.action === 'deprecated') setDeprecationHeaders(reply, decision)
+    if (decision.action === 'deprecated') {
+      setDeprecationHeaders(reply, decision)
+      countCaller(callers, slot.callers, request)
+    }
     const limits = slot.limits
     if (limits.length === 0) done()
     else runLimits(request, reply, done, rlRuntime, limits)
@@ -233,7 +279,7 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
       // HEAD follows the GET route of the same pattern; bound at onReady if GET comes later
       const get = slots.get(`GET:${path}`)
       if (get !== undefined) return get
-      const slot: Slot = { handle: undefined as unknown as RouteHandle, factory: split.factory, rlHooks: {}, limits: NO_LIMITS }
+      const slot: Slot = { handle: undefined as unknown as RouteHandle, factory: split.factory, rlHooks: {}, limits: NO_LIMITS, callers: callerSlot(`HEAD:${path}`, split.callers, callerDefaults, log) }
       pendingHead.push({ slot, path, declaration: split.declaration })
       return slot
     }
@@ -241,7 +287,13 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
     const known = slots.get(key)
     if (known !== undefined) return known
     try {
-      const slot: Slot = { handle: engine.declareRoute(method, path, split.declaration), factory: split.factory, rlHooks: {}, limits: NO_LIMITS }
+      const slot: Slot = {
+        handle: engine.declareRoute(method, path, split.declaration),
+        factory: split.factory,
+        rlHooks: {},
+        limits: NO_LIMITS,
+        callers: callerSlot(key, split.callers, callerDefaults, log)
+      }
       if (split.rateLimit !== undefined) {
         const { policy, hooks } = splitRateLimitConfig(key, split.rateLimit)
         slot.rlHooks = hooks
@@ -312,6 +364,8 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
         slot.handle = get.handle
         slot.factory ??= get.factory
         slot.rlHooks = get.rlHooks
+        // HEAD follows its GET: one count of callers for both
+        slot.callers = get.callers
         slots.set(`HEAD:${path}`, slot)
         continue
       }

@@ -1,11 +1,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { isSendableHeader, retryAfterSeconds, type BlockDecision, type WaygateLogger } from '@waygate/core'
+import { isSendableHeader, retryAfterSeconds, type BlockDecision, type BlockKind, type DeprecatedDecision, type WaygateLogger } from '@waygate/core'
 import type { RateLimitedResponseFactory } from './rate-limit.js'
 
 /** What a custom response factory is told about the block. */
 export interface BlockContext {
-  /** What blocked the request. */
-  kind: 'maintenance' | 'disabled' | 'env_gated'
+  /** What blocked the request; `sunset` and `brownout` are a deprecated route's 410 Gone. */
+  kind: BlockKind
   /** The route key that decided (`METHOD:/pattern`), or `*` for an unmatched path under global maintenance. */
   key: string
   reason: string
@@ -17,12 +17,17 @@ export interface BlockContext {
   retryAfterSeconds: number | null
   /** When the maintenance window ends (ISO 8601), or null when unknown. */
   retryAt: string | null
+  /** For `sunset` and `brownout`: the successor URL of the deprecated route, or null. */
+  successor?: string | null
+  /** For `sunset` and `brownout`: the sunset date (ISO 8601), or null. */
+  sunset?: string | null
 }
 
 /**
  * Builds the response for a blocked request, like a route handler: set the status and headers on
  * `reply`, then return the body or call `reply.send()`. The status is preset to the built-in one
- * (503, or 404 for env-gated). May be async. If it throws, the built-in response is sent instead.
+ * (503, 404 for env-gated, 410 for sunset and brownout). May be async. If it throws, the built-in
+ * response is sent instead.
  */
 export type WaygateResponseFactory = (request: FastifyRequest, reply: FastifyReply, block: BlockContext) => unknown
 
@@ -31,6 +36,8 @@ export interface WaygateResponses {
   maintenance?: WaygateResponseFactory
   disabled?: WaygateResponseFactory
   envGated?: WaygateResponseFactory
+  /** Answers a deprecated route's 410 Gone, after its sunset (`kind: 'sunset'`) and in a brownout (`kind: 'brownout'`). */
+  gone?: WaygateResponseFactory
   /** Answers rate-limited requests (429) of routes without their own `rateLimit.response`. */
   rateLimited?: RateLimitedResponseFactory
 }
@@ -44,7 +51,7 @@ function requestPath (request: FastifyRequest): string {
 }
 
 function contextOf (request: FastifyRequest, decision: BlockDecision, now: number): BlockContext {
-  return {
+  const ctx: BlockContext = {
     kind: decision.kind,
     key: decision.key,
     reason: decision.reason,
@@ -53,6 +60,53 @@ function contextOf (request: FastifyRequest, decision: BlockDecision, now: numbe
     retryAfterSeconds: decision.retryAt === null ? null : retryAfterSeconds(decision.retryAt, now),
     retryAt: decision.retryAt === null ? null : new Date(decision.retryAt).toISOString()
   }
+  const deprecation = decision.deprecation
+  if (deprecation !== undefined) {
+    ctx.successor = successorOf(deprecation)
+    ctx.sunset = deprecation.sunset === null ? null : new Date(deprecation.sunset).toISOString()
+  }
+  return ctx
+}
+
+/** The URL of a `<url>; rel="successor-version"` Link value. */
+function successorOf (deprecation: DeprecatedDecision): string | null {
+  const link = deprecation.link
+  if (link === null) return null
+  const end = link.indexOf('>')
+  return end > 1 ? link.slice(1, end) : null
+}
+
+/** The status of a block's built-in answer. */
+function statusOf (kind: BlockKind): number {
+  return kind === 'env_gated' ? 404 : kind === 'sunset' || kind === 'brownout' ? 410 : 503
+}
+
+/** A deprecated route's 410 Gone: after its sunset, or in a planned brownout (RFC 9110 §15.5.11). */
+function sendGone (reply: FastifyReply, ctx: BlockContext): void {
+  const brownout = ctx.kind === 'brownout'
+  const error: Record<string, unknown> = {
+    code: brownout ? 'ROUTE_BROWNOUT' : 'ROUTE_SUNSET',
+    message: brownout
+      ? 'This endpoint is deprecated and unavailable during a planned brownout; move to its successor before it is retired'
+      : 'This endpoint has been retired',
+    reason: ctx.reason,
+    path: ctx.path,
+    sunset: ctx.sunset ?? null,
+    successor: ctx.successor ?? null
+  }
+  if (brownout) error.brownout = true
+  if (ctx.retryAt !== null) {
+    error.retryAfter = ctx.retryAfterSeconds
+    error.retryAt = ctx.retryAt
+    reply.header('retry-after', String(ctx.retryAfterSeconds))
+  }
+  reply.code(410).type(JSON_TYPE).send(JSON.stringify({ error }))
+}
+
+function setGoneHeaders (reply: FastifyReply, deprecation: DeprecatedDecision): void {
+  reply.header('deprecation', deprecation.deprecation)
+  if (deprecation.sunset !== null) reply.header('sunset', deprecation.sunset)
+  if (deprecation.link !== null) reply.header('link', deprecation.link)
 }
 
 /** Sends waygate's built-in response for a block. */
@@ -60,6 +114,10 @@ function sendBuiltIn (request: FastifyRequest, reply: FastifyReply, ctx: BlockCo
   if (ctx.kind === 'env_gated') {
     // the route must look absent: the app's own not-found handler answers
     reply.callNotFound()
+    return
+  }
+  if (ctx.kind === 'sunset' || ctx.kind === 'brownout') {
+    sendGone(reply, ctx)
     return
   }
   const maintenance = ctx.kind === 'maintenance'
@@ -110,6 +168,8 @@ export function respondBlocked (
   logger: WaygateLogger
 ): void | Promise<void> {
   const ctx = contextOf(request, decision, now)
+  // a 410 of a deprecated route still says what it was (RFC 9745, RFC 8594) and where to go
+  if (decision.deprecation !== undefined) setGoneHeaders(reply, decision.deprecation)
   if (factory === undefined) {
     sendBuiltIn(request, reply, ctx)
     return
@@ -131,7 +191,7 @@ export function respondBlocked (
     dropUnsendableHeaders(reply, ctx, logger)
     reply.send(value)
   }
-  reply.code(ctx.kind === 'env_gated' ? 404 : 503)
+  reply.code(statusOf(ctx.kind))
   if (ctx.retryAfterSeconds !== null) reply.header('retry-after', String(ctx.retryAfterSeconds))
   let result: unknown
   try {

@@ -27,6 +27,8 @@ export const AUDIT_ACTION_LABELS: Record<AuditAction, string> = {
   window_start: 'Window started',
   window_end: 'Window ended',
   disable_end: 'Disable ended',
+  brownout_schedule: 'Brownout scheduled',
+  brownout_cancel: 'Brownout cancelled',
   global_maintenance_on: 'Global maintenance on',
   global_maintenance_off: 'Global maintenance off',
   global_exempt_add: 'Exempt paths added',
