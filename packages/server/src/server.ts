@@ -6,6 +6,7 @@ import { createFleet } from './fleet.js'
 import { createInstanceRegistry } from './instances.js'
 import { registerSdkRoutes } from './sdk-routes.js'
 import { registerServiceResetRoute } from './service-reset-routes.js'
+import { createServiceOps } from './service-ops.js'
 import { registerServicesRoutes } from './services-routes.js'
 import { createStreamHub } from './streams.js'
 import { createServiceTokens } from './tokens.js'
@@ -91,6 +92,7 @@ export async function createWaygateServer (options: WaygateServerOptions): Promi
   const fleet = createFleet(engine)
   const instances = createInstanceRegistry({ engine, fleet, log, heartbeatMs })
   const hub = createStreamHub({ engine, fleet, instances, log, heartbeatMs, replayLogSize: options.replayLogSize ?? 1000 })
+  const ops = createServiceOps({ engine, fleet, instances })
   // service tokens are signed by the admin's signer, which the admin hands its extension below
   let issueServiceToken: AdminContext['issueServiceToken'] | null = null
   const tokens = createServiceTokens({
@@ -139,11 +141,21 @@ export async function createWaygateServer (options: WaygateServerOptions): Promi
     sdkTokenExpiry: options.sdkTokenExpiry,
     dashboard: options.dashboard,
     sseMaxBufferBytes: options.sseMaxBufferBytes,
+    // the dashboard's service pages: the same operations as /api/services/...
+    fleet: {
+      heartbeatMs,
+      services: ops.list,
+      enableMaintenance: ops.enableMaintenance,
+      disableMaintenance: ops.disableMaintenance,
+      setRateLimit: ops.setRateLimit,
+      deleteRateLimit: ops.deleteRateLimit,
+      tokens
+    },
     extend: {
       replaces: ['GET /api/services'],
       register (api, ctx) {
         registerSdkRoutes(api, ctx, { engine, fleet, hub, instances })
-        registerServicesRoutes(api, { engine, fleet, instances })
+        registerServicesRoutes(api, { engine, fleet, instances, ops, heartbeatMs })
         registerServiceResetRoute(api, { engine, fleet })
         issueServiceToken = ctx.issueServiceToken
         registerTokenRoutes(api, tokens)

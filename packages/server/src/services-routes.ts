@@ -1,25 +1,19 @@
-import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import {
-  checkRateLimitPolicy,
-  GLOBAL_KEY,
   GlobalMaintenance,
   MAX_REASON_LENGTH,
-  RATE_LIMIT_NAMESPACE,
   RateLimitPolicy,
-  type AuditAction,
-  type GlobalRateLimit,
   type Platform,
-  type RouteStatus,
   type WaygateEngine
 } from '@waygate/core'
-import { WG_ERR_NOT_FOUND, WG_ERR_REQUEST_INVALID } from '@waygate/admin'
+import { isStale, WG_ERR_NOT_FOUND } from '@waygate/admin'
 import type { Fleet } from './fleet.js'
 import type { InstanceRegistry } from './instances.js'
+import type { ServiceOps } from './service-ops.js'
 import { serviceParam, ServiceParams } from './sdk-routes.js'
-import { SERVICE_MAINTENANCE_NAMESPACE, serviceAndKey, serviceOfKey, servicePolicyId } from './wire.js'
+import { serviceOfKey } from './wire.js'
 
 type Api = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>
 
@@ -38,7 +32,8 @@ const InstanceView = Type.Object({
   pid: Type.Union([Type.Integer(), Type.Null()]),
   connectedSince: Type.Union([Type.String(), Type.Null()]),
   lastHeartbeat: Type.String(),
-  revision: Type.Union([Type.Integer(), Type.Null()])
+  revision: Type.Union([Type.Integer(), Type.Null()]),
+  stale: Type.Boolean({ description: 'No heartbeat for more than two heartbeat intervals (at most 60 s)' })
 })
 const ServiceView = Type.Object({
   name: Type.String(),
@@ -66,42 +61,21 @@ export interface ServicesRoutesDeps {
   engine: WaygateEngine
   fleet: Fleet
   instances: InstanceRegistry
-}
-
-/** A key of the service, plain (`GET:/x`); one naming another service is refused. */
-function ownKey (service: string, input: string, field: string): string {
-  const split = serviceAndKey(input)
-  if (split === null) throw new WG_ERR_REQUEST_INVALID(`${field}: "${input.slice(0, 200)}" is not a route key`)
-  if (split.service !== null && split.service !== service) {
-    throw new WG_ERR_REQUEST_INVALID(`${field}: ${input.slice(0, 200)} belongs to service "${split.service}", not "${service}"`)
-  }
-  return split.key
+  /** The changes themselves, shared with the dashboard. */
+  ops: ServiceOps
+  /** Interval of the streams' heartbeats, ms: an instance silent for two of them (at most 60 s) is stale. */
+  heartbeatMs: number
 }
 
 /** The fleet view for operators: services, their maintenance and rate limit, their instances. */
 export function registerServicesRoutes (api: Api, deps: ServicesRoutesDeps): void {
-  const { engine, fleet, instances } = deps
+  const { engine, fleet, instances, ops } = deps
   const base = { config: { waygate: false as const } }
   const tags = ['waygate-services']
 
   function who (request: FastifyRequest): { actor: string, platform: Platform } {
     const principal = request.waygatePrincipal
     return { actor: principal?.user ?? 'anonymous', platform: principal?.platform ?? 'api' }
-  }
-
-  async function audit (request: FastifyRequest, service: string, action: AuditAction, reason: string,
-    previousStatus: RouteStatus | null, newStatus: RouteStatus | null): Promise<void> {
-    await engine.recordChange({
-      id: randomUUID(),
-      timestamp: new Date(engine.now()).toISOString(),
-      key: GLOBAL_KEY,
-      service,
-      action,
-      ...who(request),
-      reason,
-      previousStatus,
-      newStatus
-    })
   }
 
   api.get('/api/services', {
@@ -122,7 +96,7 @@ export function registerServicesRoutes (api: Api, deps: ServicesRoutesDeps): voi
       routes: counts.get(name) ?? 0,
       maintenance: fleet.maintenanceOf(name),
       rateLimit: fleet.servicePolicy(name),
-      instances: listed.filter(i => i.service === name)
+      instances: listed.filter(i => i.service === name).map(i => ({ ...i, stale: isStale(i, engine.now(), deps.heartbeatMs) }))
     }))
   })
 
@@ -134,34 +108,12 @@ export function registerServicesRoutes (api: Api, deps: ServicesRoutesDeps): voi
   api.post('/api/services/:service/maintenance/enable', {
     ...base,
     schema: { tags, summary: 'Put one service in maintenance (the others stay up)', params: ServiceParams, body: Type.Optional(EnableBody), response: { 200: GlobalMaintenance, ...errors } }
-  }, async (request) => {
-    const service = serviceParam(request.params.service)
-    const body = request.body ?? {}
-    const current = fleet.maintenanceOf(service)
-    const next = {
-      enabled: true,
-      reason: body.reason ?? '',
-      exemptPaths: body.exemptPaths === undefined ? current.exemptPaths : [...new Set(body.exemptPaths.map(p => ownKey(service, p, 'exemptPaths')))],
-      includeForceActive: body.includeForceActive ?? current.includeForceActive,
-      since: current.enabled && current.since !== null ? current.since : new Date(engine.now()).toISOString()
-    }
-    await engine.backend.putRecord(SERVICE_MAINTENANCE_NAMESPACE, service, next)
-    await audit(request, service, 'global_maintenance_on', next.reason, current.enabled ? 'maintenance' : 'active', 'maintenance')
-    return next
-  })
+  }, async (request) => ops.enableMaintenance(serviceParam(request.params.service), request.body ?? {}, who(request)))
 
   api.post('/api/services/:service/maintenance/disable', {
     ...base,
     schema: { tags, summary: 'Take one service out of maintenance', params: ServiceParams, response: { 200: GlobalMaintenance, ...errors } }
-  }, async (request) => {
-    const service = serviceParam(request.params.service)
-    const current = fleet.maintenanceOf(service)
-    if (!current.enabled) return current
-    const next = { ...current, enabled: false, reason: '', since: null }
-    await engine.backend.putRecord(SERVICE_MAINTENANCE_NAMESPACE, service, next)
-    await audit(request, service, 'global_maintenance_off', '', 'maintenance', 'active')
-    return next
-  })
+  }, async (request) => ops.disableMaintenance(serviceParam(request.params.service), who(request)))
 
   api.get('/api/services/:service/rate-limit', {
     ...base,
@@ -177,28 +129,12 @@ export function registerServicesRoutes (api: Api, deps: ServicesRoutesDeps): voi
     ...base,
     schema: { tags, summary: 'Set the rate limit of one service (checked on each of its routes)', params: ServiceParams, body: RateLimitBody, response: { 200: ServiceRateLimit, ...errors } }
   }, async (request) => {
-    const service = serviceParam(request.params.service)
     const { exemptRoutes, enabled, ...policy } = request.body
-    const id = servicePolicyId(service)
-    const checked = checkRateLimitPolicy({ ...policy, key: id }, `rate limit of service ${service}`)
-    const current = fleet.servicePolicy(service)
-    const next: GlobalRateLimit = {
-      policy: checked,
-      enabled: enabled ?? current?.enabled ?? true,
-      exemptRoutes: [...new Set((exemptRoutes ?? current?.exemptRoutes ?? []).map(k => ownKey(service, k, 'exemptRoutes')))]
-    }
-    await engine.backend.putRecord(RATE_LIMIT_NAMESPACE, id, next)
-    await audit(request, service, 'rate_limit_set', `service ${service}: ${(checked.limits ?? Object.keys(checked.tiers ?? {})).join(', ')}`, null, null)
-    return next
+    return ops.setRateLimit(serviceParam(request.params.service), { policy, exemptRoutes, enabled }, who(request))
   })
 
   api.delete('/api/services/:service/rate-limit', {
     ...base,
     schema: { tags, summary: 'Delete the rate limit of one service', params: ServiceParams, response: { 200: Type.Object({ deleted: Type.Boolean() }), ...errors } }
-  }, async (request) => {
-    const service = serviceParam(request.params.service)
-    const deleted = await engine.backend.deleteRecord(RATE_LIMIT_NAMESPACE, servicePolicyId(service))
-    if (deleted) await audit(request, service, 'rate_limit_delete', `service ${service}`, null, null)
-    return { deleted }
-  })
+  }, async (request) => ({ deleted: await ops.deleteRateLimit(serviceParam(request.params.service), who(request)) }))
 }

@@ -50,11 +50,11 @@ export interface ServiceTokenInfo {
 
 /** The server's service tokens (see the server's `tokens.ts`); each call audits itself. */
 export interface DashboardServiceTokens {
-  create(input: { service: string, name?: string, expiresIn?: number }, actor: string): Promise<{ token: string, info: ServiceTokenInfo }>
+  create(input: { service: string, name?: string, expiresIn?: number }, actor: string, platform?: Platform): Promise<{ token: string, info: ServiceTokenInfo }>
   /** Newest first; never the tokens themselves. */
   list(filter?: { service?: string }): Promise<ServiceTokenInfo[]>
   /** Revokes at once on every server instance; null for an unknown id. */
-  revoke(id: string, actor: string): Promise<ServiceTokenInfo | null>
+  revoke(id: string, actor: string, platform?: Platform): Promise<ServiceTokenInfo | null>
 }
 
 /** A service rate limit as the server's REST API takes it (`POST /api/services/:service/rate-limit`). */

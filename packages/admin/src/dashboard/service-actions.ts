@@ -90,7 +90,7 @@ export const TOKEN_ACTIONS: readonly TokenActionSpec[] = [
     offer: info => info.revokedAt === null,
     prefill: () => ({}),
     run: async (fleet, id, _values, who) => {
-      const revoked = await tokensOf(fleet).revoke(id, who.actor)
+      const revoked = await tokensOf(fleet).revoke(id, who.actor, who.platform)
       if (revoked === null) throw new WG_ERR_NOT_FOUND(`no service token with id ${id.slice(0, 100)}`)
       return revoked
     }

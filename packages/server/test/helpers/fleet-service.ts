@@ -1,6 +1,6 @@
 // A small service attached to a Waygate Server, started as its own process by the fleet tests.
 // Settings from the environment: SERVICE, WAYGATE_SERVER_URL, WAYGATE_TOKEN or WAYGATE_USERNAME /
-// WAYGATE_PASSWORD, CACHE_FILE, READY_TIMEOUT_MS, BACKOFF_MS, PROBE_MS. It listens on 127.0.0.1 on
+// WAYGATE_PASSWORD, CACHE_FILE, READY_TIMEOUT_MS, BACKOFF_MS, PROBE_MS, VERSION, INSTANCE_ID. It listens on 127.0.0.1 on
 // an ephemeral port and prints `listening <url>` once it serves.
 import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
@@ -19,7 +19,9 @@ await app.register(waygateService, {
   // /sync reports the SDK's own view; it is no route of the service
   ignorePrefixes: ['/sync'],
   ...(cacheFile === undefined ? {} : { cacheFile }),
-  ...(probeMs === undefined ? {} : { unauthorizedProbeMs: probeMs })
+  ...(probeMs === undefined ? {} : { unauthorizedProbeMs: probeMs }),
+  ...(process.env.VERSION === undefined ? {} : { version: process.env.VERSION }),
+  ...(process.env.INSTANCE_ID === undefined ? {} : { instanceId: process.env.INSTANCE_ID })
 })
 app.get('/health', async () => ({ ok: true, service: process.env.SERVICE }))
 app.get('/api/items', async () => ({ items: [1, 2, 3] }))
