@@ -265,7 +265,7 @@ t.test('the seeds\' multi-service workflow against two real services attached wi
     const listing = json(await box.run(['services', '--json'])) as Array<{ name: string, instances: unknown[] }>
     return listing.find(s => s.name === 'payments-service')?.instances.length === 0 ? true : undefined
   }, 15_000, () => `payments stayed connected:\n${payments.logs()}`, 200)
-  await until(async () => /refused this service's credentials \(401/.test(payments.logs()) ? true : undefined, 10_000,
+  await until(async () => /refused this service's credentials \(401 WG_ERR_AUTH_REQUIRED: [^)]*service token was revoked/.test(payments.logs()) ? true : undefined, 10_000,
     () => `payments did not say why it stopped following the server:\n${payments.logs()}`)
   t.pass('the service says why it stopped following the server')
   const stillUp = await box.waygate(['disable', '/api/refunds', '--service', 'payments-service', '--reason', 'after revoke'])

@@ -436,8 +436,10 @@ export function createRemoteBackend (options: RemoteBackendOptions): RemoteBacke
     const relogin = hasCredentials && reloginAllowed
     if (!unauthorizedLogged) {
       unauthorizedLogged = true
+      // the server's reason (a revoked or expired token…), bounded: it is text from the network
+      const reason = error.message === null ? '' : `: ${error.message.replace(/\p{Cc}/gu, ' ').slice(0, 200)}`
       logger.error({ ...log, status, code: error.code, serverUrl },
-        `waygate: the Waygate Server refused this service's credentials (${status}${error.code === null ? '' : ` ${error.code}`}); ` +
+        `waygate: the Waygate Server refused this service's credentials (${status}${error.code === null ? '' : ` ${error.code}`}${reason}); ` +
         `enforcing the last known state; ${relogin ? 'logging in again' : `trying again every ${Math.round(unauthorizedProbeMs / 1000)} s`}`)
     }
     if (hasCredentials) token = null
