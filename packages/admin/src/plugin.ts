@@ -21,6 +21,7 @@ import {
 import { registerApiRoutes } from './routes/api.js'
 import { registerAuthRoutes } from './routes/auth.js'
 import { registerRateLimitRoutes } from './routes/rate-limits.js'
+import { registerWebhookRoutes } from './routes/webhooks.js'
 import { ErrorBody } from './schemas.js'
 import { DEFAULT_SSE_MAX_BUFFER_BYTES } from './sse.js'
 import { createAdminValidatorCompiler } from './validation.js'
@@ -267,6 +268,7 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
   const api = fastify.withTypeProvider<TypeBoxTypeProvider>()
   registerAuthRoutes(api, ctx)
   registerApiRoutes(api, ctx)
+  registerWebhookRoutes(api, ctx)
   // rate limiting lives in the waygate plugin; its endpoints exist when the plugin is registered
   if (fastify.hasDecorator('waygateRateLimits')) registerRateLimitRoutes(api, ctx, fastify.waygateRateLimits)
   if (dashboard) await fastify.register(registerDashboard, { ctx })

@@ -32,7 +32,9 @@ const VALID: Record<string, { body?: object, query?: Record<string, string> }> =
   'POST /waygate/api/rate-limits/global/disable': {},
   'POST /waygate/api/rate-limits/global/reset': { query: { client: '127.0.0.1' } },
   'DELETE /waygate/api/rate-limits/:key': {},
-  'POST /waygate/api/rate-limits/:key/reset': { query: { client: '127.0.0.1' } }
+  'POST /waygate/api/rate-limits/:key/reset': { query: { client: '127.0.0.1' } },
+  'POST /waygate/api/webhooks/dead-letters/:id/retry': {},
+  'DELETE /waygate/api/webhooks/dead-letters/:id': {}
 }
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
@@ -77,7 +79,7 @@ async function setup (t: { teardown: (fn: () => unknown) => void }) {
 }
 
 function urlOf (pattern: string, query?: Record<string, string>): string {
-  const url = pattern.replace(':key', enc('GET:/users'))
+  const url = pattern.replace(':key', enc('GET:/users')).replace(':id', 'ab'.repeat(16))
   const search = new URLSearchParams(query).toString()
   return search === '' ? url : `${url}?${search}`
 }

@@ -12,6 +12,7 @@ import { registerAssets, type AssetUrls } from './assets.js'
 import { scopeView, serviceCard, servicesPage, servicesVersion, tokenRow } from './fleet-pages.js'
 import { checkLogin } from './login.js'
 import { auditPage, formFields, globalView, queryString, readAuditFilter, readRoutesFilter, routesPage } from './pages.js'
+import { registerDeadLetterPages } from './dead-letters.js'
 import { registerRateLimitPages } from './rate-limits.js'
 import { checkService, serviceAction, tokenAction, tokenLifetime, tokensOf, type ServiceActionSpec, type TokenActionSpec } from './service-actions.js'
 import { CSRF_FIELD, CSRF_HEADER } from './session.js'
@@ -255,6 +256,8 @@ export async function registerDashboard (fastify: FastifyInstance, options: { ct
       return page(reply, 'rate-limits', { title: 'Rate limits' }, user, 'rate-limits')
     })
   }
+
+  registerDeadLetterPages(fastify, { engine, prefix, routeOptions: base, session, page })
 
   // ---- a Waygate Server's services and their tokens ----
 
