@@ -19,8 +19,10 @@ import {
   WG_ERR_AUTH_SCOPE, WG_ERR_CROSS_SITE_REFUSED, WG_ERR_NOT_FOUND
 } from './errors.js'
 import { registerApiRoutes } from './routes/api.js'
+import { registerDeprecationRoutes } from './routes/deprecation.js'
 import { registerAuthRoutes } from './routes/auth.js'
 import { registerRateLimitRoutes } from './routes/rate-limits.js'
+import { registerTrafficRoutes } from './routes/traffic.js'
 import { registerWebhookRoutes } from './routes/webhooks.js'
 import { ErrorBody } from './schemas.js'
 import { DEFAULT_SSE_MAX_BUFFER_BYTES } from './sse.js'
@@ -265,9 +267,16 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
   // the session cookie must be parsed before the API's authentication hook runs
   if (dashboard && !fastify.hasRequestDecorator('cookies')) await fastify.register(fastifyCookie)
 
+  // the waygate plugin's metrics endpoint, when asked to, lets in only the callers the admin knows
+  const metricsAuth = (fastify as unknown as { waygateMetricsAuth?: { authenticate: unknown } }).waygateMetricsAuth
+  if (metricsAuth !== undefined && metricsAuth.authenticate === null) metricsAuth.authenticate = ctx.authenticate
+
   const api = fastify.withTypeProvider<TypeBoxTypeProvider>()
   registerAuthRoutes(api, ctx)
+  // per-route traffic lives in the waygate plugin too
+  if (fastify.hasDecorator('waygateTraffic')) registerTrafficRoutes(api, ctx, fastify.waygateTraffic)
   registerApiRoutes(api, ctx)
+  registerDeprecationRoutes(api, ctx)
   registerWebhookRoutes(api, ctx)
   // rate limiting lives in the waygate plugin; its endpoints exist when the plugin is registered
   if (fastify.hasDecorator('waygateRateLimits')) registerRateLimitRoutes(api, ctx, fastify.waygateRateLimits)

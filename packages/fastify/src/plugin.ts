@@ -4,6 +4,13 @@ import {
   createCallerTracker,
   createEngineFromEnv,
   createRateLimiter,
+  createTrafficRecorder,
+  metricsOptionsProblems,
+  OUTCOME_INDEX,
+  RouteTraffic,
+  UNMATCHED_ROUTE,
+  type MetricsOptions,
+  type TrafficRecorder,
   setCallerTracker,
   type CallerTracker,
   type RateLimiter,
@@ -17,6 +24,7 @@ import {
 } from '@waygate/core'
 import { WG_ERR_PLUGIN_OPTIONS_INVALID, WG_ERR_ROUTE_CONFIG_INVALID, WG_ERR_ROUTES_BEFORE_PLUGIN } from './errors.js'
 import { applyDecision, setDeprecationHeaders } from './enforce.js'
+import { createPluginMetrics, RouteMeter, type PluginMetrics } from './metrics.js'
 import {
   limitChain,
   NO_LIMITS,
@@ -69,6 +77,12 @@ export interface WaygatePluginOptions {
   unmanagedRoutes?: 'warn' | 'error' | 'ignore'
   /** Close the engine when Fastify closes. Default: true when the plugin created the engine. */
   closeEngine?: boolean
+  /**
+   * Prometheus metrics (needs prom-client): `true`, or where to register (`registry`), serve (`path`,
+   * default `/metrics`, false for none), how to name (`prefix`, default `waygate_`) and whether the
+   * admin's auth guards them (`auth`). Default off. Per-route traffic for the dashboard is always kept.
+   */
+  metrics?: MetricsOptions | boolean
   /** Rate limiting: where counters live, which headers to send, how many refusals to log. */
   rateLimit?: {
     /** Default: a memory store (bounded, per process). Use `createRedisRateLimitStore()` for several instances. */
@@ -91,6 +105,8 @@ declare module 'fastify' {
     waygate: WaygateEngine
     /** Rate limit policies (declared and runtime), counters and the blocked log. */
     waygateRateLimits: RateLimiter
+    /** Requests per route and outcome, per minute (last hour) and per five minutes (last day). */
+    waygateTraffic: TrafficRecorder
   }
   interface FastifyContextConfig {
     /** Waygate's declaration for this route, or `false` to leave the route unmanaged. */
@@ -106,6 +122,8 @@ interface Slot {
   rlHooks: RateLimitHooks
   /** What the route checks: global, service, then its own limit; replaced when policies change. */
   limits: LimitChain
+  /** Counts each request once: traffic rings, and the metrics' counters when on. */
+  meter: RouteMeter
   /** Counts the callers while the route is deprecated. */
   callers: CallerSlot
 }
@@ -136,6 +154,7 @@ function checkOptions (options: WaygatePluginOptions): void {
     problems.push('unmanagedRoutes: expected warn, error or ignore')
   }
   if (options.closeEngine !== undefined && typeof options.closeEngine !== 'boolean') problems.push('closeEngine: expected a boolean')
+  problems.push(...metricsOptionsProblems(options.metrics))
   if (options.callers !== false) problems.push(...callersConfigProblems(options.callers, 'callers'))
   if (problems.length > 0) throw new WG_ERR_PLUGIN_OPTIONS_INVALID(problems.join('; '))
 }
@@ -167,6 +186,44 @@ function splitRouteConfig (config: unknown, where: string): SplitConfig {
     declaration.deprecated = rest
   }
   return { declaration, factory: response, rateLimit, callers }
+}
+
+const PASSED = OUTCOME_INDEX.passed
+const DEPRECATED = OUTCOME_INDEX.deprecated
+const GLOBAL_MAINTENANCE = OUTCOME_INDEX.global_maintenance
+// by block kind; a string index, so a kind added to the engine later counts as soon as it is listed here
+const BLOCK_OUTCOME: Record<string, number> = {
+  maintenance: OUTCOME_INDEX.maintenance,
+  disabled: OUTCOME_INDEX.disabled,
+  env_gated: OUTCOME_INDEX.env_gated,
+  sunset: OUTCOME_INDEX.sunset,
+  brownout: OUTCOME_INDEX.brownout
+}
+// the meter of a HEAD route until onReady finds its GET; no request reaches it before
+const PENDING_METER = new RouteMeter(new RouteTraffic('', () => 0), null)
+
+/** Whoever can authenticate admin callers: set by @waygate/admin when it is registered. */
+interface AdminAuthHolder {
+  authenticate: ((request: FastifyRequest) => Promise<unknown>) | null
+}
+
+/**
+ * Serves the registry at `path`, outside waygate's control; behind the admin's auth when asked
+ * (the admin fills the holder when it is registered; without it, ready() fails).
+ */
+function serveMetrics (fastify: FastifyInstance, metrics: PluginMetrics, path: string): void {
+  const holder: AdminAuthHolder = { authenticate: null }
+  fastify.decorate('waygateMetricsAuth', holder)
+  if (metrics.auth) {
+    fastify.addHook('onReady', async () => {
+      if (holder.authenticate === null) throw new WG_ERR_PLUGIN_OPTIONS_INVALID('metrics.auth: register @waygate/admin (its tokens guard the metrics), or leave auth off')
+    })
+  }
+  fastify.get(path, { config: { waygate: false }, schema: { hide: true } }, async (request, reply) => {
+    if (metrics.auth) await holder.authenticate!(request)
+    const text = await metrics.registry.metrics()
+    return reply.type(metrics.registry.contentType).send(text)
+  })
 }
 
 function loggerFrom (fastify: FastifyInstance): WaygateLogger {
@@ -208,12 +265,26 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
   await (limiter.store as { init?: () => Promise<void> }).init?.()
   await limiter.start()
   fastify.decorate('waygateRateLimits', limiter)
+
+  const traffic = createTrafficRecorder({ now: engine.now })
+  fastify.decorate('waygateTraffic', traffic)
+  // loaded only when asked for: prom-client is an optional peer dependency
+  const metrics: PluginMetrics | null = options.metrics === undefined || options.metrics === false
+    ? null
+    : await createPluginMetrics(options.metrics, engine, () => limiter.store)
+  const meterFor = (key: string): RouteMeter => new RouteMeter(traffic.route(key), metrics === null ? null : metrics.bind(key))
+  const unmatchedMeter = meterFor(UNMATCHED_ROUTE)
+  if (metrics !== null && metrics.path !== false) serveMetrics(fastify, metrics, metrics.path)
   const rlRuntime: RateLimitRuntime = {
     limiter,
     headers: rlOptions.headers ?? 'draft',
     now: engine.now,
     log,
     response: responses.rateLimited as RateLimitRuntime['response']
+  }
+  if (metrics !== null) {
+    rlRuntime.onDegraded = metrics.degraded
+    rlRuntime.onStoreError = metrics.storeError
   }
 
   const callersOption = options.callers === false ? null : options.callers ?? {}
@@ -238,6 +309,7 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
   function enforce (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, slot: Slot): void {
     const decision = engine.decide(slot.handle)
     if (decision.action === 'block') {
+      slot.meter.record(decision.global ? GLOBAL_MAINTENANCE : BLOCK_OUTCOME[decision.kind]!)
       // a deprecated route's 410 (sunset, brownout): whoever still calls is counted too
       if (decision.deprecation !== undefined) countCaller(callers, slot.callers, request)
       // lifecycle first: a blocked route consumes no quota
@@ -249,8 +321,13 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
       countCaller(callers, slot.callers, request)
     }
     const limits = slot.limits
-    if (limits.length === 0) done()
-    else runLimits(request, reply, done, rlRuntime, limits)
+    const outcome = decision.action === 'deprecated' ? DEPRECATED : PASSED
+    if (limits.length === 0) {
+      slot.meter.record(outcome)
+      done()
+    } else {
+      runLimits(request, reply, done, rlRuntime, limits, 0, slot.meter, outcome)
+    }
   }
 
   /** Points every route at the rate limit in force for it. */
@@ -279,7 +356,7 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
       // HEAD follows the GET route of the same pattern; bound at onReady if GET comes later
       const get = slots.get(`GET:${path}`)
       if (get !== undefined) return get
-      const slot: Slot = { handle: undefined as unknown as RouteHandle, factory: split.factory, rlHooks: {}, limits: NO_LIMITS, callers: callerSlot(`HEAD:${path}`, split.callers, callerDefaults, log) }
+      const slot: Slot = { handle: undefined as unknown as RouteHandle, factory: split.factory, rlHooks: {}, meter: PENDING_METER, limits: NO_LIMITS, callers: callerSlot(`HEAD:${path}`, split.callers, callerDefaults, log) }
       pendingHead.push({ slot, path, declaration: split.declaration })
       return slot
     }
@@ -291,6 +368,7 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
         handle: engine.declareRoute(method, path, split.declaration),
         factory: split.factory,
         rlHooks: {},
+        meter: meterFor(key),
         limits: NO_LIMITS,
         callers: callerSlot(key, split.callers, callerDefaults, log)
       }
@@ -354,6 +432,7 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
         return
       }
     }
+    unmatchedMeter.record(GLOBAL_MAINTENANCE)
     applyDecision(request, reply, done, decision, engine.now, factoryFor.maintenance, log)
   })
 
@@ -364,6 +443,7 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
         slot.handle = get.handle
         slot.factory ??= get.factory
         slot.rlHooks = get.rlHooks
+        slot.meter = get.meter
         // HEAD follows its GET: one count of callers for both
         slot.callers = get.callers
         slots.set(`HEAD:${path}`, slot)
@@ -371,6 +451,7 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
       }
       try {
         slot.handle = engine.declareRoute('HEAD', path, declaration)
+        slot.meter = meterFor(`HEAD:${path}`)
         slots.set(`HEAD:${path}`, slot)
       } catch (err) {
         configErrors.push((err as Error).message.replace(/^Invalid input: /, ''))

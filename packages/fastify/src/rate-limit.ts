@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fast
 import {
   ipKey,
   keyPart,
+  OUTCOME_INDEX,
   readPath,
   type ActiveTierLimit,
   type CompiledRateLimitPolicy,
@@ -11,6 +12,9 @@ import {
   type RateLimitRule,
   type WaygateLogger
 } from '@waygate/core'
+import type { RouteMeter } from './metrics.js'
+
+const RATE_LIMITED = OUTCOME_INDEX.rate_limited
 
 /** What identifies a client for a route's rate limit: a built-in kind or a function of the request. */
 export type RateLimitKey = 'ip' | 'user' | 'api_key' | 'global' | ((request: FastifyRequest) => string | undefined | null | Promise<string | undefined | null>)
@@ -166,6 +170,9 @@ export interface RateLimitRuntime {
   log: WaygateLogger
   /** Plugin-wide 429 factory. */
   response: RateLimitedResponseFactory | undefined
+  /** Told of degraded answers and failed checks (the metrics, when on). */
+  onDegraded?: () => void
+  onStoreError?: () => void
 }
 
 function requestPath (request: FastifyRequest): string {
@@ -214,7 +221,8 @@ function send429 (reply: FastifyReply, missingKey: boolean, limitText: string, r
 }
 
 function refuse (request: FastifyRequest, reply: FastifyReply, runtime: RateLimitRuntime, limit: ActiveLimit,
-  result: RateLimitResult | null, rule: RateLimitRule, tier: string | null, client: string): void {
+  result: RateLimitResult | null, rule: RateLimitRule, tier: string | null, client: string, meter: RouteMeter | null): void {
+  meter?.record(RATE_LIMITED)
   const now = runtime.now()
   const windowMs = rule.limits[0]?.windowMs ?? 1000
   const retryAfterMs = result === null ? windowMs : result.retryAfterMs
@@ -312,63 +320,67 @@ const STOPPED = 1
 /**
  * Checks the policies of `chain` from `from` on, then calls `done`; answers 429 at the first that
  * refuses. Synchronous whenever the store and the key functions are: a continuation is made only
- * when a promise is pending.
+ * when a promise is pending. `meter` counts the request once: as `outcome` when it goes on, as
+ * rate limited when refused.
  */
 export function runLimits (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction,
-  runtime: RateLimitRuntime, chain: LimitChain, from = 0): void {
+  runtime: RateLimitRuntime, chain: LimitChain, from = 0, meter: RouteMeter | null = null, outcome = 0): void {
   for (let i = from; i < chain.length; i++) {
-    if (checkAt(request, reply, runtime, chain, i, done) !== PASSED) return
+    if (checkAt(request, reply, runtime, chain, i, done, meter, outcome) !== PASSED) return
   }
+  meter?.record(outcome)
   done()
 }
 
 function checkAt (request: FastifyRequest, reply: FastifyReply, runtime: RateLimitRuntime, chain: LimitChain, index: number,
-  done: HookHandlerDoneFunction): number {
+  done: HookHandlerDoneFunction, meter: RouteMeter | null, outcome: number): number {
   const limit = chain[index]!
   if (limit.compiled.isExemptIp(request.ip)) return PASSED
   const client = clientOf(request, limit)
   if (isPromise(client)) {
     client.then(id => {
-      if (afterClient(request, reply, runtime, chain, index, id, done) === PASSED) runLimits(request, reply, done, runtime, chain, index + 1)
+      if (afterClient(request, reply, runtime, chain, index, id, done, meter, outcome) === PASSED) runLimits(request, reply, done, runtime, chain, index + 1, meter, outcome)
     }, err => {
       runtime.log.error({ err, key: limit.key }, 'waygate: rate limit key function failed; not counting the request')
-      runLimits(request, reply, done, runtime, chain, index + 1)
+      runLimits(request, reply, done, runtime, chain, index + 1, meter, outcome)
     })
     return STOPPED
   }
-  return afterClient(request, reply, runtime, chain, index, client, done)
+  return afterClient(request, reply, runtime, chain, index, client, done, meter, outcome)
 }
 
 function afterClient (request: FastifyRequest, reply: FastifyReply, runtime: RateLimitRuntime, chain: LimitChain, index: number,
-  client: string | null | typeof MISSING, done: HookHandlerDoneFunction): number {
+  client: string | null | typeof MISSING, done: HookHandlerDoneFunction, meter: RouteMeter | null, outcome: number): number {
   if (client === null) return PASSED
   const limit = chain[index]!
   const c = limit.compiled
   const tier = c.tiers.size === 0 ? null : tierOf(request, limit)
   const rule = tier === null ? c.rule : c.tiers.get(tier)!
   if (client === MISSING) {
-    refuse(request, reply, runtime, limit, null, rule, tier, '(missing key)')
+    refuse(request, reply, runtime, limit, null, rule, tier, '(missing key)', meter)
     return STOPPED
   }
   const result = runtime.limiter.store.check(c.scope, tier === null ? client : `${tier}:${client}`, rule, costOf(request, limit))
   if (isPromise(result)) {
     result.then(r => {
-      if (decide(request, reply, runtime, limit, r, rule, tier, client) === PASSED) runLimits(request, reply, done, runtime, chain, index + 1)
+      if (decide(request, reply, runtime, limit, r, rule, tier, client, meter) === PASSED) runLimits(request, reply, done, runtime, chain, index + 1, meter, outcome)
     }, err => {
+      runtime.onStoreError?.()
       runtime.log.error({ err }, 'waygate: rate limit check failed; letting the request through')
-      runLimits(request, reply, done, runtime, chain, index + 1)
+      runLimits(request, reply, done, runtime, chain, index + 1, meter, outcome)
     })
     return STOPPED
   }
-  return decide(request, reply, runtime, limit, result, rule, tier, client)
+  return decide(request, reply, runtime, limit, result, rule, tier, client, meter)
 }
 
 function decide (request: FastifyRequest, reply: FastifyReply, runtime: RateLimitRuntime, limit: ActiveLimit,
-  result: RateLimitResult, rule: RateLimitRule, tier: string | null, client: string): number {
+  result: RateLimitResult, rule: RateLimitRule, tier: string | null, client: string, meter: RouteMeter | null): number {
+  if (result.degraded) runtime.onDegraded?.()
   if (result.allowed) {
     setHeaders(reply, runtime, result, limit, runtime.now())
     return PASSED
   }
-  refuse(request, reply, runtime, limit, result, rule, tier, client)
+  refuse(request, reply, runtime, limit, result, rule, tier, client, meter)
   return STOPPED
 }
