@@ -19,11 +19,6 @@ const ROOT = dirname(BENCH_DIR)
 // ---------------------------------------------------------------------------------------------
 // settings
 
-function envSet (name: string): boolean {
-  const raw = process.env[name]
-  return raw !== undefined && raw !== ''
-}
-
 function envNumber (name: string, fallback: number): number {
   const raw = process.env[name]
   if (raw === undefined || raw === '') return fallback
@@ -33,31 +28,26 @@ function envNumber (name: string, fallback: number): number {
 }
 
 const QUICK = process.env.BENCH_QUICK === '1' || process.env.BENCH_QUICK === 'true'
-const PAIRS = Math.round(envNumber('BENCH_PAIRS', QUICK ? 2 : 7))
+// BENCH_PAIRS is the older name of BENCH_ROUNDS: each round measures one fresh pair per variant
+const ROUNDS = Math.round(envNumber('BENCH_ROUNDS', envNumber('BENCH_PAIRS', QUICK ? 1 : 4)))
 const settings = {
   quick: QUICK,
   /** Requests per second sent to EACH of A and X during the side-by-side pairs. */
   rate: Math.round(envNumber('BENCH_RATE', 2000)),
   /** Seconds per side-by-side measurement. */
-  duration: envNumber('BENCH_DURATION', QUICK ? 2 : 5),
-  /** Pairs per lifecycle configuration (and the control). */
-  pairs: PAIRS,
+  duration: envNumber('BENCH_DURATION', QUICK ? 1 : 2.5),
   /**
-   * Pairs per rate-limit configuration: fewer by default so the full run stays near 12 minutes.
-   * BENCH_PAIRS, when set, applies here too; BENCH_RL_PAIRS overrides both.
+   * Interleaved rounds: each round measures every variant once (the control and the floor
+   * `controlRepeat` times, spread over the round), each time with a fresh A and X.
    */
-  rlPairs: Math.round(envNumber('BENCH_RL_PAIRS', envSet('BENCH_PAIRS') ? PAIRS : QUICK ? 2 : 5)),
+  rounds: ROUNDS,
+  /** Pairs per round of the A-vs-A control and of the `maplookup` floor, the two figures every verdict leans on. */
+  controlRepeat: Math.round(envNumber('BENCH_CONTROL_REPEAT', QUICK ? 1 : 2)),
   connections: Math.round(envNumber('BENCH_CONNECTIONS', 10)),
-  /** Seconds of full-speed load on both servers before anything is measured. */
-  warmup: envNumber('BENCH_WARMUP', 1),
-  /**
-   * Seconds at the measuring rate before the pairs, not measured: for the first 3–5 s of paced load
-   * after full-speed load, a server spends 1.5–3× its steady CPU per request (A and X alike).
-   */
-  settle: envNumber('BENCH_SETTLE', QUICK ? 1.5 : 5),
-  /** Seconds per full-speed saturation run. */
-  satDuration: envNumber('BENCH_SAT_DURATION', QUICK ? 1 : 2),
-  satRounds: Math.round(envNumber('BENCH_SAT_ROUNDS', 2))
+  /** Seconds of load at the measuring rate on both fresh servers before the pair, not measured. */
+  warmup: envNumber('BENCH_WARMUP', QUICK ? 1 : 1.5),
+  /** Seconds per full-speed saturation run (one of A and one of X per pair, after the pair). */
+  satDuration: envNumber('BENCH_SAT_DURATION', QUICK ? 0.5 : 0.75)
 }
 
 /** Target X/A CPU per request, from BENCHMARKING.md. */
@@ -382,8 +372,9 @@ const CASES: Case[] = [
   }
 ]
 
-function pairsOf (c: Case): number {
-  return c.group === 'ratelimit' ? settings.rlPairs : settings.pairs
+/** The control and the floor: measured `controlRepeat` times per round. */
+function repeatOf (c: Case): number {
+  return c.variant === 'bare' || c.variant === 'maplookup' ? settings.controlRepeat : 1
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -697,17 +688,17 @@ interface PairSample {
   serverCpuUs: number | null
 }
 
-async function measurePair (a: Server, x: Server, c: Case, index: number, redis: RedisServer | null): Promise<PairSample> {
+async function measurePair (a: Server, x: Server, c: Case, xLoadFirst: boolean, redis: RedisServer | null): Promise<PairSample> {
   const countCommands = redis !== null && c.redisKeys !== undefined
   const cmd0 = countCommands ? await redisCommands(redis) : null
   const r0 = redis === null ? null : procCpuUs(redis.pid)
   const serverUrl = c.controlPlane === true ? x.waygateServer : undefined
   const s0 = serverUrl === undefined ? null : await readCount(serverUrl)
   const [a0, x0] = await Promise.all([readCpu(a), readCpu(x)])
-  // both at once; which one is started first alternates, for what it is worth
+  // both at once; whose load generator starts first alternates from pair to pair
   let runA: Promise<Result>
   let runX: Promise<Result>
-  if (index % 2 === 0) {
+  if (!xLoadFirst) {
     runA = load(a, c.path, settings.duration, settings.rate)
     runX = load(x, c.path, settings.duration, settings.rate)
   } else {
@@ -817,20 +808,46 @@ interface CaseResult {
   /** waygate-service: what the Waygate Server received and spent during the pairs. */
   server: { url: string, requests: number, perRequest: number, cpuUsPerRequest: number, check: string } | null
   serverVerdict?: string
+  /** Median seconds one fresh pair took, process start and stop included. */
+  seconds: number
+  /** Pairs measured (each with fresh processes). */
+  rounds: number
 }
 
-async function runCase (c: Case, redis: RedisServer | null): Promise<CaseResult> {
+/** What one fresh pair of processes gives: the measured pair and one saturation run of each. */
+interface PairRun {
+  pair: PairSample
+  satA: SatSample
+  satX: SatSample
+  /** Seconds the whole pair took, process start and stop included. */
+  seconds: number
+  /** waygate-service, first round: what the REST check found. */
+  controlCheck: string | null
+  waygateServer: string | null
+}
+
+/**
+ * One measurement with processes of its own: starts a fresh A and X (in the order `order` says),
+ * checks that both answer as intended, warms them at the measuring rate, measures one pair at the
+ * same fixed rate, then one saturation run of each, one at a time, and stops both. A per-process
+ * bias (JIT luck, CPU placement, which load generator got going first) is drawn anew here, so the
+ * median over rounds cancels it instead of tilting every pair of a variant the same way.
+ */
+async function runPair (c: Case, redis: RedisServer | null, order: PairOrder, full: boolean): Promise<PairRun> {
+  const t0 = performance.now()
   if (c.redisKeys !== undefined) {
     if (redis === null) throw new Skipped('no redis-server')
-    await redis.client.flushall() // every Redis variant starts from an empty database
+    await redis.client.flushall() // every Redis pair starts from an empty database
   }
   const env = redis === null ? process.env : { ...process.env, BENCH_REDIS_URL: redis.url }
-  const started = await Promise.allSettled([startServer('bare', env), startServer(c.variant, env)])
+  const first = order.xStartsFirst ? startServer(c.variant, env) : startServer('bare', env)
+  const second = order.xStartsFirst ? startServer('bare', env) : startServer(c.variant, env)
+  const started = await Promise.allSettled(order.xStartsFirst ? [second, first] : [first, second])
   const up = started.flatMap(s => s.status === 'fulfilled' ? [s.value] : [])
   try {
     for (const s of started) if (s.status === 'rejected') throw s.reason
     const [a, x] = up as [Server, Server]
-    let controlCheck = ''
+    let controlCheck: string | null = null
 
     // does each server answer as intended?
     const [aCpu, xCpu] = await Promise.all([readCpu(a), readCpu(x)])
@@ -847,115 +864,133 @@ async function runCase (c: Case, redis: RedisServer | null): Promise<CaseResult>
         if (keys.length === 0) throw new Error(`no Redis key matches ${c.redisKeys}: it does not use the private redis-server`)
       }
       if (c.controlPlane === true) {
-        const check = await verifyControlPlane(x, xCpu, c)
         x.waygateServer = xCpu.waygateServer
-        controlCheck = check
-        console.log(`  attached to the Waygate Server at ${check}`)
-        // the probes above were X's first requests: the path must still answer as intended
-        await c.verify(() => probe(x, c.path))
+        // the REST round trip through the Waygate Server once per variant; later pairs check the sync only
+        if (full) {
+          controlCheck = await verifyControlPlane(x, xCpu, c)
+          console.log(`  attached to the Waygate Server at ${controlCheck}`)
+          // the probes above were X's first requests: the path must still answer as intended
+          await c.verify(() => probe(x, c.path))
+        } else {
+          const res = await fetch(`${x.base}/__cpu?sync=1`)
+          const { sync } = await res.json() as CpuReport
+          if (sync?.state !== 'connected' || sync.source !== 'server') throw new Error(`X is not in sync with the Waygate Server: ${JSON.stringify(sync)}`)
+        }
       }
     } catch (err) {
       throw new Error(`${c.variant} on ${c.path} does not answer as intended: ${(err as Error).message}`)
     }
-    const warnings0 = (await readCpu(x)).storeWarnings
 
-    // warm-up, not measured: full speed on both at once
-    await Promise.all([load(a, c.path, settings.warmup, undefined), load(x, c.path, settings.warmup, undefined)])
+    // warm-up, not measured: the measuring rate on both at once. Not full speed: for the first
+    // seconds of paced load after full-speed load a server spends 1.5–3× its steady CPU per request
+    await Promise.all([load(a, c.path, settings.warmup, settings.rate), load(x, c.path, settings.warmup, settings.rate)])
+    const pair = await measurePair(a, x, c, order.xLoadFirst, redis)
 
-    // saturation first (interleaved, one server at a time, order alternating per round), so it also
-    // finishes warming both processes before the pairs
-    const satA: SatSample[] = []
-    const satX: SatSample[] = []
-    for (let r = 0; r < settings.satRounds; r++) {
-      if (r % 2 === 0) {
-        satA.push(await saturate(a, c, 200, 'A'))
-        satX.push(await saturate(x, c, c.status, 'X'))
-      } else {
-        satX.push(await saturate(x, c, c.status, 'X'))
-        satA.push(await saturate(a, c, 200, 'A'))
-      }
+    // saturation last, one server at a time, the order alternating
+    let satA: SatSample
+    let satX: SatSample
+    if (order.xSaturatesFirst) {
+      satX = await saturate(x, c, c.status, 'X')
+      satA = await saturate(a, c, 200, 'A')
+    } else {
+      satA = await saturate(a, c, 200, 'A')
+      satX = await saturate(x, c, c.status, 'X')
     }
-    process.stdout.write(`  saturation: A ${Math.round(median(satA.map(s => s.reqPerSec)))} req/s, ` +
-      `X ${Math.round(median(satX.map(s => s.reqPerSec)))} req/s\n`)
-
-    // not measured either: the first seconds of paced load after full-speed load cost up to 3× more
-    await Promise.all([load(a, c.path, settings.settle, settings.rate), load(x, c.path, settings.settle, settings.rate)])
-
-    const pairs: PairSample[] = []
-    const count = pairsOf(c)
-    for (let i = 0; i < count; i++) {
-      const sample = await measurePair(a, x, c, i, redis)
-      pairs.push(sample)
-      const slow = Math.min(sample.aRate, sample.xRate) < settings.rate * 0.9
-      const serverNote = sample.serverRequests === null
-        ? ''
-        : `, Waygate Server: ${sample.serverRequests} requests, ${(sample.serverCpuUs! / 1000).toFixed(0)} ms CPU`
-      const redisNote = serverNote + (sample.redisCpuUs === null || c.redisKeys === undefined
-        ? ''
-        : `, Redis ${(sample.redisCpuUs / sample.xRequests).toFixed(2)} µs/req, ${(sample.redisCommands!.scripts / sample.xRequests).toFixed(2)} scripts ` +
-          `+ ${((sample.redisCommands!.commands - sample.redisCommands!.scripts) / sample.xRequests).toFixed(2)} commands/req`)
-      process.stdout.write(`  pair ${i + 1}/${count}: X/A ${sample.ratio.toFixed(3)} ` +
-        `(A ${sample.aUsPerRequest.toFixed(1)} µs/req @ ${Math.round(sample.aRate)}/s, ` +
-        `X ${sample.xUsPerRequest.toFixed(1)} µs/req @ ${Math.round(sample.xRate)}/s${redisNote})` +
-        `${sample.xTolerated > 0 ? `  (${sample.xTolerated}× ${c.tolerate} tolerated)` : ''}` +
-        `${sample.storeWarnings > 0 ? '  WARNING: the rate limit store answered degraded' : ''}` +
-        `${slow ? '  WARNING: below 90% of the requested rate, the machine may be saturated' : ''}\n`)
-    }
-    const storeWarnings = (await readCpu(x)).storeWarnings - warnings0
-    if (storeWarnings > 0) {
-      console.log(`  WARNING: ${c.variant}'s rate limit store logged ${storeWarnings} warning(s) after verification: ` +
-        'some checks were answered degraded (Redis slower than its 50 ms timeout, or down)')
-    }
-
-    const ratio = summarize(pairs.map(p => p.ratio))
-    const xTotal = pairs.reduce((sum, p) => sum + p.xRequests, 0)
-    const redisTotal = pairs.reduce((sum, p) => sum + (p.redisCpuUs ?? 0), 0)
-    let redisUse: RedisUse | null = null
-    if (redis !== null && c.redisKeys !== undefined) {
-      redisUse = {
-        usPerRequest: redisTotal / xTotal,
-        pairs: summarize(pairs.map(p => p.redisCpuUs! / p.xRequests)),
-        commandsPerRequest: pairs.reduce((sum, p) => sum + p.redisCommands!.commands, 0) / xTotal,
-        scriptsPerRequest: pairs.reduce((sum, p) => sum + p.redisCommands!.scripts, 0) / xTotal
-      }
-    }
-    return {
-      variant: c.variant,
-      label: c.label,
-      group: c.group,
-      path: c.path,
-      expectedStatus: c.status,
-      target: c.target,
-      reference: c.reference ?? null,
-      pairs,
-      ratio,
-      aUsPerRequest: median(pairs.map(p => p.aUsPerRequest)),
-      xUsPerRequest: median(pairs.map(p => p.xUsPerRequest)),
-      redis: redisUse,
-      redisIdleUsPerRequest: redis !== null && c.redisKeys === undefined ? redisTotal / xTotal : null,
-      server: c.controlPlane === true
-        ? {
-            url: x.waygateServer!,
-            requests: pairs.reduce((sum, p) => sum + p.serverRequests!, 0),
-            perRequest: pairs.reduce((sum, p) => sum + p.serverRequests!, 0) / xTotal,
-            cpuUsPerRequest: pairs.reduce((sum, p) => sum + p.serverCpuUs!, 0) / xTotal,
-            check: controlCheck
-          }
-        : null,
-      storeWarnings,
-      tolerated: pairs.reduce((sum, p) => sum + p.xTolerated, 0),
-      saturation: {
-        a: satA,
-        x: satX,
-        aReqPerSec: median(satA.map(s => s.reqPerSec)),
-        xReqPerSec: median(satX.map(s => s.reqPerSec)),
-        aP99Ms: median(satA.map(s => s.p99Ms)),
-        xP99Ms: median(satX.map(s => s.p99Ms))
-      }
-    }
+    return { pair, satA, satX, seconds: (performance.now() - t0) / 1000, controlCheck, waygateServer: x.waygateServer ?? null }
   } finally {
     await Promise.all(up.map(stopServer))
   }
+}
+
+/** Which process starts first, whose load generator starts first, who saturates first: a 2×2×2 rotation. */
+interface PairOrder {
+  xStartsFirst: boolean
+  xLoadFirst: boolean
+  xSaturatesFirst: boolean
+}
+
+// n-th pair of a variant: every four pairs see each combination of start and load order once
+function orderOf (n: number): PairOrder {
+  return { xStartsFirst: (n & 1) === 1, xLoadFirst: (n & 2) === 2, xSaturatesFirst: ((n + (n >> 1)) & 1) === 1 }
+}
+
+/** Folds the pairs of one variant, over every round, into its result. */
+function summarizeCase (c: Case, runs: PairRun[], redis: RedisServer | null): CaseResult {
+  const pairs = runs.map(r => r.pair)
+  const satA = runs.map(r => r.satA)
+  const satX = runs.map(r => r.satX)
+  const storeWarnings = pairs.reduce((sum, p) => sum + p.storeWarnings, 0)
+  const ratio = summarize(pairs.map(p => p.ratio))
+  const xTotal = pairs.reduce((sum, p) => sum + p.xRequests, 0)
+  const redisTotal = pairs.reduce((sum, p) => sum + (p.redisCpuUs ?? 0), 0)
+  let redisUse: RedisUse | null = null
+  if (redis !== null && c.redisKeys !== undefined) {
+    redisUse = {
+      usPerRequest: redisTotal / xTotal,
+      pairs: summarize(pairs.map(p => p.redisCpuUs! / p.xRequests)),
+      commandsPerRequest: pairs.reduce((sum, p) => sum + p.redisCommands!.commands, 0) / xTotal,
+      scriptsPerRequest: pairs.reduce((sum, p) => sum + p.redisCommands!.scripts, 0) / xTotal
+    }
+  }
+  const controlCheck = runs.find(r => r.controlCheck !== null)?.controlCheck ?? ''
+  const url = runs.find(r => r.waygateServer !== null)?.waygateServer ?? ''
+  return {
+    variant: c.variant,
+    label: c.label,
+    group: c.group,
+    path: c.path,
+    expectedStatus: c.status,
+    target: c.target,
+    reference: c.reference ?? null,
+    pairs,
+    ratio,
+    aUsPerRequest: median(pairs.map(p => p.aUsPerRequest)),
+    xUsPerRequest: median(pairs.map(p => p.xUsPerRequest)),
+    redis: redisUse,
+    redisIdleUsPerRequest: redis !== null && c.redisKeys === undefined ? redisTotal / xTotal : null,
+    server: c.controlPlane === true
+      ? {
+          url,
+          requests: pairs.reduce((sum, p) => sum + p.serverRequests!, 0),
+          perRequest: pairs.reduce((sum, p) => sum + p.serverRequests!, 0) / xTotal,
+          cpuUsPerRequest: pairs.reduce((sum, p) => sum + p.serverCpuUs!, 0) / xTotal,
+          check: controlCheck
+        }
+      : null,
+    storeWarnings,
+    tolerated: pairs.reduce((sum, p) => sum + p.xTolerated, 0),
+    saturation: {
+      a: satA,
+      x: satX,
+      aReqPerSec: median(satA.map(s => s.reqPerSec)),
+      xReqPerSec: median(satX.map(s => s.reqPerSec)),
+      aP99Ms: median(satA.map(s => s.p99Ms)),
+      xP99Ms: median(satX.map(s => s.p99Ms))
+    },
+    seconds: median(runs.map(r => r.seconds)),
+    rounds: runs.length
+  }
+}
+
+/** One line per measured pair, as it comes. */
+function printPair (c: Case, run: PairRun, round: number, order: PairOrder): void {
+  const sample = run.pair
+  const slow = Math.min(sample.aRate, sample.xRate) < settings.rate * 0.9
+  const serverNote = sample.serverRequests === null
+    ? ''
+    : `, Waygate Server: ${sample.serverRequests} requests, ${(sample.serverCpuUs! / 1000).toFixed(0)} ms CPU`
+  const redisNote = serverNote + (sample.redisCpuUs === null || c.redisKeys === undefined
+    ? ''
+    : `, Redis ${(sample.redisCpuUs / sample.xRequests).toFixed(2)} µs/req, ${(sample.redisCommands!.scripts / sample.xRequests).toFixed(2)} scripts ` +
+      `+ ${((sample.redisCommands!.commands - sample.redisCommands!.scripts) / sample.xRequests).toFixed(2)} commands/req`)
+  process.stdout.write(`  r${round + 1} ${pad(c.variant, 22)} X/A ${sample.ratio.toFixed(3)} ` +
+    `(A ${sample.aUsPerRequest.toFixed(1)} µs/req @ ${Math.round(sample.aRate)}/s, ` +
+    `X ${sample.xUsPerRequest.toFixed(1)} µs/req @ ${Math.round(sample.xRate)}/s${redisNote}); ` +
+    `sat A ${Math.round(run.satA.reqPerSec)} / X ${Math.round(run.satX.reqPerSec)} req/s; ` +
+    `${order.xStartsFirst ? 'X' : 'A'} started first, ${order.xLoadFirst ? 'X' : 'A'}'s load first; ${run.seconds.toFixed(1)} s` +
+    `${sample.xTolerated > 0 ? `  (${sample.xTolerated}× ${c.tolerate} tolerated)` : ''}` +
+    `${sample.storeWarnings > 0 ? '  WARNING: the rate limit store answered degraded' : ''}` +
+    `${slow ? '  WARNING: below 90% of the requested rate, the machine may be saturated' : ''}\n`)
 }
 
 function pad (text: string, width: number, right = false): string {
@@ -1006,7 +1041,7 @@ function judge (results: CaseResult[]): Band | null {
 function report (results: CaseResult[], skipped: Array<{ variant: string, reason: string }>, redis: RedisServer | null, loadBefore: number[]): Band | null {
   const band = judge(results)
   const f2 = (n: number): string => n.toFixed(2)
-  const rows = [['X', 'X/A CPU/req', 'min–max', 'µs/req A / X', 'vs control', 'Redis µs/req (scripts, cmds)', 'sat req/s A / X', 'p99 ms A / X', 'target', 'verdict']]
+  const rows = [['X', 'X/A CPU/req', 'min–max', 'n', 'µs/req A / X', 'vs control', 'Redis µs/req (scripts, cmds)', 'sat req/s A / X', 'p99 ms A / X', 'target', 'verdict']]
   for (const r of results) {
     let verdict = r.verdict === undefined ? '—' : r.redisVerdict === undefined ? r.verdict : `${r.verdict}; Redis ${r.redisVerdict}`
     if (r.serverVerdict !== undefined) verdict += `; ${r.serverVerdict}`
@@ -1014,6 +1049,7 @@ function report (results: CaseResult[], skipped: Array<{ variant: string, reason
       r.label,
       r.ratio.median.toFixed(3),
       `${f2(r.ratio.min)}–${f2(r.ratio.max)}`,
+      String(r.rounds),
       `${r.aUsPerRequest.toFixed(1)} / ${r.xUsPerRequest.toFixed(1)}`,
       r.versusControl ?? (r.variant === 'bare' && band !== null ? `±${f2(band.halfWidth)}` : '?'),
       r.redis === null ? '—' : `${f2(r.redis.usPerRequest)} (${f2(r.redis.scriptsPerRequest)}, ${f2(r.redis.commandsPerRequest)})`,
@@ -1023,15 +1059,15 @@ function report (results: CaseResult[], skipped: Array<{ variant: string, reason
       verdict
     ])
   }
-  for (const s of skipped) rows.push([s.variant, 'skipped', '', '', '', '', '', '', '', s.reason])
-  const anyRl = results.some(r => r.group === 'ratelimit')
-  console.log(`\nwaygate benchmark — ${settings.pairs} pairs${anyRl ? ` (rate-limit variants ${settings.rlPairs})` : ''} × ` +
-    `${settings.duration} s at ${settings.rate} req/s to each of A and X, ` +
-    `${settings.connections} connections; saturation ${settings.satRounds} × ${settings.satDuration} s interleaved`)
+  for (const s of skipped) rows.push([s.variant, 'skipped', '', '', '', '', '', '', '', '', s.reason])
+  console.log(`\nwaygate benchmark — ${settings.rounds} interleaved rounds, each pair with a fresh A and X ` +
+    `(control and floor ${settings.controlRepeat}× per round): ${settings.warmup} s warm-up and ${settings.duration} s measured ` +
+    `at ${settings.rate} req/s to each of A and X, ${settings.connections} connections; then one ${settings.satDuration} s saturation run of each; ` +
+    'every column is a median over the pairs')
   console.log(`node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), ` +
     `load average at start ${loadBefore.map(l => l.toFixed(2)).join(' ')}, now ${loadavg().map(l => l.toFixed(2)).join(' ')}` +
     `${redis === null ? '' : `; private redis-server ${redis.version} on port ${redis.port}`}\n`)
-  console.log(table(rows, new Set([1, 2, 3, 5, 6, 7])))
+  console.log(table(rows, new Set([1, 2, 3, 4, 6, 7, 8])))
   if (settings.quick) console.log('\nQUICK run: a smoke test that everything answers as intended; too few pairs to judge by.')
 
   const tolerated = results.filter(r => r.tolerated > 0)
@@ -1101,6 +1137,18 @@ function report (results: CaseResult[], skipped: Array<{ variant: string, reason
         'rerun (or raise BENCH_PAIRS) before trusting verdicts.')
     }
   }
+  const copy = (variant: string, name: string): string => {
+    const r = results.find(k => k.variant === variant)
+    return r === undefined
+      ? `  ${name}: not run`
+      : `  ${name}: median ${r.ratio.median.toFixed(3)} (min–max ${r.ratio.min.toFixed(3)}–${r.ratio.max.toFixed(3)}, ${r.rounds} fresh pairs); ` +
+        `saturation A / X ${Math.round(r.saturation.aReqPerSec)} / ${Math.round(r.saturation.xReqPerSec)} req/s, ` +
+        `p99 ${r.saturation.aP99Ms.toFixed(2)} / ${r.saturation.xP99Ms.toFixed(2)} ms`
+  }
+  console.log(`\nFor docs/performance.md (run of ${new Date().toISOString().slice(0, 16)}Z, load average now ${loadavg()[0]!.toFixed(2)}):`)
+  console.log(copy('bare', 'control (bare vs bare)  '))
+  console.log(copy('maplookup', 'floor (maplookup)       '))
+  console.log('  goal over three consecutive full runs: control 1.00 ± 0.03, floor 1.03 ± 0.04')
   return band
 }
 
@@ -1142,9 +1190,24 @@ function runFleet (): Promise<void> {
   })
 }
 
-/** Seconds one case takes, roughly: the loads, plus about 2 s to start and check the servers. */
-function estimate (c: Case): number {
-  return 2 + settings.warmup + 2 * settings.satRounds * settings.satDuration + settings.settle + pairsOf(c) * settings.duration
+/** Seconds one fresh pair takes, roughly: about 2 s to start, check and stop both servers, plus the loads. */
+function estimate (): number {
+  return 2 + settings.warmup + settings.duration + 2 * settings.satDuration
+}
+
+/**
+ * The order of one round: every variant once, the control and the floor `controlRepeat` times
+ * spread over it; odd rounds run backwards, so no variant always sits at the same point of the run.
+ */
+function schedule (cases: Case[], round: number): Case[] {
+  const once = cases.filter(c => repeatOf(c) === 1)
+  const repeated = cases.filter(c => repeatOf(c) > 1)
+  const list = [...once]
+  for (const c of repeated) {
+    const n = repeatOf(c)
+    for (let k = n - 1; k >= 0; k--) list.splice(Math.floor(k * once.length / n), 0, c)
+  }
+  return round % 2 === 0 ? list : list.reverse()
 }
 
 async function main (): Promise<void> {
@@ -1156,7 +1219,9 @@ async function main (): Promise<void> {
   }
   const loadBefore = loadavg()
   console.log(`waygate bench${settings.quick ? ' (quick)' : ''}: ${JSON.stringify(settings)}`)
-  console.log(`${cases.length} variants, about ${(cases.reduce((sum, c) => sum + estimate(c), 0) / 60).toFixed(1)} minutes` +
+  const pairsPerRound = cases.reduce((sum, c) => sum + repeatOf(c), 0)
+  console.log(`${cases.length} variants, ${settings.rounds} interleaved rounds of ${pairsPerRound} pairs, ` +
+    `about ${(settings.rounds * pairsPerRound * estimate() / 60).toFixed(1)} minutes` +
     `${fleet ? `, then bench/fleet.ts (about ${settings.quick ? 1 : 2} more)` : ''}; ` +
     `load average ${loadBefore.map(l => l.toFixed(2)).join(' ')}`)
   if (loadBefore[0]! > availableParallelism() / 2) {
@@ -1179,19 +1244,38 @@ async function main (): Promise<void> {
         console.log(`NOTE: ${err.message}; the Redis variants are skipped`)
       }
     }
-    for (const c of cases) {
-      console.log(`\n${c.label}: A = bare, X = ${c.variant}, GET ${c.path}, expecting ${c.status}`)
-      const t0 = performance.now()
-      try {
-        if (c.redisKeys !== undefined && redis === null) throw new Skipped(redisSkip ?? 'no redis-server')
-        results.push(await runCase(c, redis))
-        console.log(`  (${((performance.now() - t0) / 1000).toFixed(1)} s, load average ${loadavg()[0]!.toFixed(2)})`)
-      } catch (err) {
-        if (!(err instanceof Skipped)) throw err
-        console.log(`  SKIPPED: ${err.message}`)
-        skipped.push({ variant: c.variant, reason: err.message })
+    const runs = new Map<Case, PairRun[]>(cases.map(c => [c, []]))
+    const dropped = new Set<Case>()
+    const runStart = performance.now()
+    for (let round = 0; round < settings.rounds; round++) {
+      const order = schedule(cases, round)
+      console.log(`\nround ${round + 1}/${settings.rounds}: ${order.length} pairs, each with a fresh A (bare) and X; ` +
+        `load average ${loadavg()[0]!.toFixed(2)}, ${((performance.now() - runStart) / 60_000).toFixed(1)} min so far`)
+      for (const c of order) {
+        if (dropped.has(c)) continue
+        const done = runs.get(c)!
+        if (round === 0 && done.length === 0) console.log(`  ${c.label}: X = ${c.variant}, GET ${c.path}, expecting ${c.status}`)
+        const t0 = performance.now()
+        try {
+          if (c.redisKeys !== undefined && redis === null) throw new Skipped(redisSkip ?? 'no redis-server')
+          const pairOrder = orderOf(done.length)
+          const run = await runPair(c, redis, pairOrder, done.length === 0)
+          run.seconds = (performance.now() - t0) / 1000
+          done.push(run)
+          printPair(c, run, round, pairOrder)
+        } catch (err) {
+          if (!(err instanceof Skipped)) throw err
+          console.log(`  SKIPPED ${c.variant}: ${err.message}`)
+          skipped.push({ variant: c.variant, reason: err.message })
+          dropped.add(c)
+        }
       }
     }
+    for (const c of cases) {
+      const done = runs.get(c)!
+      if (done.length > 0) results.push(summarizeCase(c, done, redis))
+    }
+    console.log(`\n${settings.rounds} rounds in ${((performance.now() - runStart) / 60_000).toFixed(1)} min`)
     band = report(results, skipped, redis, loadBefore)
   } catch (err) {
     failure = err as Error
