@@ -119,6 +119,7 @@ t.test('the server\'s dashboard: service scope, service maintenance, live servic
     t.equal((await get(`${alpha.url}/health`)).status, 200, 'the exempt path keeps answering')
     t.equal((await get(`${beta.url}/api/items`)).status, 200, 'beta is not in maintenance')
     t.equal((await get(`${betaPeer.url}/api/items`)).status, 200, 'nor beta\'s instance on the other server')
+    await page.screenshot({ path: `${SCREENS}routes-scoped.png`, fullPage: true })
 
     await page.locator('#wg-service-card a[data-action="service-off"]').click()
     await dialog.getByRole('button', { name: 'End service maintenance' }).click()
@@ -137,6 +138,7 @@ t.test('the server\'s dashboard: service scope, service maintenance, live servic
     await dialog.waitFor({ state: 'detached' })
     await page.locator('#wg-rl-service.is-on').waitFor()
     t.match(await page.locator('#wg-rl-service .rl-limits').first().textContent(), '2/minute')
+    await page.screenshot({ path: `${SCREENS}rate-limits-scoped.png`, fullPage: true })
     await until(async () => {
       const statuses = []
       for (let i = 0; i < 3; i++) statuses.push((await get(`${alpha.url}/api/limited`)).status)

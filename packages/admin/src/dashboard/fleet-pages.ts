@@ -98,6 +98,13 @@ function instanceState (instance: FleetInstance, now: number, heartbeatMs: numbe
   return instance.connectedSince === null ? 'registered' : 'connected'
 }
 
+/** A heartbeat's time: to the second while recent, since "just now" would hide a 4 s silence. */
+function heartbeatView (iso: string, now: number): TimeView {
+  const view = timeView(iso, now)
+  const seconds = Math.floor((now - Date.parse(iso)) / 1000)
+  return seconds >= 1 && seconds < 60 ? { ...view, relative: `${seconds} s ago` } : view
+}
+
 function serviceRow (service: FleetService, now: number, heartbeatMs: number, prefix: string): ServiceRow {
   const instances = service.instances.map((i): InstanceRow => {
     const state = instanceState(i, now, heartbeatMs)
@@ -108,7 +115,7 @@ function serviceRow (service: FleetService, now: number, heartbeatMs: number, pr
       version: i.version,
       pid: i.pid,
       connectedSince: maybeTime(i.connectedSince, now),
-      lastHeartbeat: timeView(i.lastHeartbeat, now),
+      lastHeartbeat: heartbeatView(i.lastHeartbeat, now),
       revision: i.revision,
       state,
       stateLabel: STATE_LABELS[state]
