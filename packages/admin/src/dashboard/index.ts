@@ -318,7 +318,7 @@ export async function registerDashboard (fastify: FastifyInstance, options: { ct
       try {
         if (form.service === '') throw new WG_ERR_REQUEST_INVALID('service: which service is the token for?')
         if (form.name.length > 200) throw new WG_ERR_REQUEST_INVALID('name: at most 200 characters')
-        created = await tokens.create({ service: checkService(form.service), name: form.name, expiresIn: tokenLifetime(form.expires) }, user.user)
+        created = await tokens.create({ service: checkService(form.service), name: form.name, expiresIn: tokenLifetime(form.expires) }, user.user, 'dashboard')
       } catch (err) {
         const status = (err as FastifyError).statusCode ?? 500
         if (status >= 500) throw err
