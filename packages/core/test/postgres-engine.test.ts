@@ -188,7 +188,7 @@ t.test('instances migrating an empty database at the same moment all start', asy
   await Promise.all(engines.map(e => e.start()))
   await Promise.all(engines.map(e => e.registerDeclaredRoutes()))
   for (const engine of engines) t.match(await engine.status(), { healthy: true })
-  t.same(await server.query('SELECT version FROM waygate.migrations ORDER BY version', [], 'migrate_race'), [{ version: 1 }], 'the schema was migrated once')
+  t.same(await server.query('SELECT version FROM waygate.migrations ORDER BY version', [], 'migrate_race'), [{ version: 1 }, { version: 2 }], 'each migration ran once')
   t.same(await server.query('SELECT count(*)::int AS n FROM waygate.routes', [], 'migrate_race'), [{ n: 1 }], 'one route, registered once')
   await engines[0]!.disable('GET:/payments', { reason: 'after the race' })
   t.ok(await eventually(() => engines.every(e => e.getState('GET:/payments')?.status === 'disabled'), 5000), 'and every instance follows the others')

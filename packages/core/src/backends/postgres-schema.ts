@@ -60,6 +60,26 @@ export const MIGRATIONS: ReadonlyArray<readonly string[]> = [
     'CREATE INDEX audit_service ON $S.audit (service, seq)',
     'CREATE INDEX audit_actor ON $S.audit (actor, seq)',
     'CREATE INDEX audit_action ON $S.audit (action, seq)'
+  ],
+  // 2: the durable webhook outbox
+  [
+    `CREATE TABLE $S.outbox (
+      id text COLLATE "C" PRIMARY KEY,
+      webhook text COLLATE "C" NOT NULL,
+      delivery json NOT NULL,
+      due bigint NOT NULL,
+      attempts int NOT NULL DEFAULT 0,
+      lease text,
+      created_at bigint NOT NULL
+    )`,
+    'CREATE INDEX outbox_due ON $S.outbox (due, created_at)',
+    `CREATE TABLE $S.outbox_dead (
+      id text COLLATE "C" PRIMARY KEY,
+      delivery json NOT NULL,
+      attempts int NOT NULL,
+      last_error text NOT NULL,
+      failed_at bigint NOT NULL
+    )`
   ]
 ]
 

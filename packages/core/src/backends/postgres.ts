@@ -17,7 +17,20 @@ import {
   recordExpiry,
   recordJson
 } from './shared.js'
-import type { AuditQuery, BackendChange, BackendHealth, BackendRecord, BackendSnapshot, Updater, WaygateBackend } from './types.js'
+import { DELIVERY_ID } from './outbox-state.js'
+import type {
+  AuditQuery,
+  BackendChange,
+  BackendHealth,
+  BackendRecord,
+  BackendSnapshot,
+  DeadLetter,
+  OutboxClaim,
+  OutboxDelivery,
+  Updater,
+  WaygateBackend,
+  WebhookOutbox
+} from './types.js'
 
 /**
  * The part of a node-postgres `Pool` the backend uses; a `pg.Pool` (or anything shaped like one)
@@ -582,7 +595,7 @@ export function createPostgresBackend (connection: PostgresConnection, options: 
   }
 
   /** Inserts an audit entry in the transaction; resolves whether it was new. Keeps the count limit. */
-  async function insertAudit (query: Query, entry: AuditEntry, auditCount: number): Promise<boolean> {
+  async function insertAudit (query: Query, entry: AuditEntry, auditCount: number, deliveries?: readonly OutboxDelivery[]): Promise<boolean> {
     const time = Date.parse(entry.timestamp)
     const inserted = await query(`WITH ins AS (
         INSERT INTO ${S}.audit (id, ts, key, service, action, actor, platform, entry)
@@ -606,7 +619,91 @@ export function createPostgresBackend (connection: PostgresConnection, options: 
         )
         UPDATE ${S}.meta SET audit_count = audit_count - (SELECT count(*) FROM gone) WHERE id = 1`, [count - maxEntries])
     }
+    const due = (deliveries ?? []).filter(d => DELIVERY_ID.test(d.id))
+    if (due.length > 0) {
+      // due at once; one already pending or dead keeps its place
+      await query(`INSERT INTO ${S}.outbox (id, webhook, delivery, due, attempts, created_at)
+        SELECT u.id, u.delivery->>'webhook', u.delivery, $3, 0, (u.delivery->>'createdAt')::bigint
+        FROM unnest($1::text[], $2::json[]) AS u(id, delivery)
+        WHERE NOT EXISTS (SELECT 1 FROM ${S}.outbox_dead d WHERE d.id = u.id)
+        ON CONFLICT (id) DO NOTHING`, [due.map(d => d.id), due.map(d => JSON.stringify(d)), Date.now()])
+    }
     return true
+  }
+
+  function asDelivery (value: unknown): OutboxDelivery | null {
+    if (!isRecord(value) || typeof value.id !== 'string' || typeof value.webhook !== 'string' || typeof value.body !== 'string') return null
+    return value as unknown as OutboxDelivery
+  }
+
+  const outbox: WebhookOutbox = {
+    async claim ({ webhooks, now: at, leaseUntil, limit }) {
+      const token = randomUUID()
+      const claims: OutboxClaim[] = []
+      if (limit > 0 && webhooks.length > 0) {
+        // SKIP LOCKED: instances claiming at once each take different deliveries
+        const taken = await read('claim webhook deliveries', `WITH picked AS (
+            SELECT id FROM ${S}.outbox WHERE due <= $1 AND webhook = ANY($2::text[])
+            ORDER BY due, created_at LIMIT $3 FOR UPDATE SKIP LOCKED
+          )
+          UPDATE ${S}.outbox o SET due = $4, attempts = o.attempts + 1, lease = $5
+          FROM picked WHERE o.id = picked.id
+          RETURNING o.delivery, o.attempts, o.created_at`, [at, [...webhooks], limit, leaseUntil, token])
+        const rows = [...taken.rows].sort((a, b) => Number(a.created_at) - Number(b.created_at))
+        for (const row of rows) {
+          const delivery = asDelivery(row.delivery)
+          if (delivery !== null) claims.push({ delivery, attempts: Number(row.attempts), token })
+        }
+      }
+      const first = await read('read the outbox', `SELECT min(due) AS due FROM ${S}.outbox`)
+      const due = first.rows[0]?.due
+      return { claims, nextDueAt: due === null || due === undefined ? null : Number(due) }
+    },
+    async complete (claim) {
+      const result = await read('complete a webhook delivery', `DELETE FROM ${S}.outbox WHERE id = $1 AND lease = $2`, [claim.delivery.id, claim.token])
+      return result.rowCount === 1
+    },
+    async fail (claim, retryAt, lastError, at) {
+      if (retryAt !== null) {
+        const result = await read('record a failed webhook delivery', `UPDATE ${S}.outbox SET due = $3, lease = NULL WHERE id = $1 AND lease = $2`,
+          [claim.delivery.id, claim.token, retryAt])
+        return result.rowCount === 1
+      }
+      const result = await read('record a failed webhook delivery', `WITH gone AS (
+          DELETE FROM ${S}.outbox WHERE id = $1 AND lease = $2 RETURNING delivery, attempts
+        )
+        INSERT INTO ${S}.outbox_dead (id, delivery, attempts, last_error, failed_at)
+        SELECT $1, delivery, attempts, $3, $4 FROM gone
+        ON CONFLICT (id) DO UPDATE SET delivery = excluded.delivery, attempts = excluded.attempts, last_error = excluded.last_error, failed_at = excluded.failed_at`,
+      [claim.delivery.id, claim.token, lastError, at])
+      return result.rowCount === 1
+    },
+    async listDead () {
+      const result = await read('read dead letters', `SELECT delivery, attempts, last_error, failed_at FROM ${S}.outbox_dead ORDER BY failed_at DESC, id`)
+      const out: DeadLetter[] = []
+      for (const row of result.rows) {
+        const delivery = asDelivery(row.delivery)
+        if (delivery !== null) out.push({ delivery, attempts: Number(row.attempts), lastError: String(row.last_error), failedAt: Number(row.failed_at) })
+      }
+      return out
+    },
+    async retryDead (id, at) {
+      const result = await read('retry a dead letter', `WITH gone AS (
+          DELETE FROM ${S}.outbox_dead WHERE id = $1 RETURNING delivery
+        )
+        INSERT INTO ${S}.outbox (id, webhook, delivery, due, attempts, lease, created_at)
+        SELECT $1, delivery->>'webhook', delivery, $2, 0, NULL, (delivery->>'createdAt')::bigint FROM gone
+        ON CONFLICT (id) DO UPDATE SET due = excluded.due, attempts = 0, lease = NULL`, [id, at])
+      return result.rowCount === 1
+    },
+    async deleteDead (id) {
+      const result = await read('delete a dead letter', `DELETE FROM ${S}.outbox_dead WHERE id = $1`, [id])
+      return result.rowCount === 1
+    },
+    async pendingCount () {
+      const result = await read('count webhook deliveries', `SELECT count(*)::int AS n FROM ${S}.outbox`)
+      return Number(result.rows[0]?.n ?? 0)
+    }
   }
 
   /** Deletes audit entries past the age limit and expired records, a batch per transaction. */
@@ -650,6 +747,7 @@ export function createPostgresBackend (connection: PostgresConnection, options: 
 
   return {
     kind: 'postgres',
+    outbox,
 
     init () {
       initialized ??= (async () => {
@@ -721,7 +819,7 @@ export function createPostgresBackend (connection: PostgresConnection, options: 
           await query(`INSERT INTO ${S}.routes (key, state, revision) VALUES ($1, $2, $3)
             ON CONFLICT (key) DO UPDATE SET state = excluded.state, revision = excluded.revision, updated_at = now()`, [key, JSON.stringify(next), revision])
           const changes: BackendChange[] = [{ type: 'route', state: next }]
-          if (update.audit !== undefined && await insertAudit(query, update.audit, auditCount)) {
+          if (update.audit !== undefined && await insertAudit(query, update.audit, auditCount, update.deliveries)) {
             changes.push({ type: 'audit', entry: structuredClone(update.audit) })
           }
           return { result: next, changes }
@@ -777,7 +875,7 @@ export function createPostgresBackend (connection: PostgresConnection, options: 
           await query(`INSERT INTO ${S}.config (name, value, revision) VALUES ('${GLOBAL}', $1, $2)
             ON CONFLICT (name) DO UPDATE SET value = excluded.value, revision = excluded.revision, updated_at = now()`, [JSON.stringify(next), revision])
           const changes: BackendChange[] = [{ type: 'global', global: next }]
-          if (update.audit !== undefined && await insertAudit(query, update.audit, auditCount)) {
+          if (update.audit !== undefined && await insertAudit(query, update.audit, auditCount, update.deliveries)) {
             changes.push({ type: 'audit', entry: structuredClone(update.audit) })
           }
           return { result: next, changes }
@@ -787,11 +885,11 @@ export function createPostgresBackend (connection: PostgresConnection, options: 
       })
     },
 
-    appendAudit (entry) {
+    appendAudit (entry, deliveries) {
       return serial(async () => {
         const copy = structuredClone(entry)
         const done = await transaction<boolean>('append to the audit log', async (query, _revision, auditCount) => {
-          if (!await insertAudit(query, copy, auditCount)) return new NoChange(false)
+          if (!await insertAudit(query, copy, auditCount, deliveries)) return new NoChange(false)
           return { result: true, changes: [{ type: 'audit', entry: copy }] }
         })
         if (done.revision !== null) announce(done.revision, done.changes)
