@@ -16,9 +16,12 @@
  *
  *   /docs              Swagger UI of the live OpenAPI document: a disabled route is gone from it, a
  *                      deprecated one is marked, maintenance shows as a banner and badges
+ *   /metrics           Prometheus metrics: requests per route and outcome, route status, health
+ *                      (see docs/observability.md)
  *   /waygate/          the admin dashboard (sign in as admin / secret) and, under /waygate/api,
  *                      the REST API the waygate CLI uses. Set WAYGATE_SECRET_KEY (16+ characters)
- *                      to keep sessions and tokens valid across restarts.
+ *                      to keep sessions and tokens valid across restarts. Each route row charts
+ *                      its last hour of traffic; click it for the last 24 h and what was blocked.
  *
  * The declarations only give each route its initial state: once an operator changes a route, the
  * stored state wins, also after a restart (with a persistent backend).
@@ -59,7 +62,9 @@ export async function build (options: BasicExampleOptions = {}): Promise<Fastify
   })
   // register waygate before the routes: it manages the routes added after it. /docs stays
   // unmanaged, so the documentation (with its maintenance banner) is up during global maintenance
-  await app.register(waygate, { engine, closeEngine: true, ignorePrefixes: ['/docs'] })
+  // metrics: Prometheus text at /metrics (prom-client), outside waygate; the dashboard's traffic
+  // charts need nothing: every route's last hour and day are counted anyway
+  await app.register(waygate, { engine, closeEngine: true, ignorePrefixes: ['/docs'], metrics: true })
 
   // OpenAPI that follows runtime state, with Swagger UI at /docs; registered before the routes,
   // because @fastify/swagger learns routes as they are added

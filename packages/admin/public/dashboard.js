@@ -58,6 +58,17 @@
     return a.nodeType === b.nodeType && a.nodeName === b.nodeName && (a.id ?? '') === (b.id ?? '')
   }
 
+  function withoutTraffic (node) {
+    const copy = node.cloneNode(true)
+    for (const cell of copy.querySelectorAll('[data-traffic]')) cell.remove()
+    copy.classList.remove('updated')
+    return copy
+  }
+
+  function onlyTrafficDiffers (current, next) {
+    return current.querySelector('[data-traffic]') !== null && withoutTraffic(current).isEqualNode(withoutTraffic(next))
+  }
+
   function morph (current, next) {
     if (!sameKind(current, next)) {
       current.replaceWith(next)
@@ -68,7 +79,8 @@
       return
     }
     if (current.isEqualNode(next)) return
-    const changedRow = current.nodeName === 'TR'
+    // a row whose traffic chart alone moved is patched without the flash that marks a change of state
+    const changedRow = current.nodeName === 'TR' && !onlyTrafficDiffers(current, next)
     for (const attr of [...current.attributes]) if (!next.hasAttribute(attr.name)) current.removeAttribute(attr.name)
     for (const attr of [...next.attributes]) if (current.getAttribute(attr.name) !== attr.value) current.setAttribute(attr.name, attr.value)
     const before = [...current.childNodes]

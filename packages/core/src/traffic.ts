@@ -204,7 +204,7 @@ export interface TrafficRecorder {
   get (key: string): RouteTraffic | undefined
   /** Every route key with counters. */
   keys (): string[]
-  /** Changes whenever a request is counted in the current minute, or the minute turns: for live views. */
+  /** Changes when requests were counted in the current minute, or the minute turned: for live views; recomputed at most every 5 s. */
   version (): string
   readonly now: () => number
 }
@@ -213,6 +213,8 @@ export interface TrafficRecorder {
 export function createTrafficRecorder (options: TrafficRecorderOptions = {}): TrafficRecorder {
   const now = options.now ?? Date.now
   const routes = new Map<string, RouteTraffic>()
+  let versionAt = -Infinity
+  let versionText = ''
   return {
     now,
     route (key) {
@@ -226,9 +228,14 @@ export function createTrafficRecorder (options: TrafficRecorderOptions = {}): Tr
     get: key => routes.get(key),
     keys: () => [...routes.keys()],
     version () {
+      // recomputed at most every 5 s: a page polling it refreshes no more often than that
+      const t = now()
+      if (t - versionAt < 5000 && t >= versionAt) return versionText
       let sum = 0
       for (const traffic of routes.values()) sum += traffic.currentMinute()
-      return `${Math.floor(now() / MINUTE)}.${sum}`
+      versionAt = t
+      versionText = `${Math.floor(t / MINUTE)}.${sum}`
+      return versionText
     }
   }
 }

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastifyView from '@fastify/view'
-import { isServiceName, WG_ERR_ROUTE_FORCE_ACTIVE, WG_ERR_ROUTE_NOT_FOUND, type RateLimiter } from '@waygate/core'
+import { isServiceName, WG_ERR_ROUTE_FORCE_ACTIVE, WG_ERR_ROUTE_NOT_FOUND, type RateLimiter, type TrafficRecorder } from '@waygate/core'
 import { Eta } from 'eta'
 import type { TokenClaims } from '../auth/tokens.js'
 import { WG_ERR_CSRF_INVALID, WG_ERR_NOT_FOUND, WG_ERR_REQUEST_INVALID } from '../errors.js'
@@ -14,6 +14,7 @@ import { checkLogin } from './login.js'
 import { auditPage, formFields, globalView, queryString, readAuditFilter, readRoutesFilter, routesPage } from './pages.js'
 import { registerDeadLetterPages } from './dead-letters.js'
 import { registerRateLimitPages } from './rate-limits.js'
+import { registerRoutePage, trafficLive, withTraffic } from './route-page.js'
 import { checkService, serviceAction, tokenAction, tokenLifetime, tokensOf, type ServiceActionSpec, type TokenActionSpec } from './service-actions.js'
 import { CSRF_FIELD, CSRF_HEADER } from './session.js'
 
@@ -235,6 +236,8 @@ export async function registerDashboard (fastify: FastifyInstance, options: { ct
     return page(reply, 'routes', {
       title: 'Routes',
       ...data,
+      rows: withTraffic(data.rows, traffic, prefix),
+      trafficLive: trafficLive(traffic, prefix),
       global: globalView(engine.getGlobal(), engine.now(), prefix, data.returnTo),
       serviceCard: fleet === null || filter.service === '' ? null : serviceCard(fleet, filter.service, engine.now(), prefix, data.returnTo)
     }, user, 'routes')
@@ -245,6 +248,10 @@ export async function registerDashboard (fastify: FastifyInstance, options: { ct
     const data = await auditPage(engine, readAuditFilter(request.query), prefix, fleet === null ? '' : scopeOf(request))
     return page(reply, 'audit', { title: 'Audit log', ...data }, user, 'audit')
   })
+
+  // traffic is counted by the waygate plugin: without it, rows have no chart and the route page says so
+  const traffic = fastify.hasDecorator('waygateTraffic') ? (fastify as unknown as { waygateTraffic: TrafficRecorder }).waygateTraffic : null
+  registerRoutePage(fastify, { engine, traffic, prefix, routeOptions: base, session, page })
 
   // rate limiting lives in the waygate plugin: without it in this app, the page says so
   if (fastify.hasDecorator('waygateRateLimits')) {
