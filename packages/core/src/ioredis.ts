@@ -6,6 +6,7 @@ import { WG_ERR_OPTIONS_INVALID } from './errors.js'
 // The Redis factories are synchronous, so it is required (not imported) on their first call.
 const require = createRequire(import.meta.url)
 let loaded: typeof IORedis.Redis | undefined
+let loadedCluster: typeof IORedis.Cluster | undefined
 
 /**
  * The `Redis` class of the app's ioredis, loaded on first use.
@@ -22,4 +23,12 @@ export function loadRedis (what: string): typeof IORedis.Redis {
     throw err
   }
   return loaded
+}
+
+/** The `Cluster` class of the app's ioredis, loaded on first use; throws as {@link loadRedis}. */
+export function loadCluster (what: string): typeof IORedis.Cluster {
+  if (loadedCluster !== undefined) return loadedCluster
+  loadRedis(what)
+  loadedCluster = (require('ioredis') as typeof IORedis).Cluster
+  return loadedCluster
 }

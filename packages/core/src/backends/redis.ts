@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import type { Redis, Cluster, RedisOptions } from 'ioredis'
+import type { Redis, Cluster, ClusterNode, ClusterOptions, RedisOptions, SentinelAddress } from 'ioredis'
 import { WG_ERR_BACKEND_UNAVAILABLE, WG_ERR_OPTIONS_INVALID } from '../errors.js'
-import { loadRedis } from '../ioredis.js'
+import { loadCluster, loadRedis } from '../ioredis.js'
 import { silentLogger, type WaygateLogger } from '../logger.js'
 import type { AuditEntry, GlobalMaintenance, RouteState } from '../models.js'
 import { ROUTE_STATUSES, defaultGlobalMaintenance } from '../models.js'
@@ -51,10 +51,17 @@ export type RedisClient = Redis | Cluster
 
 /**
  * Where the Redis backend connects: a URL (`redis://`, `rediss://`, or `unix:///path/to/redis.sock`
- * with optional `?db=` and `?password=`), or an ioredis client you own (plain, Sentinel or Cluster),
- * which the backend uses as is and never quits.
+ * with optional `?db=` and `?password=`); a Redis Cluster's nodes (`cluster`, any reachable subset,
+ * with `clusterOptions` for ioredis); a Sentinel-watched master (`sentinels` and the master's
+ * `name`; other connection options such as `sentinelPassword` in `redisOptions`); or an ioredis
+ * client you own (plain, Sentinel or Cluster), which the backend uses as is and never quits. The
+ * connections the backend opens itself (every form but `client`) get its fail-fast settings.
  */
-export type RedisConnection = { url: string } | { client: RedisClient }
+export type RedisConnection =
+  | { url: string }
+  | { cluster: ClusterNode[], clusterOptions?: ClusterOptions }
+  | { sentinels: Array<Partial<SentinelAddress>>, name: string }
+  | { client: RedisClient }
 
 /** Options of {@link createRedisBackend}. */
 export interface RedisBackendOptions {
@@ -78,12 +85,24 @@ export interface RedisBackendOptions {
   redisOptions?: RedisOptions
   /** Where connection trouble is reported (once per outage). Default silent; `createEngineFromEnv` passes the engine's logger. */
   logger?: WaygateLogger
+  /**
+   * Replicas that must hold a write before it is acknowledged (Redis `WAIT` after every write), so
+   * a failover to a replica loses no acknowledged change. A write that fewer replicas confirm within
+   * `replicaTimeoutMs` fails with `WG_ERR_BACKEND_UNAVAILABLE` (it is on the master, and may or may not
+   * survive a failover). Default 0: acknowledged once the master has it (asynchronous replication).
+   */
+  minReplicas?: number
+  /** How long a write waits for `minReplicas` replicas; below `commandTimeoutMs`. Default 250 ms. */
+  replicaTimeoutMs?: number
 }
 
 const DEFAULT_KEY_PREFIX = 'waygate'
 const DEFAULT_COMMAND_TIMEOUT_MS = 1000
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000
 const DEFAULT_MAX_RECONNECT_DELAY_MS = 2000
+const DEFAULT_REPLICA_TIMEOUT_MS = 250
+/** The connection forms, exactly one of which a connection names. */
+const CONNECTION_FORMS = ['url', 'cluster', 'sentinels', 'client'] as const
 const KEY_PREFIX = /^[^{}\s]{1,100}$/
 /** Attempts of one compare-and-set write before giving up on a key other instances keep changing. */
 const MAX_WRITE_ATTEMPTS = 50
@@ -265,15 +284,28 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
   let commandTimeoutMs: number
   let connectTimeoutMs: number
   let maxReconnectDelayMs: number
+  let minReplicas: number
+  let replicaTimeoutMs: number
   let connectWith: string | RedisOptions | null = null
+  let clusterNodes: ClusterNode[] | null = null
   const prefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX
   try {
-    if (!isRecord(connection) || !(('url' in connection) !== ('client' in connection))) {
-      throw new TypeError('the connection must be { url } or { client }')
+    if (!isRecord(connection) || CONNECTION_FORMS.filter(form => form in connection).length !== 1) {
+      throw new TypeError('the connection must be one of { url }, { cluster }, { sentinels, name } or { client }')
     }
     if ('url' in connection) {
       if (typeof connection.url !== 'string') throw new TypeError('url must be a string')
       connectWith = connectionOptions(connection.url)
+    } else if ('cluster' in connection) {
+      if (!Array.isArray(connection.cluster) || connection.cluster.length === 0) throw new TypeError('cluster must be a non-empty array of nodes ({ host, port } or "host:port")')
+      if (connection.clusterOptions !== undefined && !isRecord(connection.clusterOptions)) throw new TypeError('clusterOptions must be an object')
+      clusterNodes = connection.cluster
+    } else if ('sentinels' in connection) {
+      if (!Array.isArray(connection.sentinels) || connection.sentinels.length === 0 || !connection.sentinels.every(isRecord)) {
+        throw new TypeError('sentinels must be a non-empty array of { host, port }')
+      }
+      if (typeof connection.name !== 'string' || connection.name === '') throw new TypeError('name (the master\'s name the sentinels monitor) must be a non-empty string')
+      connectWith = { sentinels: connection.sentinels, name: connection.name }
     } else if (!isRecord(connection.client) || typeof (connection.client as { duplicate?: unknown }).duplicate !== 'function') {
       throw new TypeError('client must be an ioredis Redis or Cluster instance')
     }
@@ -285,6 +317,9 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
     commandTimeoutMs = positiveInteger(options.commandTimeoutMs, 'commandTimeoutMs', DEFAULT_COMMAND_TIMEOUT_MS)
     connectTimeoutMs = positiveInteger(options.connectTimeoutMs, 'connectTimeoutMs', DEFAULT_CONNECT_TIMEOUT_MS)
     maxReconnectDelayMs = positiveInteger(options.maxReconnectDelayMs, 'maxReconnectDelayMs', DEFAULT_MAX_RECONNECT_DELAY_MS)
+    minReplicas = options.minReplicas === 0 ? 0 : positiveInteger(options.minReplicas, 'minReplicas', 0)
+    replicaTimeoutMs = positiveInteger(options.replicaTimeoutMs, 'replicaTimeoutMs', Math.min(DEFAULT_REPLICA_TIMEOUT_MS, commandTimeoutMs))
+    if (minReplicas > 0 && replicaTimeoutMs >= commandTimeoutMs) throw new TypeError('replicaTimeoutMs must be below commandTimeoutMs')
     if (options.redisOptions !== undefined && !isRecord(options.redisOptions)) throw new TypeError('redisOptions must be an object')
   } catch (err) {
     throw new WG_ERR_OPTIONS_INVALID((err as Error).message)
@@ -321,15 +356,31 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
     retryStrategy: (times: number) => Math.round(Math.min(maxReconnectDelayMs, 50 * 2 ** Math.min(times, 16)) * (0.5 + Math.random() / 2))
   } satisfies RedisOptions
 
-  const owned = connectWith !== null
-  const client: RedisClient = connectWith === null
-    ? (connection as { client: RedisClient }).client
-    : typeof connectWith === 'string'
-      ? new (loadRedis('the Redis backend'))(connectWith, { ...options.redisOptions, ...failFast })
-      : new (loadRedis('the Redis backend'))({ ...options.redisOptions, ...connectWith, ...failFast })
+  const owned = connectWith !== null || clusterNodes !== null
+  const client: RedisClient = clusterNodes !== null
+    ? openCluster(clusterNodes, (connection as { clusterOptions?: ClusterOptions }).clusterOptions)
+    : connectWith === null
+      ? (connection as { client: RedisClient }).client
+      : typeof connectWith === 'string'
+        ? new (loadRedis('the Redis backend'))(connectWith, { ...options.redisOptions, ...failFast })
+        : new (loadRedis('the Redis backend'))({ ...options.redisOptions, ...connectWith, ...failFast })
+
+  /** A Cluster whose node connections fail fast, and which keeps trying to reach the cluster. */
+  function openCluster (nodes: ClusterNode[], clusterOptions: ClusterOptions | undefined): Cluster {
+    const { retryStrategy, ...perNode } = failFast
+    return new (loadCluster('the Redis backend'))(nodes, {
+      ...clusterOptions,
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: retryStrategy,
+      redisOptions: { ...clusterOptions?.redisOptions, ...options.redisOptions, ...perNode }
+    })
+  }
   // Redis and Cluster share their command methods; one type keeps the calls simple
   const commands = client as unknown as Redis
-  const target = 'url' in connection ? describeUrl(connection.url) : describeClient(client)
+  const target = 'url' in connection
+    ? describeUrl(connection.url)
+    : 'sentinels' in connection ? `Sentinel master ${connection.name}` : describeClient(client)
 
   let subscriber: RedisClient | null = null
   let subscribed = false
@@ -505,13 +556,28 @@ export function createRedisBackend (connection: RedisConnection, options: RedisB
   async function write<T> (what: string, op: (c: Redis) => Promise<T>): Promise<T> {
     const sent = client.status === 'ready' && !closed
     try {
-      return await call(what, op)
+      const result = await call(what, op)
+      if (minReplicas > 0) await replicated(what)
+      return result
     } catch (err) {
       if (sent) {
         if (ready()) emitter.emit({ type: 'resync' })
         else resyncOwed = true
       }
       throw err
+    }
+  }
+
+  /**
+   * Waits until `minReplicas` replicas hold this connection's writes (WAIT). In a pipeline after a
+   * read of one of the backend's keys, so that on a Cluster it reaches the master of their slot.
+   */
+  async function replicated (what: string): Promise<void> {
+    const replies = await call(`${what} (waiting for replicas)`, c => c.pipeline().exists(keys.seq).wait(minReplicas, replicaTimeoutMs).exec())
+    const [err, acked] = replies?.[1] ?? [new Error('no reply')]
+    if (err !== null && err !== undefined) throw new WG_ERR_BACKEND_UNAVAILABLE(`redis at ${target}: ${what}: WAIT failed: ${errorMessage(err)}`, { cause: err })
+    if (Number(acked) < minReplicas) {
+      throw new WG_ERR_BACKEND_UNAVAILABLE(`redis at ${target}: ${what} is on the master, but only ${Number(acked)} of ${minReplicas} replicas confirmed it within ${replicaTimeoutMs} ms; a failover may lose it`)
     }
   }
 

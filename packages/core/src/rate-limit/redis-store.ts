@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
-import type { Redis, Cluster } from 'ioredis'
+import type { Redis, Cluster, ClusterNode, ClusterOptions } from 'ioredis'
 import { WG_ERR_OPTIONS_INVALID } from '../errors.js'
-import { loadRedis } from '../ioredis.js'
+import { loadCluster, loadRedis } from '../ioredis.js'
 import { createThrottledWarn, silentLogger, type WaygateLogger } from '../logger.js'
 import { LUA_SCRIPTS, type LuaScript } from './algorithms/index.js'
 import { BlockedCache } from './blocked-cache.js'
@@ -16,6 +16,10 @@ export interface RedisRateLimitStoreOptions {
   client?: Redis | Cluster
   /** Or a Redis URL (or unix socket path) to open a connection the store owns and closes. */
   url?: string
+  /** Or a Redis Cluster's nodes (any reachable subset), to open a Cluster the store owns and closes. */
+  cluster?: ClusterNode[]
+  /** ioredis options of the Cluster opened from `cluster`; the store's fail-fast settings win. */
+  clusterOptions?: ClusterOptions
   /** Namespace of every key. Default `waygate:rl:`. May not contain `{` or `}`. */
   prefix?: string
   /**
@@ -112,7 +116,12 @@ export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions):
   const now = options.now ?? Date.now
   const logger = options.logger ?? silentLogger
   const blockedCacheSize = options.blockedCacheSize ?? 50_000
-  if ((options.client === undefined) === (options.url === undefined)) throw new WG_ERR_OPTIONS_INVALID('give the rate limit Redis store either client or url')
+  if ([options.client, options.url, options.cluster].filter(given => given !== undefined).length !== 1) {
+    throw new WG_ERR_OPTIONS_INVALID('give the rate limit Redis store one of client, url or cluster')
+  }
+  if (options.cluster !== undefined && (!Array.isArray(options.cluster) || options.cluster.length === 0)) {
+    throw new WG_ERR_OPTIONS_INVALID('cluster must be a non-empty array of nodes ({ host, port } or "host:port")')
+  }
   if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw new WG_ERR_OPTIONS_INVALID('prefix must be a string without { or }')
   if (!Number.isFinite(timeoutMs) || timeoutMs < 1) throw new WG_ERR_OPTIONS_INVALID('timeoutMs must be a number of ms from 1')
   if (!Number.isSafeInteger(blockedCacheSize) || blockedCacheSize < 0) throw new WG_ERR_OPTIONS_INVALID('blockedCacheSize must be an integer from 0')
@@ -122,11 +131,14 @@ export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions):
   const owned = options.client === undefined
   // An own connection neither queues commands while down nor sends them again after reconnecting:
   // by then those checks were answered as degraded
-  const client: Redis | Cluster = options.client ?? new (loadRedis('the Redis rate limit store'))(options.url as string, {
-    enableOfflineQueue: false,
-    autoResendUnfulfilledCommands: false,
-    maxRetriesPerRequest: 1
-  })
+  const ownSettings = { enableOfflineQueue: false, autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 1 }
+  const client: Redis | Cluster = options.client ?? (options.cluster !== undefined
+    ? new (loadCluster('the Redis rate limit store'))(options.cluster, {
+      ...options.clusterOptions,
+      enableOfflineQueue: false,
+      redisOptions: { ...options.clusterOptions?.redisOptions, ...ownSettings }
+    })
+    : new (loadRedis('the Redis rate limit store'))(options.url as string, ownSettings))
   const warn = createThrottledWarn(logger, now)
   if (owned) client.on('error', err => { warn('rate-limit-redis-connection', { err }, 'rate limit store connection error') })
   const blocked = new BlockedCache(blockedCacheSize)

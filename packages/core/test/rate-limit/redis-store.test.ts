@@ -5,6 +5,7 @@ import type { RateLimitResult, RateLimitRule } from '@waygate/core'
 import { createClock } from '../helpers/clock.js'
 import { evalshaCalls, startRedisServer } from './helpers/redis-server.js'
 import { rateLimitStoreContract, T0 } from './helpers/store-contract.js'
+import { randomTrafficAgrees } from './helpers/differential.js'
 
 const server = await startRedisServer(t)
 const client = server.client()
@@ -124,37 +125,7 @@ t.test('scripts missing from Redis (restart, SCRIPT FLUSH) are sent again', asyn
 
 t.test('agrees with the memory store on random traffic, every algorithm and several limits', async t => {
   const { clock, redis, memory } = await storePair(t, 'random:', T0 + 12_345)
-  // mulberry32: the same traffic on every run
-  let seed = 42
-  const random = (n: number) => {
-    seed = (seed + 0x6D2B79F5) | 0
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return (((x ^ (x >>> 14)) >>> 0) % n)
-  }
-  for (const algorithm of ['fixed_window', 'sliding_window', 'moving_window', 'token_bucket'] as const) {
-    const rules: RateLimitRule[] = [
-      createRateLimitRule({ limits: ['3/second', '7 per 10 seconds'], algorithm }),
-      createRateLimitRule({ limits: ['4/second', '7 per 10 seconds'], algorithm, burst: 1 }),
-      // a single limit takes the script's straight path where the algorithm has one
-      createRateLimitRule({ limits: '3/second', algorithm, burst: 1 })
-    ]
-    const mismatches: string[] = []
-    let allowed = 0
-    for (let i = 0; i < 400; i++) {
-      clock.advance(random(5) === 0 ? random(2500) : random(120))
-      const r = random(10)
-      const rule = rules[r === 0 ? 1 : r < 4 ? 2 : 0] as RateLimitRule
-      const id = `c${random(3)}${r < 4 && r > 0 ? 's' : ''}`
-      const cost = random(8) === 0 ? random(4) : 1
-      const a: RateLimitResult = memory.check('s', id, rule, cost)
-      const b = await redis.check('s', id, rule, cost)
-      if (a.allowed) allowed++
-      if (JSON.stringify(a) !== JSON.stringify(b)) mismatches.push(`#${i} ${id} cost ${cost}: memory ${JSON.stringify(a)} redis ${JSON.stringify(b)}`)
-    }
-    t.same(mismatches, [], `${algorithm}: identical answers`)
-    t.ok(allowed > 50 && allowed < 390, `${algorithm}: both outcomes exercised (${allowed} allowed)`)
-  }
+  await randomTrafficAgrees(t, clock, memory, redis)
 })
 
 t.test('checks made together leave in one script call per algorithm, each at its own time, answered as one by one', async t => {
