@@ -6,14 +6,14 @@ import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { createRedisBackend } from '@waygate/core'
 import { startRedisServer } from '../../core/test/helpers/redis-server.js'
-import { openPage, skipWithoutChromium } from '../../admin/test/helpers/browser.js'
+import { ARTIFACTS, openPage, skipWithoutChromium } from '../../admin/test/helpers/browser.js'
 import { createWaygateServer } from '../src/index.js'
 import { get, SERVICE_SCRIPT, startTsProcess, until, type Proc } from './helpers/processes.js'
 import { SECRET } from './helpers/server.js'
 import { fileURLToPath } from 'node:url'
 
-/** Where the screenshots go, for people to look at (see docs/dashboard.md). */
-const SCREENS = process.env.WAYGATE_SCREENS ?? '/work/tmp/screens/'
+/** Where the screenshots go, for people to look at (see docs/dashboard.md): test-artifacts/ unless told. */
+const SCREENS = process.env.WAYGATE_SCREENS === undefined ? ARTIFACTS : `${process.env.WAYGATE_SCREENS.replace(/\/$/, '')}/`
 const PEER_SCRIPT = fileURLToPath(new URL('./helpers/peer-server.ts', import.meta.url))
 // short heartbeats, so an instance goes stale within seconds: stale after 2 × 2 s, gone after 3 × 2 s
 const HEARTBEAT_MS = 2000
