@@ -8,6 +8,7 @@ import { registerInfoCommands } from './commands/info.js'
 import { registerRateLimitCommands } from './commands/rate-limits.js'
 import { registerRouteCommands } from './commands/routes.js'
 import { registerServiceCommands } from './commands/services.js'
+import { registerTrafficCommand } from './commands/traffic.js'
 import { registerTokenCommands } from './commands/tokens.js'
 import { actionRunner } from './context.js'
 import type { Io } from './io.js'
@@ -81,6 +82,7 @@ export function buildProgram (io: Io, result: { exitCode: number }, options: { j
   registerRateLimitCommands(program, action)
   registerAuditCommand(program, action)
   registerServiceCommands(program, action)
+  registerTrafficCommand(program, action)
   registerTokenCommands(program, action)
   registerInfoCommands(program, action)
   registerCheckCommand(program, action)
