@@ -125,8 +125,10 @@ t.test('revoked on one server instance, refused and its streams closed on the ot
   await stream.next(e => e.event === 'snapshot')
   t.same((await call(b.url, 'GET', '/api/tokens', { token: admin })).body.map((i: { id: string }) => i.id), [created.id], 'B lists what A created')
 
+  const started = Date.now()
   t.equal((await call(a.url, 'DELETE', `/api/tokens/${created.id as string}`, { token: admin })).status, 200)
   await stream.closed(3000)
+  t.comment(`revoked through A, the stream on B closed ${Date.now() - started} ms after the request was sent`)
   t.equal((await call(b.url, 'GET', '/api/sdk/services/payments-service/snapshot', { token: created.token })).status, 401, 'B refuses it at once')
 })
 
@@ -174,11 +176,13 @@ t.test('a real service attached with a token: revoked, its stream closes, it kee
   t.equal((await call(serverUrl, 'POST', `/api/routes/${encodeURIComponent('alpha:GET:/api/items')}/disable`, { token: admin, body: { reason: 'before' } })).status, 200)
   await until(async () => (await get(`${serviceUrl!}/api/items`)).status === 503 ? true : undefined, 5000, () => 'alpha did not apply the change')
 
+  const revokedAt = Date.now()
   t.equal((await call(serverUrl, 'DELETE', `/api/tokens/${created.id as string}`, { token: admin })).status, 200)
   const refused = await until(async () => {
     const s = await sync()
     return s?.state === 'unauthorized' ? s : undefined
   }, 10_000, () => `alpha's stream did not end with a refusal:\n${service.logs()}`)
+  t.comment(`the service reported 'unauthorized' ${Date.now() - revokedAt} ms after the revocation was sent`)
   t.equal(refused.state, 'unauthorized')
   t.match(service.logs(), /refused this service's credentials \(401 WG_ERR_AUTH_REQUIRED: [^)]*the service token was revoked/, 'the service says why it stopped following the server')
   t.equal((await get(`${serviceUrl!}/api/items`)).status, 503, 'it keeps enforcing its last snapshot')
