@@ -761,6 +761,55 @@ export function backendContract (t: BackendContractTest, options: BackendContrac
       })
     }
 
+    // a backend with a webhook outbox (optional) stores deliveries with their change and hands each to one claimer at a time
+    t.test('outbox (when the backend has one): deliveries are stored with their change, claimed once per lease, completed, failed, dead, retried', async t => {
+      const backend = await open(t)
+      const outbox = backend.outbox
+      if (outbox === undefined) {
+        t.ok(true, 'no outbox: the engine delivers from process memory')
+        return
+      }
+      const delivery = (id: string, eventId: string) => ({
+        id, eventId, event: 'disable', key: 'GET:/o', webhook: 'contract-hook', target: 'http://127.0.0.1/…', body: '{"event":"disable"}', createdAt: Date.now()
+      })
+      const first = delivery('a1'.repeat(16), 'outbox-1')
+      await backend.updateRoute('GET:/o', () => ({ next: routeState('GET:/o', { status: 'disabled' }), audit: auditEntry('outbox-1', { key: 'GET:/o' }), deliveries: [first] }))
+      await backend.updateRoute('GET:/o', () => ({ next: routeState('GET:/o', { status: 'disabled', reason: 'again' }), audit: auditEntry('outbox-1', { key: 'GET:/o' }), deliveries: [delivery('a2'.repeat(16), 'outbox-1')] }))
+      await backend.updateRoute('GET:/o', () => undefined)
+      t.equal(await outbox.pendingCount(), 1, 'one delivery: none for a known audit id, none for a write that stores nothing')
+      t.equal(await backend.appendAudit(auditEntry('outbox-2', { key: 'GET:/o' }), [delivery('b1'.repeat(16), 'outbox-2')]), true)
+      t.equal(await outbox.pendingCount(), 2, 'appendAudit stores its deliveries too')
+      const now = Date.now()
+      const lease = { webhooks: ['contract-hook'], now, leaseUntil: now + 60_000, limit: 1 }
+      t.same((await outbox.claim({ ...lease, webhooks: ['another-hook'] })).claims, [], 'only deliveries of the given webhooks are claimed')
+      const one = await outbox.claim(lease)
+      t.equal(one.claims.length, 1, 'at most limit claims')
+      t.match(one.claims[0], { attempts: 1, delivery: { id: first.id, eventId: 'outbox-1', body: first.body } }, 'oldest first, as written')
+      const two = await outbox.claim({ ...lease, limit: 10 })
+      t.same(two.claims.map(c => c.delivery.id), ['b1'.repeat(16)], 'a claimed delivery is not claimed again within its lease')
+      const again = await outbox.claim({ ...lease, now: now + 60_000, leaseUntil: now + 120_000, limit: 10 })
+      t.same(again.claims.map(c => [c.delivery.id, c.attempts]).sort(), [[first.id, 2], ['b1'.repeat(16), 2]], 'due again once the lease ended, attempts counted')
+      t.equal(await outbox.complete(one.claims[0]!), false, 'a claim that ran out cannot complete')
+      const [a, b] = [again.claims.find(c => c.delivery.id === first.id)!, again.claims.find(c => c.delivery.id !== first.id)!]
+      t.equal(await outbox.complete(a), true, 'the current claim completes')
+      t.equal(await outbox.fail(b, now + 5000, 'answered 503', now), true, 'a failure with a retry time')
+      t.same((await outbox.claim({ ...lease, now: now + 4999, limit: 10 })).claims, [], 'not due before its retry time')
+      const retry = await outbox.claim({ ...lease, now: now + 5000, limit: 10 })
+      t.equal(retry.claims[0]?.attempts, 3, 'due at its retry time')
+      t.equal(await outbox.fail(retry.claims[0]!, null, 'answered 410', now + 5000), true, 'a final failure')
+      t.equal(await outbox.pendingCount(), 0, 'nothing pending')
+      t.match(await outbox.listDead(), [{ attempts: 3, lastError: 'answered 410', failedAt: now + 5000, delivery: { id: 'b1'.repeat(16) } }], 'a dead letter')
+      t.equal(await outbox.retryDead('b1'.repeat(16), now), true, 'retried')
+      t.equal(await outbox.retryDead('b1'.repeat(16), now), false, 'no longer a dead letter')
+      t.same(await outbox.listDead(), [])
+      const back = await outbox.claim({ ...lease, limit: 10 })
+      t.equal(back.claims[0]?.attempts, 1, 'pending again, its attempts starting over')
+      await outbox.fail(back.claims[0]!, null, 'answered 410', now)
+      t.equal(await outbox.deleteDead('b1'.repeat(16)), true, 'deleted')
+      t.equal(await outbox.deleteDead('b1'.repeat(16)), false)
+      t.same(await outbox.listDead(), [])
+    })
+
     t.test('health() reports ok and close() resolves', async t => {
       const backend = await options.create({})
       await backend.init?.()
