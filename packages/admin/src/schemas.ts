@@ -75,6 +75,7 @@ export const DeprecateBody = Type.Object({
   sunset: Type.Optional(When),
   successor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'URL or path of the replacement' })),
   reason: Type.Optional(Reason),
+  afterSunset: Type.Optional(Type.Union([Type.Literal('gone'), Type.Null()], { description: '"gone": answer 410 Gone (ROUTE_SUNSET) once the sunset has passed; needs sunset' })),
   all: Type.Optional(All)
 }, { additionalProperties: false })
 export type DeprecateBody = Static<typeof DeprecateBody>

@@ -3,6 +3,7 @@ import { registerAuditCommand } from './commands/audit.js'
 import { registerAuthCommands } from './commands/auth.js'
 import { registerCheckCommand } from './commands/check.js'
 import { registerConfigCommands } from './commands/config.js'
+import { registerDeprecationCommands } from './commands/deprecation.js'
 import { registerGlobalCommands } from './commands/global.js'
 import { registerInfoCommands } from './commands/info.js'
 import { registerRateLimitCommands } from './commands/rate-limits.js'
@@ -78,6 +79,7 @@ export function buildProgram (io: Io, result: { exitCode: number }, options: { j
   registerConfigCommands(program, action)
   registerAuthCommands(program, action)
   registerRouteCommands(program, action)
+  registerDeprecationCommands(program, action)
   registerGlobalCommands(program, action)
   registerRateLimitCommands(program, action)
   registerAuditCommand(program, action)

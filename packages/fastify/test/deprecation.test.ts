@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import { callerTrackerOf, createEngine, createMemoryBackend } from '@waygate/core'
 import { waygate } from '@waygate/fastify'
@@ -8,7 +8,7 @@ const SUNSET = '2026-07-01T00:00:00.000Z'
 const HOUR = 3_600_000
 
 /** RFC 9745: `@` and integer epoch seconds; RFC 8594: an IMF-fixdate. */
-function checkDeprecationHeaders (t: { match: (a: unknown, b: RegExp, m?: string) => unknown, equal: (a: unknown, b: unknown, m?: string) => unknown }, headers: Record<string, unknown>): void {
+function checkDeprecationHeaders (t: Test, headers: Record<string, unknown>): void {
   t.match(headers.deprecation, /^@\d+$/, 'Deprecation is @<epoch seconds>')
   t.equal(headers.sunset, 'Wed, 01 Jul 2026 00:00:00 GMT', 'Sunset is an HTTP-date')
   t.equal(headers.link, '<https://api.example.com/v2/users>; rel="successor-version"')

@@ -190,6 +190,7 @@ export function registerApiRoutes (api: Api, ctx: AdminContext): void {
         ...who(request, body.all),
         reason: body.reason,
         successor: body.successor,
+        afterSunset: body.afterSunset,
         sunset: body.sunset === undefined ? undefined : when(body.sunset, 'sunset', engine.now())
       })
     }

@@ -241,13 +241,16 @@ Examples:
     .option('--sunset <when>', 'when it goes away: an ISO date-time or a duration from now')
     .option('--successor <url>', 'URL or path of the replacement')
     .option('--reason <text>', 'why; kept in the audit log')
+    .option('--gone-after-sunset', 'answer 410 Gone (ROUTE_SUNSET) once the sunset has passed (needs --sunset)')
     .option('--all', ALL_HELP)
-    .addHelpText('after', '\nExample:\n  waygate deprecate GET:/v1/users --sunset 2030-01-01 --successor /v2/users')
-    .action(action(async (ctx, routeText: string, options: { sunset?: string, successor?: string, reason?: string, all?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  waygate deprecate GET:/v1/users --sunset 2030-01-01 --successor /v2/users\n  waygate deprecate GET:/v1/users --sunset 2030-01-01 --successor /v2/users --gone-after-sunset')
+    .action(action(async (ctx, routeText: string, options: { sunset?: string, successor?: string, reason?: string, goneAfterSunset?: boolean, all?: boolean }) => {
       const route = await scopedRoute(ctx, routeText)
       const sunset = options.sunset === undefined ? undefined : parseWhen(options.sunset, '--sunset')
+      if (options.goneAfterSunset === true && sunset === undefined) throw new UsageError('--gone-after-sunset needs --sunset')
+      const afterSunset = options.goneAfterSunset === true ? 'gone' : undefined
       printRoutes(ctx, await mutate(ctx, route, options.all === true,
-        all => post(ctx, route.key, 'deprecate', body({ sunset, successor: options.successor, reason: options.reason }, all))))
+        all => post(ctx, route.key, 'deprecate', body({ sunset, successor: options.successor, reason: options.reason, afterSunset }, all))))
     }))
 }
 

@@ -1,0 +1,47 @@
+import t from 'tap'
+import { json, loggedIn, startServer } from './helpers/server.js'
+
+t.test('waygate callers and waygate brownout against a real server', async t => {
+  const server = await startServer(t)
+  const box = await loggedIn(t, server)
+  const dep = await box.waygate(['deprecate', 'GET:/v1/users', '--sunset', '30d', '--successor', '/v2/users', '--gone-after-sunset', '--json'])
+  t.equal(dep.code, 0, dep.stderr)
+  t.equal(json(dep).routes[0].afterSunset, 'gone')
+  t.equal((await box.run(['deprecate', 'GET:/v1/users', '--gone-after-sunset'])).code, 2, '--gone-after-sunset needs --sunset')
+
+  // callers: the app's own requests, with an address each and one with a terminal escape
+  for (let i = 0; i < 3; i++) await server.app.inject({ url: '/v1/users', remoteAddress: '198.51.100.7' })
+  await server.app.inject({ url: '/v1/users', remoteAddress: '203.0.113.4' })
+  const asJson = await box.run(['callers', 'GET:/v1/users', '--json'])
+  t.equal(asJson.code, 0, asJson.stderr)
+  t.match(json(asJson), { key: 'GET:/v1/users', status: 'deprecated', afterSunset: 'gone', total: 4, callers: [{ id: '198.51.100.7', count: 3, error: 0 }, { id: '203.0.113.4', count: 1 }] })
+  const human = await box.waygate(['callers', 'GET:/v1/users'])
+  t.equal(human.code, 0, human.stderr)
+  t.match(human.stdout, /GET:\/v1\/users {2}deprecated, sunset .* \(in 30d\), 410 after it/)
+  t.match(human.stdout, /CALLER +REQUESTS +SHARE +LAST SEEN\n198\.51\.100\.7 +3 +75\.0% +just now\n203\.0\.113\.4 +1 +25\.0%/)
+  t.match(human.stdout, /4 requests in the last 24 h/)
+  const bare = await box.run(['callers', '/v1/users'])
+  t.equal(bare.code, 2, 'a bare path is refused: callers are per method')
+  const notDeprecated = await box.run(['callers', 'GET:/orders'])
+  t.match(notDeprecated.stdout, /not deprecated/)
+  const unknown = await box.run(['callers', 'GET:/nope'])
+  t.equal(unknown.code, 1)
+
+  const planned = await box.waygate(['brownout', 'GET:/v1/users', '--start', '1h', '--end', '2h', '--reason', 'flush out v1 callers'])
+  t.equal(planned.code, 0, planned.stderr)
+  t.match(planned.stdout, /ID +START +END +REASON\n[0-9a-f]{8} +\S+ \(in 1h\) +\S+ +flush out v1 callers/)
+  const listed = await box.run(['brownout', 'GET:/v1/users', '--list', '--json'])
+  const [b] = json(listed).brownouts
+  t.match(b, { id: /^[0-9a-f]{8}$/, reason: 'flush out v1 callers' })
+  t.equal((await box.run(['brownout', 'GET:/v1/users', '--list', '--cancel'])).code, 2, 'one thing at a time')
+  t.equal((await box.run(['brownout', 'GET:/v1/users', '--start', '1h'])).code, 2, 'needs --end')
+  const refused = await box.run(['brownout', 'GET:/orders', '--start', '1h', '--end', '2h'])
+  t.equal(refused.code, 1)
+  t.match(refused.stderr, /not deprecated/)
+  const cancelled = await box.run(['brownout', 'GET:/v1/users', '--cancel', b.id, '--json'])
+  t.equal(cancelled.code, 0, cancelled.stderr)
+  t.same(json(cancelled).routes[0].brownouts, [])
+  const audit = await box.run(['audit', '--route', 'GET:/v1/users', '--json'])
+  const actions = (json(audit) as Array<{ action: string, platform: string }>).map(e => `${e.action}/${e.platform}`)
+  t.ok(actions.includes('brownout_schedule/cli') && actions.includes('brownout_cancel/cli'), actions.join(' '))
+})
