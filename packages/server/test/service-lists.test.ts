@@ -71,6 +71,17 @@ t.test('a service rate limit reset from the server resets the counters in the se
   t.match(audit, [{ action: 'rate_limit_reset', actor: 'admin', key: '*', service: 'payments-service' }])
 
   t.equal((await call(url, 'POST', `/api/services/payments-service/rate-limit/reset?client=${enc('127.0.0.1')}`, { token: admin, body: {} })).status, 200, 'one client')
+
+  // a route's own policy, reset through the server's /api/rate-limits/:key/reset, is reset in the service too
+  t.equal((await call(url, 'DELETE', '/api/services/payments-service/rate-limit', { token: admin })).status, 200)
+  const key = 'payments-service:GET:/api/payments'
+  t.equal((await call(url, 'POST', '/api/rate-limits', { token: admin, body: { key, limits: ['1/minute'] } })).status, 200)
+  await until(async () => app.waygateRateLimits.policyFor('GET:/api/payments') !== null && (await app.waygateRateLimits.getService()) === null ? true : undefined,
+    5000, () => 'the service never got the route policy')
+  await until(async () => await status() === 429 ? true : undefined, 5000, () => 'the route policy never refused')
+  t.equal((await call(url, 'POST', `/api/rate-limits/${enc(key)}/reset`, { token: admin, body: {} })).status, 200)
+  await until(async () => await status() === 200 ? true : undefined, 5000, () => 'the route\'s counters were not reset in the service')
+  t.equal(await status(), 429, 'and count again from there')
   t.equal((await call(url, 'POST', '/api/services/GET/rate-limit/reset', { token: admin, body: {} })).status, 400, 'an HTTP method names no service')
   const scoped = await login(url, { service: 'payments-service' })
   t.equal((await call(url, 'POST', '/api/services/payments-service/rate-limit/reset', { token: scoped, body: {} })).status, 403, 'not with a service\'s token')
