@@ -234,6 +234,7 @@ const CASES: Case[] = [
   { variant: 'bare', label: 'bare (A-vs-A control)', group: 'lifecycle', path: '/', status: 200, target: null, verify: once(expectPlain200) },
   { variant: 'maplookup', label: 'maplookup (floor)', group: 'lifecycle', path: '/', status: 200, target: null, verify: once(expectPlain200) },
   { variant: 'waygate-active', label: 'waygate-active', group: 'lifecycle', path: '/', status: 200, target: ACTIVE_TARGET, verify: once(expectPlain200), backend: 'memory' },
+  { variant: 'waygate-metrics', label: 'waygate-metrics (active, metrics on)', group: 'lifecycle', path: '/', status: 200, target: ACTIVE_TARGET, verify: once(expectPlain200), backend: 'memory' },
   { variant: 'waygate-deprecated', label: 'waygate-deprecated', group: 'lifecycle', path: '/deprecated', status: 200, target: ACTIVE_TARGET, verify: once(expectDeprecated), backend: 'memory' },
   { variant: 'waygate-blocked', label: 'waygate-blocked', group: 'lifecycle', path: '/blocked', status: 503, target: BLOCKED_TARGET, verify: once(expectBlocked), backend: 'memory' },
   { variant: 'waygate-file', label: 'waygate-file (active)', group: 'lifecycle', path: '/', status: 200, target: ACTIVE_TARGET, verify: once(expectPlain200), backend: 'file' },

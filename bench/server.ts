@@ -37,7 +37,7 @@ import type { RateLimitStore, WaygateBackend, WaygateLogger } from '../packages/
 import type { CountReport } from './common.js'
 
 const VARIANTS = [
-  'bare', 'maplookup', 'waygate-active', 'waygate-deprecated', 'waygate-blocked', 'waygate-file', 'waygate-redis',
+  'bare', 'maplookup', 'waygate-active', 'waygate-metrics', 'waygate-deprecated', 'waygate-blocked', 'waygate-file', 'waygate-redis',
   'waygate-postgres', 'waygate-service',
   'waygate-rl-memory', 'redis-floor', 'waygate-rl-redis', 'waygate-rl-429-memory', 'waygate-rl-429-redis',
   'frl-memory', 'frl-redis', 'frl-429-memory', 'frl-429-redis',
@@ -347,7 +347,9 @@ async function installWaygate (app: FastifyInstance, v: Variant): Promise<Instal
     })
   }
   const engine = core.createEngine(backend === undefined ? {} : { backend })
-  await app.register(waygate, { engine, closeEngine: true, ...(store === undefined ? {} : { rateLimit: { store } }) })
+  // waygate-metrics: the plain active route with Prometheus metrics on (a bound counter per route, one inc per request)
+  const metrics = v === 'waygate-metrics' ? { metrics: true } : {}
+  await app.register(waygate, { engine, closeEngine: true, ...metrics, ...(store === undefined ? {} : { rateLimit: { store } }) })
   const limited = v.startsWith('waygate-rl-')
   return { backend: engine.backend.kind, limiter: limited ? 'waygate' : 'none', store: limited ? app.waygateRateLimits.store.kind : 'none' }
 }
