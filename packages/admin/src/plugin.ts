@@ -20,7 +20,6 @@ import {
 } from './errors.js'
 import { registerApiRoutes } from './routes/api.js'
 import { registerDeprecationRoutes } from './routes/deprecation.js'
-import { registerDeprecationRoutes } from './routes/deprecation.js'
 import { registerAuthRoutes } from './routes/auth.js'
 import { registerRateLimitRoutes } from './routes/rate-limits.js'
 import { registerTrafficRoutes } from './routes/traffic.js'
@@ -277,7 +276,6 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
   // per-route traffic lives in the waygate plugin too
   if (fastify.hasDecorator('waygateTraffic')) registerTrafficRoutes(api, ctx, fastify.waygateTraffic)
   registerApiRoutes(api, ctx)
-  registerDeprecationRoutes(api, ctx)
   registerDeprecationRoutes(api, ctx)
   registerWebhookRoutes(api, ctx)
   // rate limiting lives in the waygate plugin; its endpoints exist when the plugin is registered

@@ -157,36 +157,6 @@ function gonePlan (state: RouteState, deprecation: Decision, now: number | undef
   }
 }
 
-/** The gone plan of a deprecated state, or undefined when it never answers 410. */
-function gonePlan (state: RouteState, deprecation: Decision, now: number | undefined): GonePlan | undefined {
-  if (deprecation.action !== 'deprecated') return undefined
-  const sunsetAt = state.afterSunset === 'gone' ? readTime(state.sunset) : Number.NaN
-  const starts: number[] = []
-  const ends: number[] = []
-  const brownouts: BlockDecision[] = []
-  const list = Array.isArray(state.brownouts) ? [...state.brownouts] : []
-  list.sort((a, b) => readTime(a.start) - readTime(b.start))
-  for (const b of list) {
-    const start = readTime(b?.start)
-    const end = readTime(b?.end)
-    // unreadable or empty windows never open; ended ones are left out when the time is known
-    if (!(end > start) || (now !== undefined && end <= now)) continue
-    starts.push(start)
-    ends.push(end)
-    brownouts.push(Object.freeze({
-      action: 'block' as const, kind: 'brownout' as const, key: state.key, reason: typeof b.reason === 'string' ? b.reason : '', global: false, retryAt: end, deprecation
-    }))
-  }
-  if (Number.isNaN(sunsetAt) && starts.length === 0) return undefined
-  return {
-    sunsetAt: Number.isNaN(sunsetAt) ? Infinity : sunsetAt,
-    sunset: Object.freeze({ action: 'block' as const, kind: 'sunset' as const, key: state.key, reason: state.reason, global: false, retryAt: null, deprecation }),
-    starts,
-    ends,
-    brownouts
-  }
-}
-
 /**
  * Compiles the decisions of one route from its state, global maintenance and the current
  * environment. Runs when state changes, never per request. A stored time that cannot be read
@@ -286,18 +256,6 @@ export function effectiveStatus (state: RouteState, now: number): RouteState['st
   const window = readableWindow(state.window)
   if (window === null || state.status === 'disabled') return state.status
   return now >= window.start && now < window.end ? 'maintenance' : state.status
-}
-
-/**
- * Whether a deprecated state answers 410 at `now`, and why: `sunset` (past its sunset with
- * `afterSunset: 'gone'`), `brownout` (inside a planned brownout), else null. For views; the request
- * path uses the compiled plan.
- */
-export function goneReason (state: RouteState, now: number): 'sunset' | 'brownout' | null {
-  if (state.status !== 'deprecated') return null
-  if (state.afterSunset === 'gone' && now >= readTime(state.sunset)) return 'sunset'
-  for (const b of state.brownouts ?? []) if (now >= readTime(b.start) && now < readTime(b.end)) return 'brownout'
-  return null
 }
 
 /**

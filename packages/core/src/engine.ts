@@ -215,10 +215,6 @@ export interface WaygateEngine {
   scheduleBrownout(key: string, options: BrownoutOptions): Promise<RouteState[]>
   /** Cancels one brownout by id, or every one without `id` (audited `brownout_cancel`). */
   cancelBrownouts(key: string, options?: MutationOptions & { id?: string }): Promise<RouteState[]>
-  /** Plans a brownout of a deprecated route (audited `brownout_schedule`); ended brownouts are dropped. */
-  scheduleBrownout(key: string, options: BrownoutOptions): Promise<RouteState[]>
-  /** Cancels one brownout by id, or every one without `id` (audited `brownout_cancel`). */
-  cancelBrownouts(key: string, options?: MutationOptions & { id?: string }): Promise<RouteState[]>
   enableGlobalMaintenance(options?: GlobalEnableOptions): Promise<GlobalMaintenance>
   disableGlobalMaintenance(options?: Omit<MutationOptions, 'all'>): Promise<GlobalMaintenance>
   addGlobalExempt(paths: string[], options?: Omit<MutationOptions, 'all'>): Promise<GlobalMaintenance>

@@ -42,7 +42,6 @@ export type {
   EnvOnlyOptions,
   DeprecateOptions,
   BrownoutOptions,
-  BrownoutOptions,
   GlobalEnableOptions
 } from './engine.js'
 export { PASS, compilePlan, effectiveStatus, retryAfterSeconds, isExempt, MAX_RETRY_AFTER_SECONDS, goneAt, goneReason } from './decision.js'
@@ -112,18 +111,6 @@ export type { BackoffOptions } from './remote/backoff.js'
 export type { RemoteSnapshot, RemoteChange } from './remote/snapshot.js'
 export { computeManifest, canonicalJson } from './remote/manifest.js'
 export { WG_ERR_REMOTE_UNAUTHORIZED, WG_ERR_REMOTE_REJECTED, WG_ERR_REMOTE_UNSUPPORTED } from './remote/errors.js'
-export { createSpaceSaving, mergeSummaries } from './callers/space-saving.js'
-export type { SpaceSavingSketch, CallerCount, SketchSummary } from './callers/space-saving.js'
-export {
-  createCallerTracker,
-  callerTrackerOf,
-  setCallerTracker,
-  readCallers,
-  callersNamespace,
-  CALLER_WINDOW_HOURS,
-  DEFAULT_CALLER_SLOTS
-} from './callers/tracker.js'
-export type { CallerTracker, CallerTrackerOptions, CallersReport, RouteCallers } from './callers/tracker.js'
 export { createSpaceSaving, mergeSummaries } from './callers/space-saving.js'
 export type { SpaceSavingSketch, CallerCount, SketchSummary } from './callers/space-saving.js'
 export {

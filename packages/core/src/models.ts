@@ -52,21 +52,6 @@ export type Brownout = Static<typeof Brownout>
 /** Most brownouts one route holds (ended ones are dropped at each change). */
 export const MAX_BROWNOUTS = 50
 
-/**
- * A planned brownout of a deprecated route: from `start` (inclusive) to `end` (exclusive) it
- * answers 410 Gone, so that remaining callers notice before the sunset.
- */
-export const Brownout = Type.Object({
-  id: Type.String({ minLength: 1, maxLength: 64 }),
-  start: IsoDate,
-  end: IsoDate,
-  reason: Type.String({ maxLength: 2000 })
-}, { additionalProperties: false })
-export type Brownout = Static<typeof Brownout>
-
-/** Most brownouts one route holds (ended ones are dropped at each change). */
-export const MAX_BROWNOUTS = 50
-
 /** The persisted lifecycle state of one route key. */
 export const RouteState = Type.Object({
   key: Type.String({ description: 'METHOD:/pattern, or /pattern for every method' }),
@@ -80,11 +65,6 @@ export const RouteState = Type.Object({
   sunset: Type.Union([Type.String(), Type.Null()], { description: 'Sunset date (ISO 8601) of a deprecated route' }),
   successor: Type.Union([Type.String(), Type.Null()], { description: 'URL of the replacement of a deprecated route' }),
   deprecatedAt: Type.Union([IsoDate, Type.Null()], { description: 'When the route was deprecated: the date of its Deprecation header' }),
-  // optional, so states stored before these fields existed still read
-  afterSunset: Type.Optional(Type.Union([Type.Literal('gone'), Type.Null()], {
-    description: 'What a deprecated route does once its sunset has passed: "gone" answers 410 Gone; null or absent keeps serving it'
-  })),
-  brownouts: Type.Optional(Type.Array(Brownout, { maxItems: MAX_BROWNOUTS, description: 'Planned brownouts of a deprecated route (410 Gone inside each)' })),
   // optional, so states stored before these fields existed still read
   afterSunset: Type.Optional(Type.Union([Type.Literal('gone'), Type.Null()], {
     description: 'What a deprecated route does once its sunset has passed: "gone" answers 410 Gone; null or absent keeps serving it'
@@ -123,8 +103,6 @@ export const AuditAction = Type.Union([
   Type.Literal('window_start'),
   Type.Literal('window_end'),
   Type.Literal('disable_end'),
-  Type.Literal('brownout_schedule'),
-  Type.Literal('brownout_cancel'),
   Type.Literal('brownout_schedule'),
   Type.Literal('brownout_cancel'),
   Type.Literal('global_maintenance_on'),

@@ -47,11 +47,6 @@ export function createGuards (engine: WaygateEngine, options: GuardOptions = {})
       const { callers: _callers, ...deprecated } = declaration.deprecated
       declaration.deprecated = deprecated
     }
-    // guards count no callers (the plugin does): the key, possibly a function, is not the engine's
-    if (declaration.deprecated?.callers !== undefined) {
-      const { callers: _callers, ...deprecated } = declaration.deprecated
-      declaration.deprecated = deprecated
-    }
     // fail where the route is defined, not on its first request
     checkRouteDeclaration(declaration, 'waygate guard')
     if (response !== undefined && typeof response !== 'function') throw new TypeError('waygate guard: response must be a function')

@@ -9,5 +9,4 @@ export type { BlockContext, WaygateResponseFactory, WaygateResponses } from './r
 export { WG_ERR_ROUTE_CONFIG_INVALID, WG_ERR_PLUGIN_OPTIONS_INVALID, WG_ERR_ROUTES_BEFORE_PLUGIN } from './errors.js'
 export { splitRateLimitConfig } from './rate-limit.js'
 export type { CallerKey, CallersConfig, CallersOptions } from './callers.js'
-export type { CallerKey, CallersConfig, CallersOptions } from './callers.js'
 export type { RouteRateLimitConfig, RateLimitedContext, RateLimitedResponseFactory, RateLimitKey, RateLimitHeaders, RateLimitHooks } from './rate-limit.js'

@@ -2,11 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunc
 import fp from 'fastify-plugin'
 import {
   createCallerTracker,
-  createCallerTracker,
   createEngineFromEnv,
   createRateLimiter,
-  setCallerTracker,
-  type CallerTracker,
   createTrafficRecorder,
   metricsOptionsProblems,
   OUTCOME_INDEX,
@@ -42,7 +39,6 @@ import {
   type RouteRateLimitConfig
 } from './rate-limit.js'
 import type { WaygateResponseFactory, WaygateResponses } from './responses.js'
-import { callerSlot, callersConfigProblems, countCaller, type CallersConfig, type CallersOptions, type CallerSlot } from './callers.js'
 import { callerSlot, callersConfigProblems, countCaller, type CallersConfig, type CallersOptions, type CallerSlot } from './callers.js'
 
 /** What a route declares under `config.waygate`: its initial state and its own blocked response. */
@@ -158,7 +154,6 @@ function checkOptions (options: WaygatePluginOptions): void {
     problems.push('unmanagedRoutes: expected warn, error or ignore')
   }
   if (options.closeEngine !== undefined && typeof options.closeEngine !== 'boolean') problems.push('closeEngine: expected a boolean')
-  if (options.callers !== false) problems.push(...callersConfigProblems(options.callers, 'callers'))
   problems.push(...metricsOptionsProblems(options.metrics))
   if (options.callers !== false) problems.push(...callersConfigProblems(options.callers, 'callers'))
   if (problems.length > 0) throw new WG_ERR_PLUGIN_OPTIONS_INVALID(problems.join('; '))
@@ -291,19 +286,6 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
     rlRuntime.onDegraded = metrics.degraded
     rlRuntime.onStoreError = metrics.storeError
   }
-
-  const callersOption = options.callers === false ? null : options.callers ?? {}
-  const callers: CallerTracker | null = callersOption === null
-    ? null
-    : createCallerTracker({ backend: engine.backend, now: engine.now, logger: log, slots: callersOption.slots, publishIntervalMs: callersOption.publishIntervalMs })
-  if (callers !== null) {
-    setCallerTracker(engine, callers)
-    fastify.addHook('onClose', async () => {
-      setCallerTracker(engine, null)
-      await callers.close()
-    })
-  }
-  const callerDefaults: CallersConfig = callersOption ?? {}
 
   const callersOption = options.callers === false ? null : options.callers ?? {}
   const callers: CallerTracker | null = callersOption === null

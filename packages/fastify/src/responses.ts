@@ -109,12 +109,6 @@ function setGoneHeaders (reply: FastifyReply, deprecation: DeprecatedDecision): 
   if (deprecation.link !== null) reply.header('link', deprecation.link)
 }
 
-function setGoneHeaders (reply: FastifyReply, deprecation: DeprecatedDecision): void {
-  reply.header('deprecation', deprecation.deprecation)
-  if (deprecation.sunset !== null) reply.header('sunset', deprecation.sunset)
-  if (deprecation.link !== null) reply.header('link', deprecation.link)
-}
-
 /** Sends waygate's built-in response for a block. */
 function sendBuiltIn (request: FastifyRequest, reply: FastifyReply, ctx: BlockContext): void {
   if (ctx.kind === 'env_gated') {

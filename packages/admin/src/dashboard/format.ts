@@ -29,8 +29,6 @@ export const AUDIT_ACTION_LABELS: Record<AuditAction, string> = {
   disable_end: 'Disable ended',
   brownout_schedule: 'Brownout scheduled',
   brownout_cancel: 'Brownout cancelled',
-  brownout_schedule: 'Brownout scheduled',
-  brownout_cancel: 'Brownout cancelled',
   global_maintenance_on: 'Global maintenance on',
   global_maintenance_off: 'Global maintenance off',
   global_exempt_add: 'Exempt paths added',
