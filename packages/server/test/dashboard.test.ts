@@ -81,6 +81,7 @@ t.test('service maintenance and rate limit from the dashboard: CSRF-checked, sto
   const limited = await post('/rate-limits/action', { action: 'rl-service-set', key: 'orders', limits: '5/minute', enabled: 'on' })
   t.equal(limited.statusCode, 303)
   t.match((await get('/rate-limits?service=orders')).body, /Rate limit of <span class="chip chip-service">orders<\/span> is <strong>on/)
+  t.match((await get('/rate-limits?service=orders')).body, /<td data-label="Service limit">applies<\/td>/, 'routes without their own limit: the service limit applies')
   const off = await post('/rate-limits/action', { action: 'rl-service-disable', key: 'orders' })
   t.equal(off.statusCode, 303)
   t.match((await get('/rate-limits?service=orders')).body, /is <strong>off/)

@@ -116,6 +116,8 @@ export interface UnlimitedRow {
   statusLabel: string
   /** Whether the global policy checks this route: `applies`, `exempt`, or `none` (no global policy on). */
   global: 'applies' | 'exempt' | 'none'
+  /** The same for the policy of the service the page is scoped to; null when unscoped. */
+  serviceLimit: 'applies' | 'exempt' | 'none' | null
   actions: ActionLink[]
 }
 
@@ -221,7 +223,7 @@ function ofService (key: string, state: RouteState | undefined, service: string)
 }
 
 /** Everything the rate limits page shows; `service` scopes it to one service of a Waygate Server. */
-export function rateLimitsPage (engine: WaygateEngine, limiter: RateLimiter, filter: RateLimitsFilter, prefix: string, service = '') {
+export function rateLimitsPage (engine: WaygateEngine, limiter: RateLimiter, filter: RateLimitsFilter, prefix: string, service = '', servicePolicy: GlobalRateLimit | null = null) {
   const returnTo = `${prefix}/rate-limits${queryString({ service, q: filter.q, page: filter.page === 1 ? '' : filter.page })}`
   const log = wholeLog(limiter).filter(e => ofService(e.key, undefined, service))
   const blockedBy = new Map<string, number>()
@@ -242,7 +244,8 @@ export function rateLimitsPage (engine: WaygateEngine, limiter: RateLimiter, fil
       id,
       key: p.key,
       ...splitKey(p.key, state),
-      service: state?.service ?? null,
+      // scoped to one service, its name on every row says nothing
+      service: service === '' ? state?.service ?? null : null,
       registered: state !== undefined,
       source: p.source,
       policy: policyView(p.policy),
@@ -265,10 +268,12 @@ export function rateLimitsPage (engine: WaygateEngine, limiter: RateLimiter, fil
       key: s.key,
       method: s.method ?? 'ANY',
       path: s.path,
-      service: s.service,
+      service: service === '' ? s.service : null,
       status: s.status,
       statusLabel: STATUS_LABELS[s.status],
       global: active === null ? 'none' : active.exempt.has(s.key) || active.exempt.has(s.path) ? 'exempt' : 'applies',
+      // the service's own policy names its routes by their plain keys
+      serviceLimit: service === '' ? null : servicePolicy === null || !servicePolicy.enabled ? 'none' : servicePolicy.exemptRoutes.includes(s.key.slice(service.length + 1)) || servicePolicy.exemptRoutes.includes(s.path) ? 'exempt' : 'applies',
       actions: links({ key: s.key, listed: null, global }, 'route', prefix, returnTo, id)
     }
   })
@@ -485,7 +490,8 @@ export function registerRateLimitPages<S extends { user: string }> (fastify: Fas
   fastify.get('/rate-limits', base, async (request, reply) => {
     const user = await options.session(request, reply)
     const service = scopeOf(request)
-    const data = rateLimitsPage(engine, limiter, readRateLimitsFilter(request.query), prefix, service)
+    const servicePolicy = fleet === null || service === '' ? null : fleet.services().find(s => s.name === service)?.rateLimit ?? null
+    const data = rateLimitsPage(engine, limiter, readRateLimitsFilter(request.query), prefix, service, servicePolicy)
     const rlService = fleet === null || service === '' ? null : rateLimitServiceView(fleet, service, prefix, data.returnTo)
     return options.page(reply, 'rate-limit-policies', { title: 'Rate limits', ...data, rlService, live: liveData() }, user, 'rate-limits')
   })
