@@ -1,9 +1,10 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import { createEngine, createRateLimiter, type WaygateBackend, type WebhookConfig } from '@waygate/core'
+import { createEngine, createRateLimiter, metricsOptionsProblems, type MetricsOptions, type WaygateBackend, type WebhookConfig } from '@waygate/core'
 import { waygateAdmin, type AdminContext, type AuthOption } from '@waygate/admin'
 import { WG_ERR_SERVER_OPTIONS_INVALID } from './errors.js'
 import { createFleet } from './fleet.js'
 import { createInstanceRegistry } from './instances.js'
+import { serveServerMetrics } from './metrics.js'
 import { registerSdkRoutes } from './sdk-routes.js'
 import { registerServiceResetRoute } from './service-reset-routes.js'
 import { createServiceOps } from './service-ops.js'
@@ -38,6 +39,12 @@ export interface WaygateServerOptions {
   replayLogSize?: number
   /** Bytes a service's stream may leave unread before it is dropped. Default 1 MiB. */
   sseMaxBufferBytes?: number
+  /**
+   * Prometheus metrics (needs prom-client): route status of every service, global maintenance,
+   * backend health, connected instances and their lag; `true` or `{ registry, path, prefix, auth }`
+   * (path default `/metrics`, outside the admin's auth unless `auth: true`). Default off.
+   */
+  metrics?: MetricsOptions | boolean
 }
 
 function isLogger (value: unknown): value is FastifyBaseLogger {
@@ -77,6 +84,7 @@ export async function createWaygateServer (options: WaygateServerOptions): Promi
   }
   wholeNumber(options.heartbeatMs, 'heartbeatMs', 10, 3_600_000, problems)
   wholeNumber(options.replayLogSize, 'replayLogSize', 1, 1_000_000, problems)
+  problems.push(...metricsOptionsProblems(options.metrics))
   if (problems.length > 0) throw new WG_ERR_SERVER_OPTIONS_INVALID(problems.join('; '))
   const heartbeatMs = options.heartbeatMs ?? 15_000
 
@@ -127,6 +135,11 @@ export async function createWaygateServer (options: WaygateServerOptions): Promi
     await engine.close()
   })
 
+  let authenticate: AdminContext['authenticate'] | null = null
+  if (options.metrics !== undefined && options.metrics !== false) {
+    await serveServerMetrics(app, options.metrics, engine, instances, () => authenticate)
+  }
+
   app.get('/health', { schema: { hide: true } }, async (_request, reply) => {
     if (!serving) return reply.code(503).send({ status: 'starting' })
     return { status: 'ok' }
@@ -158,6 +171,7 @@ export async function createWaygateServer (options: WaygateServerOptions): Promi
         registerServicesRoutes(api, { engine, fleet, instances, ops, heartbeatMs })
         registerServiceResetRoute(api, { engine, fleet })
         issueServiceToken = ctx.issueServiceToken
+        authenticate = ctx.authenticate
         registerTokenRoutes(api, tokens)
       }
     }
