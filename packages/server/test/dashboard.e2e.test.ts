@@ -126,6 +126,16 @@ t.test('the server\'s dashboard: service scope, service maintenance, live servic
     await dialog.waitFor({ state: 'detached' })
     await page.locator('#wg-service-card.is-off').waitFor()
     await answers(alpha, '/api/items', 200)
+
+    // a change made elsewhere (the REST API, as the CLI calls it) shows up in the card without a reload
+    await page.evaluate('window.samePage = true')
+    const token = await operatorToken()
+    await fetch(`${base}/api/services/alpha/maintenance/enable`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'from the CLI' }) })
+    await page.locator('#wg-service-card.is-on', { hasText: 'from the CLI' }).waitFor()
+    await fetch(`${base}/api/services/alpha/maintenance/disable`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })
+    await page.locator('#wg-service-card.is-off').waitFor()
+    t.ok(await page.evaluate('window.samePage === true'), 'no reload happened')
+    await answers(alpha, '/api/items', 200)
   })
 
   await t.test('the service rate limit card: alpha is limited, beta is not', async t => {
