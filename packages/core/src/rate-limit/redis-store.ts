@@ -5,6 +5,7 @@ import { loadCluster, loadRedis } from '../ioredis.js'
 import { createThrottledWarn, silentLogger, type WaygateLogger } from '../logger.js'
 import { LUA_SCRIPTS, type LuaScript } from './algorithms/index.js'
 import { BlockedCache } from './blocked-cache.js'
+import { leasedStore } from './leased.js'
 import { WG_ERR_RATE_LIMIT_INVALID } from './errors.js'
 import { degradedResult, makeResult, unlimitedResult, validCost } from './result.js'
 import type { RateLimitRule } from './rule.js'
@@ -42,11 +43,25 @@ export interface RedisRateLimitStoreOptions {
    * A Cluster client always sends at once.
    */
   pipelining?: boolean
+  /**
+   * `exact` (default): every check is one atomic evaluation in Redis. `leased`: each instance takes
+   * small blocks of allowance from Redis (one script call per block) and answers checks of cost 1
+   * from them locally, handing back what it does not use; per window at most instances × block
+   * size more requests than the limit pass. docs/rate-limiting.md says when to pick which.
+   */
+  consistency?: 'exact' | 'leased'
+  /** Leased: the largest block, in units; a block is min(capacity / 100, this), at least 1. Default 10. */
+  leaseBlock?: number
+  /** Leased: ms a block is used before what is left goes back (never past a fixed or sliding window's end). Default 1000. */
+  leaseMs?: number
 }
 
 /** A rate limit store in Redis: one atomic script evaluation per check, shared by every instance. */
 export interface RedisRateLimitStore extends RateLimitStore {
   readonly client: Redis | Cluster
+  readonly consistency: 'exact' | 'leased'
+  /** Units this instance holds in leases right now (always 0 in exact consistency). */
+  readonly leasedUnits: number
   /**
    * Waits (up to 2 s) for the connection and loads the scripts. Never rejects: while Redis is
    * unreachable, checks are answered as degraded and the failure is logged.
@@ -127,6 +142,8 @@ export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions):
   if (!Number.isSafeInteger(blockedCacheSize) || blockedCacheSize < 0) throw new WG_ERR_OPTIONS_INVALID('blockedCacheSize must be an integer from 0')
   if (typeof now !== 'function') throw new WG_ERR_OPTIONS_INVALID('now must be a function')
   if (options.pipelining !== undefined && typeof options.pipelining !== 'boolean') throw new WG_ERR_OPTIONS_INVALID('pipelining must be a boolean')
+  const consistency = options.consistency ?? 'exact'
+  if (consistency !== 'exact' && consistency !== 'leased') throw new WG_ERR_OPTIONS_INVALID('consistency must be \'exact\' or \'leased\'')
 
   const owned = options.client === undefined
   // An own connection neither queues commands while down nor sends them again after reconnecting:
@@ -432,8 +449,10 @@ export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions):
     })
   }
 
-  return {
+  const store: RedisRateLimitStore = {
     kind: 'redis',
+    consistency: 'exact',
+    leasedUnits: 0,
     client,
     keyFor,
     check,
@@ -505,6 +524,7 @@ export function createRedisRateLimitStore (options: RedisRateLimitStoreOptions):
       if (owned) await client.quit().catch(() => client.disconnect())
     }
   }
+  return consistency === 'leased' ? leasedStore(store, options) : store
 }
 
 function escapeGlob (text: string): string {

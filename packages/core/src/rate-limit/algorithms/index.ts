@@ -24,7 +24,8 @@ export const ALGORITHMS: Readonly<Record<RateLimitAlgorithm, Algorithm>> = {
  */
 export const TTL_MARGIN_MS = 1000
 
-const PRELUDE = `
+/** The Lua every script starts with: the `now` of the check, `idiv` and `num`. */
+export const LUA_PRELUDE = `
 -- the time of the check being evaluated (a call may carry several checks)
 local now = 0
 local TTL_MARGIN = ${TTL_MARGIN_MS}
@@ -103,7 +104,7 @@ export interface LuaScript {
 export const LUA_SCRIPTS: Readonly<Record<RateLimitAlgorithm, LuaScript>> = Object.fromEntries(
   Object.entries(ALGORITHMS).map(([name, algorithm]) => {
     const single = algorithm.luaSingle ?? '\nlocal check1 = nil\n'
-    const source = `-- waygate rate limit: ${name}\n${PRELUDE}${algorithm.lua}${single}${DRIVER}`
+    const source = `-- waygate rate limit: ${name}\n${LUA_PRELUDE}${algorithm.lua}${single}${DRIVER}`
     return [name, { source, sha: createHash('sha1').update(source).digest('hex') }]
   })
 ) as Record<RateLimitAlgorithm, LuaScript>
