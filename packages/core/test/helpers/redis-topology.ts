@@ -78,41 +78,52 @@ function send (port: number, args: string[], timeoutMs = 2000): Promise<string> 
 }
 
 /** One redis-server (or sentinel) process on a loopback port. */
-interface Node {
+export interface RedisNode {
   readonly port: number
   readonly running: boolean
   readonly pid: number | undefined
   /** SIGKILL, as a crash would; resolves once it exited. */
   kill (): Promise<void>
+  /** Starts it again with the same arguments (as a supervisor would after a crash), empty. */
+  start (): Promise<void>
 }
 
-async function startNode (dir: string, name: string, args: string[], port: number): Promise<Node> {
+async function startNode (dir: string, name: string, args: string[], port: number): Promise<RedisNode> {
   const binary = redisServerBinary()
-  const proc: ChildProcess = spawn(binary, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  let running = true
-  proc.stderr?.setEncoding('utf8').on('data', chunk => { stderr += chunk })
-  const exited = new Promise<void>(resolve => {
-    proc.once('exit', () => { running = false; resolve() })
-    proc.once('error', err => { stderr += err.message; running = false; resolve() })
-  })
-  const deadline = Date.now() + 5000
-  for (;;) {
-    if (!running) throw new Error(`${name} on ${port} exited at start: ${stderr.trim()}`)
-    try {
-      if (await send(port, ['PING'], 500) === '+PONG') break
-    } catch {
-      // not listening yet
+  let running = false
+  let proc: ChildProcess | null = null
+  let exited: Promise<void> = Promise.resolve()
+  async function start (): Promise<void> {
+    if (running) throw new Error(`${name} on ${port} is already running`)
+    const child = spawn(binary, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
+    proc = child
+    running = true
+    let stderr = ''
+    child.stderr?.setEncoding('utf8').on('data', chunk => { stderr += chunk })
+    exited = new Promise<void>(resolve => {
+      child.once('exit', () => { running = false; resolve() })
+      child.once('error', err => { stderr += err.message; running = false; resolve() })
+    })
+    const deadline = Date.now() + 5000
+    for (;;) {
+      if (!running) throw new Error(`${name} on ${port} exited at start: ${stderr.trim()}`)
+      try {
+        if (await send(port, ['PING'], 500) === '+PONG') return
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) throw new Error(`${name} did not answer on ${port} within 5 s: ${stderr.trim()}`)
+      await sleep(20)
     }
-    if (Date.now() > deadline) throw new Error(`${name} did not answer on ${port} within 5 s: ${stderr.trim()}`)
-    await sleep(20)
   }
+  await start()
   return {
     port,
     get running () { return running },
-    get pid () { return proc.pid },
+    get pid () { return proc?.pid },
+    start,
     async kill () {
-      if (!running) return
+      if (!running || proc === null) return
       proc.kill('SIGCONT')
       proc.kill('SIGKILL')
       await exited
@@ -154,7 +165,7 @@ export interface RedisCluster {
 export async function startRedisCluster (t: Teardown, options: { masters?: number } = {}): Promise<RedisCluster> {
   const masters = options.masters ?? 3
   const dir = mkdtempSync(join(tmpdir(), 'wg-cluster-'))
-  const started: Node[] = []
+  const started: RedisNode[] = []
   const clients: Cluster[] = []
   t.teardown(async () => {
     for (const c of clients) c.disconnect()
@@ -217,13 +228,13 @@ export interface RedisSentinel {
   /** The sentinels' addresses, what ioredis's `sentinels` option takes. */
   readonly sentinels: Array<{ host: string, port: number }>
   /** The data nodes, the first one the master at start. */
-  readonly servers: readonly Node[]
+  readonly servers: readonly RedisNode[]
   /** A new ioredis client of the master through the sentinels, disconnected at teardown. */
   client (options?: RedisOptions): Redis
   /** The port the sentinels currently name as the master (asked of a running sentinel). */
   masterPort (): Promise<number>
   /** The data node that is master now. */
-  master (): Promise<Node>
+  master (): Promise<RedisNode>
   /** Sends one command to a data node (by port) and resolves the raw reply. */
   command (port: number, ...args: string[]): Promise<string>
 }
@@ -239,7 +250,7 @@ export async function startRedisSentinel (t: Teardown, options: { downAfterMs?: 
   const failoverTimeoutMs = options.failoverTimeoutMs ?? 2000
   const name = 'wgmaster'
   const dir = mkdtempSync(join(tmpdir(), 'wg-sentinel-'))
-  const started: Node[] = []
+  const started: RedisNode[] = []
   const clients: Redis[] = []
   t.teardown(async () => {
     for (const c of clients) c.disconnect()
