@@ -94,14 +94,14 @@ for (const kind of ['file', 'redis'] as const) {
     const port = await freePort()
     const url = `http://127.0.0.1:${port}/hook`
     const first = app(t, at, url, 'change')
-    await first.waitFor(/changed disabled\n/)
+    await first.waitFor(/changed disabled\n/, 60_000)
     await first.stop('SIGKILL')
     t.equal(await pendingCount(at), 1, 'the delivery was stored with the change')
 
     const receiver = await startReceiver(t, { port })
     const second = app(t, at, url, 'serve')
-    await second.waitFor(/started\n/)
-    await receiver.waitFor(1, 20_000)
+    await second.waitFor(/started\n/, 60_000)
+    await receiver.waitFor(1, 60_000)
     // anything sent twice would arrive within this time
     await sleep(1500)
     t.equal(receiver.received.length, 1, 'the receiver got exactly one request')
@@ -116,14 +116,14 @@ t.test('file: killed while the receiver holds the request, the delivery is sent 
   const at = await place(t, 'file')
   const receiver = await startReceiver(t, { answers: ['hang'] })
   const first = app(t, at, receiver.url, 'change', { TIMEOUT_MS: '1000' })
-  await first.waitFor(/changed disabled\n/)
-  await receiver.waitFor(1, 20_000)
+  await first.waitFor(/changed disabled\n/, 60_000)
+  await receiver.waitFor(1, 60_000)
   await first.stop('SIGKILL')
 
   const second = app(t, at, receiver.url, 'serve', { TIMEOUT_MS: '1000' })
-  await second.waitFor(/started\n/)
+  await second.waitFor(/started\n/, 60_000)
   // the first claim's lease (timeout + 5 s) has to run out: it might still have been delivering
-  await receiver.waitFor(2, 30_000)
+  await receiver.waitFor(2, 60_000)
   await until(async () => await pendingCount(at) === 0 ? true : undefined, 10_000, () => 'the outbox still holds the delivery')
   await sleep(1000)
   t.equal(receiver.received.length, 2, 'at least once: the unanswered request was sent again')
@@ -136,7 +136,7 @@ t.test('file: attempts and their back-off survive a restart; after the last one 
   const receiver = await startReceiver(t, { fallback: 503 })
   const env = { RETRIES: '3', RETRY_DELAY_MS: '400' }
   const first = app(t, at, receiver.url, 'change', env)
-  await first.waitFor(/changed disabled\n/)
+  await first.waitFor(/changed disabled\n/, 60_000)
   await receiver.waitFor(2, 20_000)
   await first.stop('SIGKILL')
   const stored = Object.values((await fileOutbox(at.where)).pending)
@@ -145,8 +145,8 @@ t.test('file: attempts and their back-off survive a restart; after the last one 
   t.ok(stored[0]!.due > Date.now() - 1000, 'and its next attempt time stored')
 
   const second = app(t, at, receiver.url, 'serve', env)
-  await second.waitFor(/started\n/)
-  await receiver.waitFor(4, 30_000)
+  await second.waitFor(/started\n/, 60_000)
+  await receiver.waitFor(4, 60_000)
   await until(async () => Object.keys((await fileOutbox(at.where)).dead).length === 1 ? true : undefined, 10_000, () => 'no dead letter')
   await sleep(1500)
   t.equal(receiver.received.length, 4, 'four attempts in all (retries: 3), across the restart, then no more')
@@ -200,7 +200,7 @@ t.test('redis: two instances, deliveries piled up while the receiver was down: e
   }
   t.equal(await redisPending(prefix), 20, 'twenty deliveries wait')
   const receiver = await startReceiver(t, { port })
-  await receiver.waitFor(20, 30_000)
+  await receiver.waitFor(20, 60_000)
   await until(async () => await redisPending(prefix) === 0 ? true : undefined, 10_000, () => 'deliveries still pending')
   await sleep(1500)
   t.equal(receiver.received.length, 20, 'twenty requests')
