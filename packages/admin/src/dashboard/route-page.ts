@@ -12,6 +12,7 @@ import { trafficOf } from '../routes/traffic.js'
 import { decodeKeyParam } from '../params.js'
 import { STATUS_LABELS } from './format.js'
 import { routeRow, type RouteRow } from './pages.js'
+import { callersView } from './callers.js'
 
 /**
  * A bar chart drawn on the server: numbers only (coordinates and counts), so nothing in it can
@@ -124,6 +125,8 @@ export function registerRoutePage<S> (fastify: FastifyInstance, options: RoutePa
     const user = await options.session(request, reply)
     const [key] = engine.resolveKeys(decodeKeyParam(request.params.key))
     const data = routePageData(engine, traffic, key!, prefix)
-    return options.page(reply, 'route', { title: data.route.key, ...data }, user, 'routes')
+    // who still calls it (deprecated routes), next to its sunset: see callers.ts
+    const callers = await callersView(engine, engine.getState(key!)!)
+    return options.page(reply, 'route', { title: data.route.key, ...data, callers }, user, 'routes')
   })
 }
