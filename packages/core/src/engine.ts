@@ -12,7 +12,7 @@ import {
   WG_ERR_ROUTE_NOT_FOUND
 } from './errors.js'
 import { createThrottledWarn, silentLogger, type WaygateLogger } from './logger.js'
-import { createWebhookDispatcher, type WebhookConfig, type WebhookOptions } from './webhooks.js'
+import { createWebhookDispatcher, type WebhookConfig, type WebhookDeliveryOutcome, type WebhookOptions } from './webhooks.js'
 import {
   defaultGlobalMaintenance,
   GLOBAL_KEY,
@@ -242,12 +242,17 @@ export interface WaygateEngine {
    * across restarts, dead letters kept) rather than in this process's memory.
    */
   readonly webhooksDurable: boolean
+  /** This process's webhook deliveries by outcome since it started (delivered, retried, failed, dead, dropped). */
+  readonly webhookDeliveries: Readonly<Record<WebhookDeliveryOutcome, number>>
   /** The webhook deliveries given up on, newest first; none without a durable outbox. */
   listDeadLetters(): Promise<DeadLetter[]>
-  /** Sends a dead letter again, its attempts starting over. Resolves false when there is none with that id. */
-  retryDeadLetter(id: string): Promise<boolean>
-  /** Removes a dead letter. Resolves whether it existed. */
-  deleteDeadLetter(id: string): Promise<boolean>
+  /**
+   * Sends a dead letter again, its attempts starting over, audited as `webhook_retry` (by
+   * `options.actor`). Resolves false when there is none with that id.
+   */
+  retryDeadLetter(id: string, options?: Omit<MutationOptions, 'all'>): Promise<boolean>
+  /** Removes a dead letter, audited as `webhook_delete`. Resolves whether it existed. */
+  deleteDeadLetter(id: string, options?: Omit<MutationOptions, 'all'>): Promise<boolean>
 
   /**
    * Stores the states whose keys are not stored yet, as given, and never overwrites one (the
@@ -929,6 +934,18 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
     return stored
   }
 
+  /** Retries or deletes a dead letter, then audits it (what was sent where) when there was one. */
+  async function deadLetterAction (id: string, options: Omit<MutationOptions, 'all'> | undefined, action: 'webhook_retry' | 'webhook_delete',
+    op: () => Promise<boolean>): Promise<boolean> {
+    const who = checkMutation(options)
+    const letter = (await write('read dead letters', () => webhooks.deadLetters())).find(d => d.delivery.id === id)
+    if (letter === undefined) return false
+    if (!await write(action === 'webhook_retry' ? 'retry a dead letter' : 'delete a dead letter', op)) return false
+    const d = letter.delivery
+    await write('audit', () => backend.appendAudit(audit(d.key, null, action, who, `${d.event} to ${d.target} (delivery ${d.eventId})`, null, null)))
+    return true
+  }
+
   function checkExemptPaths (paths: unknown): string[] {
     if (!Array.isArray(paths) || paths.length > 500) throw new WG_ERR_INPUT_INVALID('exemptPaths must be an array of at most 500 route keys')
     return [...new Set(paths.map(p => {
@@ -1274,18 +1291,20 @@ export function createEngine (options: EngineOptions = {}): WaygateEngine {
       return webhooks.durable
     },
 
+    get webhookDeliveries () {
+      return webhooks.deliveries
+    },
+
     async listDeadLetters () {
       return write('read dead letters', () => webhooks.deadLetters())
     },
 
-    async retryDeadLetter (id) {
-      if (closed) throw new WG_ERR_ENGINE_CLOSED()
-      return write('retry a dead letter', () => webhooks.retryDeadLetter(id))
+    async retryDeadLetter (id, options) {
+      return deadLetterAction(id, options, 'webhook_retry', () => webhooks.retryDeadLetter(id))
     },
 
-    async deleteDeadLetter (id) {
-      if (closed) throw new WG_ERR_ENGINE_CLOSED()
-      return write('delete a dead letter', () => webhooks.deleteDeadLetter(id))
+    async deleteDeadLetter (id, options) {
+      return deadLetterAction(id, options, 'webhook_delete', () => webhooks.deleteDeadLetter(id))
     },
 
     async registerRoutes (states) {

@@ -23,24 +23,29 @@ interface PromCounter {
   inc(value?: number): void
 }
 
+interface PromCounterCollected {
+  inc(labels: Record<string, string>, value: number): void
+  reset(): void
+}
+
 interface PromGauge {
   set(labels: Record<string, string>, value: number): void
   set(value: number): void
   reset(): void
 }
 
-interface MetricConfig {
+interface MetricConfig<T> {
   name: string
   help: string
   labelNames?: readonly string[]
   registers: MetricsRegistry[]
-  collect?: (this: PromGauge) => void | Promise<void>
+  collect?: (this: T) => void | Promise<void>
 }
 
 /** What of prom-client waygate uses: `await import('prom-client')` fits it. */
 export interface PromClientModule {
-  Counter: new (config: MetricConfig) => PromCounter
-  Gauge: new (config: MetricConfig) => PromGauge
+  Counter: new (config: MetricConfig<PromCounterCollected>) => PromCounter
+  Gauge: new (config: MetricConfig<PromGauge>) => PromGauge
   Registry: new () => MetricsRegistry
 }
 
@@ -167,6 +172,17 @@ export function registerEngineMetrics (prom: PromClientModule, registry: Metrics
       }
       this.reset()
       this.set({ backend: s.backend }, age)
+    }
+  }))
+  // the dispatcher counts; the counter is set from it at each scrape
+  gauges.push(new prom.Counter({
+    name: `${prefix}webhook_deliveries_total`,
+    help: 'Webhook deliveries of this process by outcome: delivered, retried (another attempt follows), failed (given up, in memory), dead (kept as a dead letter), dropped (queue full)',
+    labelNames: ['outcome'],
+    registers,
+    collect () {
+      this.reset()
+      for (const [outcome, n] of Object.entries(engine.webhookDeliveries)) this.inc({ outcome }, n)
     }
   }))
   return gauges

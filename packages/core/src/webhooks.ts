@@ -63,6 +63,12 @@ export interface WebhookDispatcher {
   /** How many webhooks are registered. */
   readonly size: number
   /**
+   * Deliveries of this process by outcome, since it started: `delivered`, `retried` (an attempt
+   * failed, another follows), `failed` (given up on, in memory), `dead` (kept as a dead letter),
+   * `dropped` (a full queue's oldest). For metrics.
+   */
+  readonly deliveries: Readonly<Record<WebhookDeliveryOutcome, number>>
+  /**
    * Stops taking changes, gives queued deliveries up to `timeoutMs` to go out (one attempt each,
    * no more retries), then aborts what is left and logs how many were dropped.
    */
@@ -207,8 +213,12 @@ type Outcome = { ok: true } | { ok: false, retry: boolean, detail: string, statu
  * webhook, in order, through the global `fetch`: a slow or dead receiver delays only its own
  * queue, never a change or another webhook.
  */
+/** What happened to a webhook delivery (see {@link WebhookDispatcher.deliveries}). */
+export type WebhookDeliveryOutcome = 'delivered' | 'retried' | 'failed' | 'dead' | 'dropped'
+
 export function createWebhookDispatcher (options: { logger: WaygateLogger, now?: () => number, outbox?: WebhookOutbox }): WebhookDispatcher {
   const logger = options.logger
+  const deliveries: Record<WebhookDeliveryOutcome, number> = { delivered: 0, retried: 0, failed: 0, dead: 0, dropped: 0 }
   const outbox = options.outbox
   const warnOnce = createThrottledWarn(logger, options.now ?? Date.now)
   const endpoints = new Set<Endpoint>()
@@ -295,11 +305,14 @@ export function createWebhookDispatcher (options: { logger: WaygateLogger, now?:
       attempts++
       outcome = await attempt(endpoint, delivery)
       if (outcome.ok || !outcome.retry || attempts > endpoint.retries || closing || endpoint.removed) break
+      deliveries.retried++
       const base = endpoint.retryDelayMs * 2 ** (attempts - 1)
       await pause(Math.min(MAX_RETRY_DELAY_MS, base * (0.75 + Math.random() / 2)))
       if (closing || endpoint.removed) break
     }
+    if (outcome.ok) deliveries.delivered++
     if (outcome.ok || abandoned) return
+    deliveries.failed++
     logger.error({
       webhook: endpoint.shown,
       event: delivery.event.event,
@@ -451,6 +464,7 @@ export function createWebhookDispatcher (options: { logger: WaygateLogger, now?:
     }
     const outcome = await attempt(endpoint, { event: { id: delivery.eventId, event: delivery.event }, body: delivery.body })
     if (outcome.ok) {
+      deliveries.delivered++
       await record('sent', () => outbox!.complete(claim), delivery)
       return
     }
@@ -461,6 +475,7 @@ export function createWebhookDispatcher (options: { logger: WaygateLogger, now?:
       return
     }
     if (outcome.retry && claim.attempts <= endpoint.retries) {
+      deliveries.retried++
       await record('failed', () => outbox!.fail(claim, at + backoff(endpoint, claim.attempts), outcome.detail, at), delivery)
       return
     }
@@ -473,6 +488,7 @@ export function createWebhookDispatcher (options: { logger: WaygateLogger, now?:
       status: outcome.status,
       detail: outcome.detail
     }, 'waygate: webhook delivery failed; kept as a dead letter')
+    deliveries.dead++
     await record('dead', () => outbox!.fail(claim, null, outcome.detail, at), delivery)
   }
 
@@ -480,6 +496,8 @@ export function createWebhookDispatcher (options: { logger: WaygateLogger, now?:
     get durable () {
       return outbox !== undefined
     },
+
+    deliveries,
 
     add (url, webhookOptions) {
       if (closing) throw new WG_ERR_OPTIONS_INVALID('cannot add a webhook to a closed engine')
@@ -560,6 +578,7 @@ export function createWebhookDispatcher (options: { logger: WaygateLogger, now?:
         if (body === undefined) continue
         if (endpoint.queue.length >= endpoint.maxQueue) {
           endpoint.queue.shift()
+          deliveries.dropped++
           warnOnce(`webhook-queue:${endpoint.url}`, { webhook: endpoint.shown, maxQueueSize: endpoint.maxQueue },
             'waygate: webhook queue full (the receiver is slow or down); dropping the oldest deliveries')
         }

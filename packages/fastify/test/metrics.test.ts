@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Counter, Registry } from 'prom-client'
 import { createEngine, createMemoryBackend, createRedisRateLimitStore, OUTCOME_INDEX } from '@waygate/core'
@@ -28,7 +28,7 @@ function value (samples: Sample[], name: string, labels: Record<string, string> 
 
 const ok = async () => ({ ok: true })
 
-async function start (t: Tap.Test, plugin: Omit<WaygatePluginOptions, 'engine'>, engineOptions: Parameters<typeof createEngine>[0] = {},
+async function start (t: Test, plugin: Omit<WaygatePluginOptions, 'engine'>, engineOptions: Parameters<typeof createEngine>[0] = {},
   routes?: (app: FastifyInstance) => void) {
   const engine = createEngine({ backend: createMemoryBackend(), env: 'production', ...engineOptions })
   const app = Fastify()
@@ -191,7 +191,7 @@ t.test('metrics.auth without the admin registered fails at ready()', async t => 
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(waygate, { engine: createEngine({ backend: createMemoryBackend() }), metrics: { auth: true } })
-  await t.rejects(app.ready(), { code: 'WG_ERR_PLUGIN_OPTIONS_INVALID', message: /metrics\.auth/ })
+  await t.rejects(async () => { await app.ready() }, { code: 'WG_ERR_PLUGIN_OPTIONS_INVALID', message: /metrics\.auth/ })
 })
 
 t.test('a rate limit store that cannot answer: degraded answers counted, store_up 0, requests let through', async t => {
@@ -207,4 +207,40 @@ t.test('a rate limit store that cannot answer: degraded answers counted, store_u
   t.equal(value(m, 'waygate_rate_limit_store_up', { store: 'redis' }), 0)
   t.equal(value(m, 'waygate_requests_total', { route: 'GET:/limited', outcome: 'passed' }), 3)
   t.equal(OUTCOME_INDEX.passed, 0)
+})
+
+t.test('webhook deliveries are counted by outcome', async t => {
+  const { createServer } = await import('node:http')
+  const receiver = createServer((req, res) => {
+    req.resume()
+    res.statusCode = req.url === '/down' ? 500 : 200
+    res.end()
+  })
+  await new Promise<void>(resolve => receiver.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise(resolve => receiver.close(resolve)))
+  const port = (receiver.address() as { port: number }).port
+  const s = await start(t, { metrics: true }, {
+    webhooks: [{ url: `http://127.0.0.1:${port}/up` }, { url: `http://127.0.0.1:${port}/down`, retries: 1, retryDelayMs: 10 }]
+  })
+  await s.engine.setMaintenance('GET:/ok', { reason: 'x', actor: 't' })
+  await s.engine.enable('GET:/ok', { actor: 't' })
+  let m: Sample[] = []
+  for (let i = 0; i < 100; i++) {
+    m = await s.samples()
+    if (value(m, 'waygate_webhook_deliveries_total', { outcome: 'failed' }) === 2) break
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  t.equal(value(m, 'waygate_webhook_deliveries_total', { outcome: 'delivered' }), 2, 'two changes reached /up')
+  t.equal(value(m, 'waygate_webhook_deliveries_total', { outcome: 'retried' }), 2, 'each /down delivery tried again once')
+  t.equal(value(m, 'waygate_webhook_deliveries_total', { outcome: 'failed' }), 2, 'then given up')
+  t.equal(value(m, 'waygate_webhook_deliveries_total', { outcome: 'dropped' }), 0)
+})
+
+t.test('the 410s of a deprecated route past its sunset count as sunset', async t => {
+  const s = await start(t, { metrics: true }, {}, app => {
+    app.get('/gone', { config: { waygate: { deprecated: { sunset: '2020-01-01T00:00:00Z', afterSunset: 'gone' } } } }, ok)
+  })
+  t.equal(await s.get('/gone'), 410)
+  const m = await s.samples()
+  t.equal(value(m, 'waygate_requests_total', { route: 'GET:/gone', outcome: 'sunset' }), 1)
 })
