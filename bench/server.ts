@@ -39,7 +39,7 @@ import type { CountReport } from './common.js'
 const VARIANTS = [
   'bare', 'maplookup', 'waygate-active', 'waygate-metrics', 'waygate-deprecated', 'waygate-blocked', 'waygate-file', 'waygate-redis',
   'waygate-postgres', 'waygate-service',
-  'waygate-rl-memory', 'redis-floor', 'waygate-rl-redis', 'waygate-rl-429-memory', 'waygate-rl-429-redis',
+  'waygate-rl-memory', 'redis-floor', 'waygate-rl-redis', 'waygate-rl-redis-leased', 'waygate-rl-429-memory', 'waygate-rl-429-redis',
   'frl-memory', 'frl-redis', 'frl-429-memory', 'frl-429-redis',
   // not a benchmarked variant: the Waygate Server that waygate-service (and bench/fleet.ts) attach to
   'waygate-server'
@@ -332,8 +332,12 @@ async function installWaygate (app: FastifyInstance, v: Variant): Promise<Instal
     backend = core.createRedisBackend({ url: redisUrl() })
   } else if (v === 'waygate-postgres') {
     backend = core.createPostgresBackend({ connectionString: postgresUrl() })
-  } else if (v === 'waygate-rl-redis' || v === 'waygate-rl-429-redis') {
-    const redisStore = core.createRedisRateLimitStore({ url: redisUrl(), logger: countingLogger })
+  } else if (v === 'waygate-rl-redis' || v === 'waygate-rl-429-redis' || v === 'waygate-rl-redis-leased') {
+    const redisStore = core.createRedisRateLimitStore({
+      url: redisUrl(),
+      logger: countingLogger,
+      ...(v === 'waygate-rl-redis-leased' ? { consistency: 'leased' as const } : {})
+    })
     // the plugin does not wait for the connection: without this the first checks would be answered degraded
     await redisStore.init()
     store = redisStore
