@@ -54,7 +54,7 @@ export interface InstanceRegistry {
   readonly serverId: string
   registered(service: string, details: InstanceDetails): void
   /** An instance's stream opened; `revision` reads the revision it was last sent. */
-  connect(service: string, id: string, connectedSince: string, revision: () => number): ConnectedInstance
+  connect(service: string, id: string, connectedSince: string, revision: () => number, given?: InstanceDetails | null): ConnectedInstance
   /** Writes this process's record now (or deletes it when no instance is left). */
   flush(): void
   /** Every server process's instances, this one's as they are now, of one service or all. */
@@ -242,10 +242,11 @@ export function createInstanceRegistry (options: InstanceRegistryOptions): Insta
       soon()
     },
 
-    connect (service, id, connectedSince, revision) {
+    connect (service, id, connectedSince, revision, given) {
       const key = keyOf(service, id)
       registrations.delete(key)
-      if (!details.has(key)) {
+      if (given !== undefined && given !== null && given.id === id) remember(key, given)
+      else if (!details.has(key)) {
         // registered through another server process: take what its record tells
         for (const record of fleet.instanceRecords()) {
           const found = instancesOf(record).find(i => i.service === service && i.id === id && i.host !== null)

@@ -114,6 +114,11 @@ const Snapshot = Type.Object({
 })
 const EventsQuery = Type.Object({
   instance: Type.Optional(Instance.properties.id),
+  // the instance's details, so every instance is listed with them even when its registration was
+  // skipped (the server already held its manifest)
+  host: Instance.properties.host,
+  version: Instance.properties.version,
+  pid: Instance.properties.pid,
   lastEventId: Type.Optional(Type.String({ maxLength: 200 }))
 }, { additionalProperties: false })
 const AuditListQuery = Type.Object({
@@ -225,6 +230,9 @@ export function registerSdkRoutes (api: Api, ctx: SdkRoutesContext, deps: SdkRou
       service,
       tokenId: request.waygatePrincipal?.claims?.jti ?? null,
       instanceId: request.query.instance ?? null,
+      instanceDetails: request.query.instance === undefined || request.query.host === undefined
+        ? null
+        : { id: request.query.instance, host: request.query.host, version: request.query.version ?? null, pid: request.query.pid ?? null },
       resumeFrom
     })
   })

@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { defaultGlobalMaintenance, GLOBAL_KEY, RATE_LIMIT_NAMESPACE, type BackendRecord, type EngineEvent, type GlobalMaintenance, type RemoteChange, type RemoteSnapshot, type RouteState, type WaygateEngine } from '@waygate/core'
 import { REVOKED_NAMESPACE, type SseStream } from '@waygate/admin'
 import type { Fleet } from './fleet.js'
-import type { ConnectedInstance, InstanceRegistry } from './instances.js'
+import type { ConnectedInstance, InstanceDetails, InstanceRegistry } from './instances.js'
 import { createReplayLog, type LoggedChange, type ServerChange } from './replay-log.js'
 import {
   recordForService,
@@ -26,6 +26,8 @@ export interface StreamRequest {
   /** The id of the token that opened it (closed when the token is revoked), or null. */
   tokenId: string | null
   instanceId: string | null
+  /** Host, version and pid the instance reported on the stream's query, or null. */
+  instanceDetails?: InstanceDetails | null
   /** `<epoch>.<revision>` the client holds, or null. */
   resumeFrom: string | null
 }
@@ -59,6 +61,7 @@ interface OpenStream {
   service: string
   tokenId: string | null
   instanceId: string | null
+  instanceDetails: InstanceDetails | null
   /** Its entry in the instance registry, when it named its instance. */
   instance: ConnectedInstance | null
   revision: number
@@ -303,6 +306,7 @@ export function createStreamHub (options: StreamHubOptions): StreamHub {
         service: request.service,
         tokenId: request.tokenId,
         instanceId: request.instanceId,
+        instanceDetails: request.instanceDetails ?? null,
         instance: null,
         revision: 0
       }
@@ -344,7 +348,7 @@ export function createStreamHub (options: StreamHubOptions): StreamHub {
         }
       }
       if (stream.instanceId !== null && !sse.closed) {
-        stream.instance = instances.connect(stream.service, stream.instanceId, new Date(engine.now()).toISOString(), () => stream.revision)
+        stream.instance = instances.connect(stream.service, stream.instanceId, new Date(engine.now()).toISOString(), () => stream.revision, stream.instanceDetails)
       }
     }
   }

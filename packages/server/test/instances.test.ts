@@ -125,3 +125,18 @@ t.test('a graceful close removes the process\'s record', async t => {
   await app.close()
   t.same(await reader.listRecords(SERVICE_INSTANCES_NAMESPACE), [], 'no instance left listed by a server that stopped')
 })
+
+t.test('an instance that skipped registration (the manifest was known) is listed with the host, version and pid of its stream', async t => {
+  const { url } = await startServer(t, { backend: createMemoryBackend(), heartbeatMs: 60_000 })
+  const token = await login(url, { service: 'payments' })
+  const admin = await login(url)
+  await register(url, 'payments', token, ['GET:/a'], 'pod-1')
+  // pod-2 registers nothing: it streams only, naming itself on the query as the SDK does
+  const stream = await openStream(t, url, '/api/sdk/services/payments/events?instance=pod-2&host=node-7&version=2.1.0&pid=4242', { token })
+  await stream.next()
+  const listed = (await call(url, 'GET', '/api/services', { token: admin })).body[0].instances
+  t.match(listed.find((i: { id: string }) => i.id === 'pod-2'), { id: 'pod-2', host: 'node-7', version: '2.1.0', pid: 4242 })
+  const bad = await call(url, 'GET', '/api/sdk/services/payments/events?instance=pod-3&pid=minus-one', { token })
+  t.equal(bad.status, 400, 'details are validated like a registration\'s')
+  stream.close()
+})

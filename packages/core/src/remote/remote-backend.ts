@@ -476,6 +476,9 @@ export function createRemoteBackend (options: RemoteBackendOptions): RemoteBacke
     const mine = ++generation
     const url = new URL(`${sdkBase}/events`)
     url.searchParams.set('instance', instanceId)
+    url.searchParams.set('host', hostname().slice(0, 255))
+    if (options.version !== undefined) url.searchParams.set('version', options.version)
+    url.searchParams.set('pid', String(process.pid))
     const headers = authHeaders()
     if (snapshotThisProcess && epoch !== null && revision !== null) headers['last-event-id'] = `${epoch}.${revision}`
     const current = (): boolean => mine === generation && !closed
