@@ -1154,7 +1154,7 @@ function report (results: CaseResult[], skipped: Array<{ variant: string, reason
     console.log(`Verdict: PASS = median ≤ target; PASS (noise) = above target but ≤ ${hi}; OVER = above both.`)
     if (band.halfWidth > 0.10) {
       console.log('WARNING: the control band is wider than ±10%: this run was noisier than usual, ' +
-        'rerun (or raise BENCH_PAIRS) before trusting verdicts.')
+        'rerun (or raise BENCH_ROUNDS) before trusting verdicts.')
     }
   }
   const copy = (variant: string, name: string): string => {
