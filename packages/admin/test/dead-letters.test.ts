@@ -10,7 +10,7 @@ import { startReceiver, type WebhookReceiver } from '../../core/test/helpers/web
 import { buildAdminApp, type AdminApp } from './helpers/app.js'
 import { form, FORM_HEADERS, signIn } from './helpers/dashboard.js'
 
-async function fileApp (t: Parameters<Parameters<typeof t.test>[1]>[0], receiver: WebhookReceiver): Promise<AdminApp> {
+async function fileApp (t: { teardown: (fn: () => unknown) => void }, receiver: WebhookReceiver): Promise<AdminApp> {
   const dir = await mkdtemp(join(tmpdir(), 'waygate-dead-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   return buildAdminApp(t, {
@@ -23,7 +23,7 @@ async function fileApp (t: Parameters<Parameters<typeof t.test>[1]>[0], receiver
 }
 
 /** Makes a change whose delivery the receiver refuses (500, no retries): a dead letter. */
-async function deadLetter (a: AdminApp, token: string, key: string): Promise<{ id: string }> {
+async function deadLetter (a: AdminApp, token: string, key: string): Promise<Record<string, unknown> & { id: string }> {
   const before = (await list(a, token)).deadLetters.length
   const res = await a.app.inject({ method: 'POST', url: `/waygate/api/routes/${encodeURIComponent(key)}/disable`, headers: { authorization: `Bearer ${token}` }, payload: { reason: 'r' } })
   if (res.statusCode !== 200) throw new Error(`disable: ${res.statusCode} ${res.body}`)
@@ -74,6 +74,9 @@ t.test('REST: a dead letter is listed, retried (then delivered) or deleted; bad 
   await until(async () => (await list(a, token)).deadLetters.length === 0 ? true : undefined, 10_000, () => 'still a dead letter')
   t.equal((await a.app.inject({ method: 'POST', url: `/waygate/api/webhooks/dead-letters/${letter.id}/retry`, headers: auth })).statusCode, 404,
     'gone once retried')
+  const audited = await a.app.inject({ url: '/waygate/api/audit?action=webhook_retry', headers: auth })
+  t.match(audited.json(), [{ action: 'webhook_retry', key: 'GET:/payments', actor: 'admin', platform: 'cli', reason: `disable to ${String(letter.webhook)} (delivery ${String(letter.eventId)})` }],
+    'the retry is audited: who, and what was sent where')
 
   receiver.fallback = 500
   const other = await deadLetter(a, token, 'GET:/search&find')
@@ -81,6 +84,7 @@ t.test('REST: a dead letter is listed, retried (then delivered) or deleted; bad 
   t.equal(deleted.statusCode, 200)
   t.same(deleted.json(), { deleted: true })
   t.same((await list(a, token)).deadLetters, [], 'deleted')
+  t.match((await a.app.inject({ url: '/waygate/api/audit?action=webhook_delete', headers: auth })).json(), [{ key: 'GET:/search&find', actor: 'admin' }], 'audited')
   t.equal((await a.app.inject({ method: 'DELETE', url: `/waygate/api/webhooks/dead-letters/${other.id}`, headers: auth })).statusCode, 404)
   await new Promise(resolve => setTimeout(resolve, 500))
   t.equal(receiver.received.length, 3, 'a deleted dead letter is not sent')
@@ -124,4 +128,5 @@ t.test('dashboard: the dead letter page lists them, escaped, and its retry form 
   const after = await a.app.inject({ url: '/waygate/dead-letters?done=retried', headers: { cookie: browser.cookie } })
   t.match(after.body, 'No dead letters')
   t.match(after.body, 'Sent again')
+  t.match(await a.engine.listAudit({ action: 'webhook_retry' }), [{ actor: 'admin', platform: 'dashboard' }], 'audited as the dashboard\'s user')
 })

@@ -113,7 +113,9 @@ export const AuditAction = Type.Union([
   Type.Literal('rate_limit_delete'),
   Type.Literal('rate_limit_reset'),
   Type.Literal('token_created'),
-  Type.Literal('token_revoked')
+  Type.Literal('token_revoked'),
+  Type.Literal('webhook_retry'),
+  Type.Literal('webhook_delete')
 ])
 export type AuditAction = Static<typeof AuditAction>
 

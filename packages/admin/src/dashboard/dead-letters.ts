@@ -47,8 +47,8 @@ export function registerDeadLetterPages<S extends { user: string }> (fastify: Fa
     fastify.post(`/dead-letters/${action}`, base, async (request, reply) => {
       const user = await options.session(request, reply)
       const id = idField(request.body)
-      const found = action === 'retry' ? await engine.retryDeadLetter(id) : await engine.deleteDeadLetter(id)
-      if (found) request.log.info({ deadLetter: id, actor: user.user }, `waygate dashboard: webhook dead letter ${action === 'retry' ? 'retried' : 'deleted'}`)
+      const who = { actor: user.user, platform: 'dashboard' as const }
+      const found = action === 'retry' ? await engine.retryDeadLetter(id, who) : await engine.deleteDeadLetter(id, who)
       return reply.redirect(`${home}?done=${found ? (action === 'retry' ? 'retried' : 'deleted') : 'gone'}`, 303)
     })
   }

@@ -37,7 +37,9 @@ export const AUDIT_ACTION_LABELS: Record<AuditAction, string> = {
   rate_limit_delete: 'Rate limit removed',
   rate_limit_reset: 'Rate limit reset',
   token_created: 'Service token created',
-  token_revoked: 'Service token revoked'
+  token_revoked: 'Service token revoked',
+  webhook_retry: 'Webhook dead letter retried',
+  webhook_delete: 'Webhook dead letter deleted'
 }
 
 const UNITS: Array<[number, string]> = [[86_400_000, 'd'], [3_600_000, 'h'], [60_000, 'min'], [1000, 's']]

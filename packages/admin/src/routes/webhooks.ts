@@ -76,8 +76,8 @@ export function registerWebhookRoutes (api: Api, ctx: AdminContext): void {
     }
   }, async (request) => {
     const { id } = request.params
-    if (!await engine.retryDeadLetter(id)) throw new WG_ERR_NOT_FOUND(`no dead letter ${id}`)
-    request.log.info({ deadLetter: id, actor: principalOf(request).user }, 'waygate admin: webhook dead letter retried')
+    const principal = principalOf(request)
+    if (!await engine.retryDeadLetter(id, { actor: principal.user, platform: principal.platform })) throw new WG_ERR_NOT_FOUND(`no dead letter ${id}`)
     return { retried: true }
   })
 
@@ -93,8 +93,8 @@ export function registerWebhookRoutes (api: Api, ctx: AdminContext): void {
     }
   }, async (request) => {
     const { id } = request.params
-    if (!await engine.deleteDeadLetter(id)) throw new WG_ERR_NOT_FOUND(`no dead letter ${id}`)
-    request.log.info({ deadLetter: id, actor: principalOf(request).user }, 'waygate admin: webhook dead letter deleted')
+    const principal = principalOf(request)
+    if (!await engine.deleteDeadLetter(id, { actor: principal.user, platform: principal.platform })) throw new WG_ERR_NOT_FOUND(`no dead letter ${id}`)
     return { deleted: true }
   })
 }
