@@ -37,6 +37,13 @@ export interface DeprecationNotice {
   reason: string
   sunset: string | null
   successor: string | null
+  /** Answers 410 Gone once the sunset has passed. */
+  afterSunset?: boolean
+  /** Planned brownouts not ended yet. */
+  brownouts?: ReadonlyArray<{ start: string, end: string }>
+  /** Why it answers 410 right now. */
+  gone?: 'sunset' | 'brownout' | null
+  goneUntil?: string | null
 }
 
 export function maintenanceNotice (notice: MaintenanceNotice): string {
@@ -53,6 +60,11 @@ export function deprecationNotice (notice: DeprecationNotice): string {
   if (reason !== '') line += ' ' + sentence(reason)
   if (notice.sunset !== null) line += ` Sunset: ${markdownText(notice.sunset)}.`
   if (notice.successor !== null) line += ` Use ${markdownText(notice.successor)} instead.`
+  if (notice.gone === 'sunset') line += ' Past its sunset: requests answer 410 Gone.'
+  else if (notice.gone === 'brownout') line += ` In a planned brownout: requests answer 410 Gone${notice.goneUntil == null ? '' : ` until ${markdownText(notice.goneUntil)}`}.`
+  else if (notice.afterSunset === true) line += ' Requests will answer 410 Gone after the sunset.'
+  const planned = (notice.brownouts ?? []).filter(b => notice.gone !== 'brownout' || b.end !== notice.goneUntil)
+  if (planned.length > 0) line += ` Planned brownouts (410): ${planned.map(b => `${markdownText(b.start)} to ${markdownText(b.end)}`).join(', ')}.`
   return line
 }
 

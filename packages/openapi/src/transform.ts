@@ -1,6 +1,8 @@
 import {
   compilePlan,
+  goneAt,
   isExempt,
+  type Brownout,
   type Decision,
   type GlobalMaintenance,
   type RouteState,
@@ -53,8 +55,22 @@ type Verdict =
   | {
     action: 'annotate'
     maintenance: { reason: string, global: boolean, retryAt: number | null } | null
-    deprecated: { reason: string, sunset: string | null, successor: string | null } | null
+    deprecated: DeprecatedVerdict | null
   }
+
+/** A deprecated route as the document shows it: with its planned 410s (after the sunset, brownouts). */
+interface DeprecatedVerdict {
+  reason: string
+  sunset: string | null
+  successor: string | null
+  afterSunset: boolean
+  /** Brownouts not ended yet. */
+  brownouts: Brownout[]
+  /** Why it answers 410 right now, or null. */
+  gone: 'sunset' | 'brownout' | null
+  /** The end of the brownout it is in (ISO), or null. */
+  goneUntil: string | null
+}
 
 const KEEP: Verdict = { action: 'keep' }
 const REMOVE: Verdict = { action: 'remove' }
@@ -79,6 +95,11 @@ export function nextWindowChange (routes: readonly RouteState[], now: number, en
     const plan = compilePlan({ key: state.key, path: state.path, forceActive: state.forceActive }, state, GLOBAL_OFF, env)
     if (plan.windowStart > now && plan.windowStart < next) next = plan.windowStart
     if (plan.windowEnd > now && plan.windowEnd < next) next = plan.windowEnd
+    // a deprecated route's sunset and brownouts change what it answers too
+    const gone = plan.gone
+    if (gone !== undefined) {
+      for (const t of [gone.sunsetAt, ...gone.starts, ...gone.ends]) if (t > now && t < next) next = t
+    }
   }
   return next
 }
@@ -86,7 +107,21 @@ export function nextWindowChange (routes: readonly RouteState[], now: number, en
 function decideAt (state: RouteState, key: string, path: string, env: string, now: number): Decision {
   // the route's own state, judged exactly as enforcement does; global maintenance comes after
   const plan = compilePlan({ key, path, forceActive: state.forceActive }, state, GLOBAL_OFF, env)
-  return now >= plan.windowStart && now < plan.windowEnd ? plan.inside : plan.outside
+  if (now >= plan.windowStart && now < plan.windowEnd) return plan.inside
+  return plan.gone === undefined ? plan.outside : goneAt(plan.gone, now, plan.outside)
+}
+
+function deprecatedVerdict (state: RouteState, now: number, decision: Decision): DeprecatedVerdict {
+  const gone = decision.action === 'block' && (decision.kind === 'sunset' || decision.kind === 'brownout') ? decision.kind : null
+  return {
+    reason: state.reason,
+    sunset: state.sunset,
+    successor: state.successor,
+    afterSunset: state.afterSunset === 'gone',
+    brownouts: (state.brownouts ?? []).filter(b => Date.parse(b.end) > now),
+    gone,
+    goneUntil: gone === 'brownout' && decision.action === 'block' && decision.retryAt !== null ? new Date(decision.retryAt).toISOString() : null
+  }
 }
 
 function verdictFor (state: RouteState, key: string, path: string, ctx: Context): Verdict {
@@ -94,12 +129,15 @@ function verdictFor (state: RouteState, key: string, path: string, ctx: Context)
   const decision = decideAt(state, key, path, env, now)
   let maintenance: Extract<Verdict, { action: 'annotate' }>['maintenance'] = null
   let deprecated: Extract<Verdict, { action: 'annotate' }>['deprecated'] = null
-  if (decision.action === 'block') {
+  if (decision.action === 'block' && decision.deprecation !== undefined) {
+    // past its sunset or in a brownout: still documented, as deprecated, with its 410
+    deprecated = deprecatedVerdict(state, now, decision)
+  } else if (decision.action === 'block') {
     // a disabled route, or one hidden from this env, is gone from the document as from the API
     if (decision.kind !== 'maintenance') return REMOVE
     maintenance = { reason: decision.reason, global: false, retryAt: decision.retryAt }
   } else if (decision.action === 'deprecated') {
-    deprecated = { reason: state.reason, sunset: state.sunset, successor: state.successor }
+    deprecated = deprecatedVerdict(state, now, decision)
   }
   if (global.enabled && (!state.forceActive || global.includeForceActive) && !isExempt(global.exemptPaths, key, path)) {
     maintenance = { reason: global.reason, global: true, retryAt: null }
@@ -126,11 +164,55 @@ function hasWaygateMarks (op: Json): boolean {
   return false
 }
 
+/** The 410 response waygate documents for a deprecated route that answers or will answer it. */
+function goneResponse (deprecated: DeprecatedVerdict): Json {
+  const parts: string[] = []
+  if (deprecated.afterSunset) parts.push(`after its sunset${deprecated.sunset === null ? '' : ` (${deprecated.sunset})`}: code ROUTE_SUNSET`)
+  if (deprecated.brownouts.length > 0) {
+    parts.push(`during planned brownouts (${deprecated.brownouts.map(b => `${b.start} to ${b.end}`).join(', ')}): code ROUTE_BROWNOUT, with Retry-After`)
+  }
+  const example = {
+    error: {
+      code: deprecated.gone === 'brownout' || (!deprecated.afterSunset && deprecated.brownouts.length > 0) ? 'ROUTE_BROWNOUT' : 'ROUTE_SUNSET',
+      message: 'This endpoint has been retired',
+      reason: deprecated.reason,
+      path: '/…',
+      sunset: deprecated.sunset,
+      successor: deprecated.successor
+    }
+  }
+  return {
+    description: `Gone: this deprecated endpoint answers 410 ${parts.join('; and ')}. The Deprecation, Sunset and Link (successor-version) headers come with it.`,
+    headers: {
+      Deprecation: { schema: { type: 'string' }, description: 'RFC 9745: @<epoch seconds> of the deprecation' },
+      Sunset: { schema: { type: 'string' }, description: 'RFC 8594: the HTTP-date of the sunset' },
+      Link: { schema: { type: 'string' }, description: '<successor>; rel="successor-version"' },
+      'Retry-After': { schema: { type: 'integer' }, description: 'In a brownout: seconds until it ends' }
+    },
+    content: { 'application/json': { example } },
+    'x-waygate': true
+  }
+}
+
+/** The responses of an operation without the 410 an earlier pass of waygate added. */
+function unmarkedResponses (op: Json): Json | undefined {
+  const responses = op.responses
+  if (!isObject(responses) || !isObject(responses['410']) || responses['410']['x-waygate'] !== true) return undefined
+  const rest: Json = {}
+  for (const [code, value] of Object.entries(responses)) if (code !== '410') put(rest, code, value)
+  return rest
+}
+
 /** The operation without what an earlier pass of waygate added. */
 function unmarked (op: Json): Json {
   if (!hasWaygateMarks(op)) return op
   const out: Json = {}
   for (const [key, value] of Object.entries(op)) if (!key.startsWith('x-waygate-')) put(out, key, value)
+  const responses = unmarkedResponses(out)
+  if (responses !== undefined) {
+    if (Object.keys(responses).length === 0) delete out.responses
+    else out.responses = responses
+  }
   if (typeof out.description === 'string') {
     const rest = stripNotices(out.description)
     if (rest === '') delete out.description
@@ -167,6 +249,18 @@ function annotate (original: Json, verdict: Verdict): Json {
     }
     if (deprecated.sunset !== null) op['x-waygate-sunset'] = deprecated.sunset
     if (deprecated.successor !== null) op['x-waygate-successor'] = deprecated.successor
+    if (deprecated.afterSunset) op['x-waygate-after-sunset'] = 'gone'
+    if (deprecated.brownouts.length > 0) op['x-waygate-brownouts'] = deprecated.brownouts.map(b => ({ start: b.start, end: b.end, reason: b.reason }))
+    if (deprecated.gone !== null) op['x-waygate-gone'] = deprecated.gone
+    if (deprecated.afterSunset || deprecated.brownouts.length > 0) {
+      const responses = isObject(base.responses) ? base.responses : {}
+      // an app that documents its own 410 keeps it
+      if (!isObject(responses['410'])) {
+        const withGone: Json = { ...responses }
+        put(withGone, '410', goneResponse(deprecated))
+        op.responses = withGone
+      }
+    }
     notices.push(deprecationNotice(deprecated))
   }
   op.description = withNotices(notices, typeof base.description === 'string' ? base.description : undefined)
