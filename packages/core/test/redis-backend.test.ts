@@ -278,7 +278,7 @@ t.test('invalid options are refused at creation', async t => {
     [{ url: 'http://localhost:6379' }, {}, /redis:\/\/, rediss:\/\/ or unix:\/\//],
     [{ url: 'nope' }, {}, /url must be/],
     [{ url: 'unix://' }, {}, /socket path/],
-    [{ url: server.url, client: {} } as unknown as RedisConnection, {}, /\{ url \} or \{ client \}/],
+    [{ url: server.url, client: {} } as unknown as RedisConnection, {}, /one of \{ url \}, \{ cluster \}, \{ sentinels, name \} or \{ client \}/],
     [{ client: {} } as unknown as RedisConnection, {}, /ioredis/],
     [{ url: server.url }, { keyPrefix: 'a{b}' }, /keyPrefix/],
     [{ url: server.url }, { keyPrefix: '' }, /keyPrefix/],
