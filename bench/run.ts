@@ -35,7 +35,7 @@ const settings = {
   /** Requests per second sent to EACH of A and X during the side-by-side pairs. */
   rate: Math.round(envNumber('BENCH_RATE', 2000)),
   /** Seconds per side-by-side measurement. */
-  duration: envNumber('BENCH_DURATION', QUICK ? 1 : 2.5),
+  duration: envNumber('BENCH_DURATION', QUICK ? 1 : 2),
   /**
    * Interleaved rounds: each round measures every variant once (the control and the floor
    * `controlRepeat` times, spread over the round), each time with a fresh A and X.
@@ -47,7 +47,7 @@ const settings = {
   /** Seconds of load at the measuring rate on both fresh servers before the pair, not measured. */
   warmup: envNumber('BENCH_WARMUP', QUICK ? 1 : 1.5),
   /** Seconds per full-speed saturation run (one of A and one of X per pair, after the pair). */
-  satDuration: envNumber('BENCH_SAT_DURATION', QUICK ? 0.5 : 0.75)
+  satDuration: envNumber('BENCH_SAT_DURATION', 0.5)
 }
 
 /** Target X/A CPU per request, from BENCHMARKING.md. */
