@@ -195,7 +195,7 @@ export interface TrafficRecorderOptions {
 /**
  * Per-route traffic of this process, kept in fixed-size rings: requests and refusals by outcome
  * per minute for the last hour and per five minutes for the last day. Nothing is kept per client,
- * so memory is bounded by the number of routes (about 13 KiB for each route that got a request).
+ * so memory is bounded by the number of routes (about 15 KiB for each route that got a request).
  */
 export interface TrafficRecorder {
   /** The counters of a route key, created on first use: take it once, when the route is added. */
