@@ -1,5 +1,5 @@
 import t from 'tap'
-import { createCallerTracker, createRedisBackend, readCallers } from '@waygate/core'
+import { createCallerTracker, createEngine, createRedisBackend, readCallers } from '@waygate/core'
 import { createClock, HOUR, MINUTE } from '../helpers/clock.js'
 import { startRedisServer, type Teardown } from '../helpers/redis-server.js'
 
@@ -72,4 +72,27 @@ t.test('a backend failure keeps the sketch for the next publish and never reject
   fail = false
   await tracker.publish()
   t.same((await tracker.read('GET:/x')).callers.map(c => c.id), ['someone'])
+})
+
+t.test('brownouts and afterSunset are route state: a change on one instance reaches the other over Redis', async t => {
+  const clock = createClock('2030-01-01T09:00:00.000Z')
+  const engines = [0, 1].map(() => createEngine({ backend: createRedisBackend({ url: server.url }, { keyPrefix: 'sync:' }), now: clock.now, resyncIntervalMs: 0 }))
+  for (const engine of engines) t.teardown(() => engine.close())
+  const handles = engines.map(engine => engine.declareRoute('GET', '/v1/users', { deprecated: { sunset: '2030-06-01T00:00:00Z' } }))
+  const a = handles[0]!
+  const b = handles[1]!
+  for (const engine of engines) {
+    await engine.start()
+    await engine.registerDeclaredRoutes()
+  }
+  await engines[0]!.scheduleBrownout('GET:/v1/users', { start: '2030-01-01T10:00:00Z', end: '2030-01-01T10:30:00Z', actor: 'ops' })
+  await engines[0]!.deprecate('GET:/v1/users', { sunset: '2030-06-01T00:00:00Z', afterSunset: 'gone', actor: 'ops' })
+  const deadline = Date.now() + 5000
+  while (engines[1]!.getState('GET:/v1/users')?.afterSunset !== 'gone' && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
+  t.equal(engines[1]!.decide(b).action, 'deprecated', 'before the brownout')
+  clock.set('2030-01-01T10:10:00.000Z')
+  t.match(engines[1]!.decide(b), { action: 'block', kind: 'brownout' }, 'the other instance applies the brownout')
+  clock.set('2030-06-01T00:00:00.000Z')
+  t.match(engines[1]!.decide(b), { action: 'block', kind: 'sunset' })
+  t.match(engines[0]!.decide(a), { action: 'block', kind: 'sunset' })
 })
