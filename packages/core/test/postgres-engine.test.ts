@@ -150,6 +150,33 @@ t.test('Postgres stopped: both keep serving, changes fail fast with a 503, one w
   t.match(await b.engine.status(), { healthy: true })
 })
 
+t.test('Postgres frozen (nothing answers): requests unaffected, a change fails with a 503 within commandTimeoutMs; thawed: both follow again', async t => {
+  const db = await startPostgres(t)
+  const schema = `e${++schemas}`
+  const options = { commandTimeoutMs: 300, heartbeatMs: 200, maxReconnectDelayMs: 200 }
+  const a = await instance(t, schema, { db, backend: options })
+  const b = await instance(t, schema, { db, backend: options })
+  await a.engine.disable('GET:/orders', { reason: 'before the freeze' })
+  t.ok(await eventually(() => b.engine.decide(b.handles.orders).action === 'block', 5000))
+  db.freeze()
+  t.teardown(() => db.thaw())
+  const started = performance.now()
+  const failed = await a.engine.enable('GET:/orders').catch((err: unknown) => err)
+  const took = performance.now() - started
+  t.match(failed, { code: 'WG_ERR_BACKEND_UNAVAILABLE', statusCode: 503 })
+  t.comment(`a change against a frozen Postgres fails in ${took.toFixed(0)} ms (commandTimeoutMs 300)`)
+  t.ok(took < 2000, 'bounded: it does not hang')
+  t.match(b.engine.decide(b.handles.orders), { action: 'block', reason: 'before the freeze' }, 'requests still decided from the snapshot')
+  a.events.length = 0
+  b.events.length = 0
+  // long enough for the heartbeats (every 200 ms, 300 ms to answer) to call it an outage
+  await new Promise(resolve => setTimeout(resolve, 1500))
+  db.thaw()
+  t.ok(await eventually(() => a.events.some(e => e.type === 'resynced') && b.events.some(e => e.type === 'resynced'), 10_000), 'both reload after the thaw')
+  await a.engine.enable('GET:/orders', { actor: 'after' })
+  t.ok(await eventually(() => b.engine.decide(b.handles.orders).action === 'pass', 5000), 'and follow changes again')
+})
+
 t.test('Postgres down when the app starts: start() resolves, routes answer as declared, state arrives when it does', async t => {
   const late = await startPostgres(t, { start: false })
   const schema = `e${++schemas}`

@@ -375,7 +375,7 @@ export function createPostgresBackend (connection: PostgresConnection, options: 
     if (closed || listener !== null) return
     let client: PoolClient
     try {
-      client = await withTimeout(pool.connect(), 'connect', connectTimeoutMs)
+      client = await borrow('connect', connectTimeoutMs)
     } catch (err) {
       noteError(err)
       return
@@ -488,6 +488,17 @@ export function createPostgresBackend (connection: PostgresConnection, options: 
     return Promise.race([pending, timeout]).finally(() => clearTimeout(timer))
   }
 
+  /** A pooled connection within `ms`; one that arrives after the timeout goes back to the pool. */
+  async function borrow (what: string, ms: number): Promise<PoolClient> {
+    const pending = pool.connect()
+    try {
+      return await withTimeout(pending, what, ms)
+    } catch (err) {
+      pending.then(late => { late.release() }, () => {})
+      throw err
+    }
+  }
+
   function notConnected (what: string): Error {
     return new WG_ERR_BACKEND_UNAVAILABLE(`postgres at ${target} is not connected${lastError === null ? '' : ` (${lastError})`}; cannot ${what}`)
   }
@@ -528,7 +539,7 @@ export function createPostgresBackend (connection: PostgresConnection, options: 
     checkOpen(what)
     let client: PoolClient
     try {
-      client = await withTimeout(pool.connect(), what, connectTimeoutMs)
+      client = await borrow(what, connectTimeoutMs)
     } catch (err) {
       throw unavailable(what, err)
     }
@@ -713,7 +724,7 @@ export function createPostgresBackend (connection: PostgresConnection, options: 
     try {
       if (cutoff !== null) {
         for (;;) {
-          const client = await withTimeout(pool.connect(), 'prune', connectTimeoutMs)
+          const client = await borrow('prune', connectTimeoutMs)
           let deleted = 0
           let broken: Error | undefined
           try {

@@ -30,6 +30,37 @@ export interface PostgresServer {
   stop (): Promise<void>
   /** Starts it (again) on the same socket and data. */
   start (): Promise<void>
+  /** Freezes the server and its backends (SIGSTOP): connections stay open but nothing answers, as with an overloaded or unreachable server. */
+  freeze (): void
+  /** Lets a frozen server go on (SIGCONT). */
+  thaw (): void
+}
+
+/** The postmaster of a data directory and every process it started (Linux /proc). */
+function clusterPids (data: string): number[] {
+  let postmaster: number
+  try {
+    postmaster = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0])
+  } catch {
+    return []
+  }
+  const pids = [postmaster]
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) pids.push(Number(entry))
+    } catch {}
+  }
+  return pids
+}
+
+function signalAll (pids: number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal)
+    } catch {}
+  }
 }
 
 function executable (file: string): boolean {
@@ -165,6 +196,7 @@ export async function startPostgres (t: Teardown, options: { start?: boolean } =
   }
 
   t.teardown(async () => {
+    signalAll(clusterPids(data), 'SIGCONT')
     await stop().catch(() => {})
     rmSync(dir, { recursive: true, force: true })
   })
@@ -181,6 +213,8 @@ export async function startPostgres (t: Teardown, options: { start?: boolean } =
       return url(name)
     },
     stop,
-    start
+    start,
+    freeze: () => { signalAll(clusterPids(data), 'SIGSTOP') },
+    thaw: () => { signalAll(clusterPids(data), 'SIGCONT') }
   }
 }
