@@ -14,7 +14,9 @@ import { buildAdminApp, enc, type AdminApp } from './helpers/app.js'
 const ROUTES = Array.from({ length: 6 }, (_, i) => `/r${i}`)
 const PREFIX = 'failover'
 
-const sentinel = await startRedisSentinel(t)
+// WAYGATE_SENTINEL_REPLICAS=2 measures the setup the docs recommend (the suite runs one replica)
+const REPLICAS = Number(process.env.WAYGATE_SENTINEL_REPLICAS ?? 1)
+const sentinel = await startRedisSentinel(t, { replicas: REPLICAS })
 
 async function instance (): Promise<AdminApp> {
   return buildAdminApp(t, {
@@ -176,9 +178,9 @@ t.test('master SIGKILLed under traffic: requests answered, changes fail fast the
   // the first change acknowledged after the failover: on the instance that made it at once, on the other through the new master's pub/sub
   const other = recovered.via === 'A' ? 'B' : 'A'
   const reachedOther = seen[other].get(`m${recovered.n}`)
-  t.ok(reachedOther !== undefined, 'the first change after the failover reached the other instance')
-  const propagation = (reachedOther ?? NaN) - recovered.sentAt
-  t.comment(`failover: replica promoted ${(promotedAt - killedAt).toFixed(0)} ms after the kill, old master restarted at ${(restartedAt - killedAt).toFixed(0)} ms; changes refused for ${outage.toFixed(0)} ms ` +
-    `(${during.length} refused, slowest refusal ${slowest.toFixed(0)} ms); the first accepted change reached the other instance ${propagation.toFixed(1)} ms after it was sent; both instances on the stored state ${(convergedAt - killedAt).toFixed(0)} ms after the kill ` +
+  // (or, when it was made before the other instance's change feed was back, by that instance's reload: the convergence check above)
+  const propagation = reachedOther === undefined ? 'by its reload' : `${(reachedOther - recovered.sentAt).toFixed(1)} ms after it was sent`
+  t.comment(`failover (${REPLICAS} replica${REPLICAS === 1 ? '' : 's'}): replica promoted ${(promotedAt - killedAt).toFixed(0)} ms after the kill, old master restarted at ${(restartedAt - killedAt).toFixed(0)} ms; changes refused for ${outage.toFixed(0)} ms ` +
+    `(${during.length} refused, slowest refusal ${slowest.toFixed(0)} ms); the first accepted change reached the other instance ${propagation}; both instances on the stored state ${(convergedAt - killedAt).toFixed(0)} ms after the kill ` +
     `(${(convergedAt - convergeStarted).toFixed(0)} ms after the operator stopped); ${served} requests, ${unexpected.length} unexpected`)
 })

@@ -240,12 +240,13 @@ export interface RedisSentinel {
 }
 
 /**
- * Starts a master, a replica of it and three sentinels (quorum 2) on free loopback ports,
+ * Starts a master, `replicas` (default 1) replicas of it and three sentinels (quorum 2) on free loopback ports,
  * sentinel configs in a temp dir (`redis-server <conf> --sentinel`), and waits until each
  * sentinel knows the replica and the two other sentinels, so a failover can be elected at once.
  * `downAfterMs` (default 500) and `failoverTimeoutMs` (default 2000) keep a failover to a few seconds.
  */
-export async function startRedisSentinel (t: Teardown, options: { downAfterMs?: number, failoverTimeoutMs?: number } = {}): Promise<RedisSentinel> {
+export async function startRedisSentinel (t: Teardown, options: { downAfterMs?: number, failoverTimeoutMs?: number, replicas?: number } = {}): Promise<RedisSentinel> {
+  const replicaCount = options.replicas ?? 1
   const downAfterMs = options.downAfterMs ?? 500
   const failoverTimeoutMs = options.failoverTimeoutMs ?? 2000
   const name = 'wgmaster'
@@ -272,13 +273,19 @@ export async function startRedisSentinel (t: Teardown, options: { downAfterMs?: 
   const masterPort = await freePort()
   const master = await startNode(dir, 'master', dataArgs(masterPort), masterPort)
   started.push(master)
-  const replicaPort = await freePort()
-  const replica = await startNode(dir, 'replica', [...dataArgs(replicaPort), '--replicaof', HOST, String(masterPort)], replicaPort)
-  started.push(replica)
+  const replicas: RedisNode[] = []
+  for (let i = 0; i < replicaCount; i++) {
+    const replicaPort = await freePort()
+    const replica = await startNode(dir, 'replica', [...dataArgs(replicaPort), '--replicaof', HOST, String(masterPort)], replicaPort)
+    started.push(replica)
+    replicas.push(replica)
+  }
   const deadline = Date.now() + 15_000
-  while (!(await send(replicaPort, ['INFO', 'replication']).catch(() => '')).includes('master_link_status:up')) {
-    if (Date.now() > deadline) throw new Error('the replica did not sync with the master within 15 s')
-    await sleep(50)
+  for (const replica of replicas) {
+    while (!(await send(replica.port, ['INFO', 'replication']).catch(() => '')).includes('master_link_status:up')) {
+      if (Date.now() > deadline) throw new Error('a replica did not sync with the master within 15 s')
+      await sleep(50)
+    }
   }
 
   const sentinelPorts: number[] = []
@@ -316,14 +323,14 @@ export async function startRedisSentinel (t: Teardown, options: { downAfterMs?: 
   const known = async (port: number): Promise<boolean> => {
     const fields = await ask(port, 'MASTER', name).catch(() => []) as string[]
     const at = (field: string): string | undefined => fields[fields.indexOf(field) + 1]
-    return at('num-slaves') === '1' && at('num-other-sentinels') === '2'
+    return at('num-slaves') === String(replicaCount) && at('num-other-sentinels') === '2'
   }
   while (!(await Promise.all(sentinelPorts.map(known))).every(Boolean)) {
     if (Date.now() > deadline + 15_000) throw new Error('the sentinels did not discover each other and the replica within 30 s')
     await sleep(100)
   }
 
-  const servers = [master, replica]
+  const servers = [master, ...replicas]
   async function currentMasterPort (): Promise<number> {
     for (const port of sentinelPorts) {
       const reply = await ask(port, 'GET-MASTER-ADDR-BY-NAME', name).catch(() => null) as [string, string] | null
