@@ -177,13 +177,54 @@ export const ROUTE_ACTIONS: readonly RouteActionSpec[] = [
     fields: [
       { name: 'sunset', label: 'Sunset (optional)', kind: 'text', maxLength: 64, placeholder: '2030-01-01', hint: 'When the route goes away: ' + WHEN_HINT },
       { name: 'successor', label: 'Successor (optional)', kind: 'text', maxLength: 2048, placeholder: '/v2/users', hint: 'URL or path of the replacement.' },
+      { name: 'afterSunset', label: 'Answer 410 Gone after the sunset', kind: 'checkbox', maxLength: 5 },
       reasonField
     ],
     offer: state => state.status !== 'deprecated',
     prefill: none,
     run: (engine, key, values, who) => engine.deprecate(key, {
-      ...who, reason: values.reason ?? '', successor: optional(values, 'successor'), sunset: when(values, 'sunset', engine)
+      ...who,
+      reason: values.reason ?? '',
+      successor: optional(values, 'successor'),
+      sunset: when(values, 'sunset', engine),
+      ...(values.afterSunset === 'on' ? { afterSunset: 'gone' as const } : {})
     })
+  },
+  {
+    id: 'brownout',
+    label: 'Brownout',
+    title: 'Plan a brownout',
+    description: 'From start to end the deprecated route answers 410 Gone (ROUTE_BROWNOUT), so that its remaining callers notice before the sunset.',
+    submit: 'Plan brownout',
+    tone: 'warn',
+    fields: [
+      { name: 'start', label: 'Start', kind: 'text', required: true, maxLength: 64, placeholder: '1h', hint: WHEN_HINT },
+      { name: 'end', label: 'End', kind: 'text', required: true, maxLength: 64, placeholder: '75m', hint: WHEN_HINT },
+      { ...reasonField, hint: 'Shown to callers in the 410 body and kept in the audit log.' }
+    ],
+    offer: state => state.status === 'deprecated',
+    prefill: none,
+    run: (engine, key, values, who) => {
+      const now = engine.now()
+      return engine.scheduleBrownout(key, {
+        ...who,
+        reason: values.reason ?? '',
+        start: resolveWhen(required(values, 'start', 'Start'), 'start', now),
+        end: resolveWhen(required(values, 'end', 'End'), 'end', now)
+      })
+    }
+  },
+  {
+    id: 'cancel-brownouts',
+    label: 'Cancel brownouts',
+    title: 'Cancel the planned brownouts',
+    description: 'Every planned brownout of the route is removed; it keeps serving, deprecated.',
+    submit: 'Cancel brownouts',
+    tone: 'neutral',
+    fields: [],
+    offer: state => state.status === 'deprecated' && (state.brownouts ?? []).length > 0,
+    prefill: none,
+    run: (engine, key, _values, who) => engine.cancelBrownouts(key, who)
   }
 ]
 
