@@ -9,9 +9,10 @@ const USAGE = `waygate-server: the Waygate Server (dashboard, REST API, service 
 Settings come from the environment:
   PORT                       port to listen on (default 8001)
   HOST                       address to listen on (default 127.0.0.1; 0.0.0.0 in a container)
-  WAYGATE_BACKEND            memory | file | redis (default memory)
+  WAYGATE_BACKEND            memory | file | redis | postgres (default memory)
   WAYGATE_FILE_PATH          state file of the file backend (default ./waygate-state.json)
   WAYGATE_REDIS_URL          redis://, rediss:// or unix:// URL of the redis backend
+  WAYGATE_POSTGRES_URL       postgres:// connection string of the postgres backend
   WAYGATE_SECRET_KEY         token signing key, 16+ characters (default random: tokens die on restart)
   WAYGATE_ADMIN_USER         the admin's user name, with
   WAYGATE_ADMIN_PASSWORD     its password (plain, or a hashPassword() hash)
