@@ -241,9 +241,11 @@ async function adminPlugin (fastify: FastifyInstance, options: WaygateAdminOptio
     const length = request.headers['content-length']
     if (request.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) return
     const timer = setTimeout(() => {
-      if (request.raw.complete) return
+      // an injected request (light-my-request) has a socket without destroy: nothing to close
+      const socket = request.raw.socket as { destroy?: unknown } | null | undefined
+      if (request.raw.complete || typeof socket?.destroy !== 'function') return
       log.info({ ip: request.ip, url: request.url.slice(0, 200), bodyTimeoutMs }, 'waygate admin: request body not complete in time; connection closed')
-      request.raw.socket?.destroy()
+      request.raw.socket.destroy()
     }, bodyTimeoutMs)
     timer.unref()
     bodyTimers.set(request, timer)
