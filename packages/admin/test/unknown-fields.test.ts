@@ -18,6 +18,8 @@ const VALID: Record<string, { body?: object, query?: Record<string, string> }> =
   'POST /waygate/api/routes/:key/maintenance': { body: { reason: 'r', end: '2h' } },
   'POST /waygate/api/routes/:key/schedule': { body: { start: '1h', end: '2h' } },
   'DELETE /waygate/api/routes/:key/schedule': { query: { all: 'false' } },
+  'POST /waygate/api/routes/:key/brownouts': { body: { start: '1h', end: '2h' } },
+  'DELETE /waygate/api/routes/:key/brownouts': { query: { all: 'false' } },
   'POST /waygate/api/routes/:key/env': { body: { envs: ['staging'] } },
   'DELETE /waygate/api/routes/:key/env': { query: { all: 'false' } },
   'POST /waygate/api/routes/:key/deprecate': { body: { successor: '/v2/users' } },
