@@ -43,7 +43,9 @@ const SERVICES = [
     rateLimit: { policy: { key: '@service:payments-service', limits: ['100/minute'] }, enabled: true, exemptRoutes: [] },
     instances: [
       { id: 'p-1', host: 'pay-a', version: '2.0.0', pid: 11, connectedSince: ago(7_200_000), lastHeartbeat: ago(2_000), revision: 41 },
-      { id: 'p-2', host: 'pay-b', version: '2.0.0', pid: 12, connectedSince: ago(7_200_000), lastHeartbeat: ago(180_000), revision: 39 }
+      { id: 'p-2', host: 'pay-b', version: '2.0.0', pid: 12, connectedSince: ago(7_200_000), lastHeartbeat: ago(180_000), revision: 39 },
+      // its stream closed 20 s ago (killed): the server lists it for a while, as a Waygate Server answers it
+      { id: 'p-3', host: 'pay-c', version: '2.0.0', pid: 13, connectedSince: ago(600_000), lastHeartbeat: ago(22_000), revision: 40, stale: true, state: 'disconnected', disconnectedAt: ago(20_000) }
     ]
   },
   { name: 'idle-service', service: 'idle-service', routes: 1, maintenance: OFF, rateLimit: null, instances: [] }
@@ -129,7 +131,7 @@ function asked (requests: SeenRequest[]): string[] {
   return requests.map(r => `${r.method} ${r.url.replace(/^\/waygate/, '')}`)
 }
 
-t.test('services: each service with its maintenance and instances, a stale one flagged, server text escaped; --json adds stale', async t => {
+t.test('services: each service with its maintenance and instances, a stale one and a disconnected one flagged, server text escaped; --json adds stale', async t => {
   const fake = await startFake(t)
   const box = await sandbox(t, { WAYGATE_SERVER_URL: fake.adminUrl })
   const shown = await box.waygate(['services'], { env: { WAYGATE_SERVICE: 'orders-service' } })
@@ -142,11 +144,14 @@ t.test('services: each service with its maintenance and instances, a stale one f
   t.match(shown.stdout, /\n\s+p-2\s+pay-b\s+2\.0\.0\s+.*\s+39\s+STALE: no heartbeat for \S+/, 'an instance silent for more than 60 s')
   t.match(shown.stdout, /rate limit 100\/minute/)
   t.match(shown.stdout, /idle-service\s+1\s+off\s+-.*no instance connected/)
-  t.match(shown.stdout, /3 services, 3 instances connected, 1 stale\n$/)
+  t.match(shown.stdout, /\n\s+p-3\s+pay-c\s+2\.0\.0\s+.*\s+40\s+DISCONNECTED \d+s ago\n/, 'an instance whose stream closed, with when')
+  t.notMatch(shown.stdout, /p-3.*STALE/, 'flagged disconnected, not also stale')
+  t.match(shown.stdout, /3 services, 3 instances connected, 1 stale, 1 disconnected\n$/)
 
   const listed = json(await box.run(['services', '--json']))
   t.equal(listed.length, 3)
-  t.same(listed[1].instances.map((i: { id: string, stale: boolean }) => [i.id, i.stale]), [['p-1', false], ['p-2', true]])
+  t.same(listed[1].instances.map((i: { id: string, stale: boolean }) => [i.id, i.stale]), [['p-1', false], ['p-2', true], ['p-3', true]])
+  t.match(listed[1].instances[2], { state: 'disconnected', disconnectedAt: String }, '--json keeps the server\'s state')
   t.equal(listed[1].maintenance.reason, 'failover\u001b[2J', '--json keeps the value exactly')
   t.same(asked(fake.requests), ['GET /api/services', 'GET /api/services'])
 })

@@ -21,6 +21,8 @@ export interface ServiceInstance {
   lastHeartbeat: string
   /** The revision its stream was last sent, or null. */
   revision: number | null
+  /** When its stream closed (ISO): it stays listed, disconnected, for a while (see instances.ts); null while open or only registered. */
+  disconnectedAt: string | null
 }
 
 const NAMESPACES = [SERVICE_MAINTENANCE_NAMESPACE, RATE_LIMIT_NAMESPACE, SERVICE_INSTANCES_NAMESPACE, SERVICE_MANIFESTS_NAMESPACE, SERVICES_KNOWN_NAMESPACE]

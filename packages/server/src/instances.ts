@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { FastifyBaseLogger } from 'fastify'
 import type { BackendRecord, WaygateEngine } from '@waygate/core'
+import { disconnectedKeepMs } from '@waygate/admin'
 import type { Fleet, ServiceInstance } from './fleet.js'
 import { SERVICE_INSTANCES_NAMESPACE } from './wire.js'
 
@@ -41,6 +42,8 @@ export interface InstanceRegistryOptions {
   heartbeatMs: number
   /** Delay after a connect, disconnect or registration before the record is written (coalesced). Default min(1000, heartbeatMs). */
   debounceMs?: number
+  /** How long an instance whose stream closed stays listed, disconnected. Default 60 s or three heartbeats, the larger, at most 10 min. */
+  disconnectedMs?: number
 }
 
 /**
@@ -48,6 +51,10 @@ export interface InstanceRegistryOptions {
  * per process, written at most once per heartbeat (the heartbeat calls {@link InstanceRegistry.flush})
  * plus once shortly after connects and disconnects, however many instances there are; it expires
  * after three heartbeats, so a process that dies takes its instances with it.
+ *
+ * An instance whose stream closes (a crash, a kill, a shutdown or a dropped connection: the server
+ * cannot tell them apart) stays in the list and the record with `disconnectedAt` for
+ * `disconnectedMs`, then goes; opening a stream again under the same id lists it connected at once.
  */
 export interface InstanceRegistry {
   /** This process's id: the id of its record. */
@@ -100,16 +107,26 @@ function instancesOf (record: BackendRecord): ServiceInstance[] {
       pid: count(item.pid),
       connectedSince: text(item.connectedSince),
       lastHeartbeat: item.lastHeartbeat,
-      revision: count(item.revision)
+      revision: count(item.revision),
+      disconnectedAt: text(item.disconnectedAt)
     })
   }
   return out
 }
 
-/** A connected entry beats a registered-only one; then the newer heartbeat. */
+/** Its stream is open (not only registered, not disconnected). */
+function open (i: ServiceInstance): boolean {
+  return i.connectedSince !== null && i.disconnectedAt === null
+}
+
+/**
+ * An open stream beats a registered-only or disconnected entry, then the newer heartbeat; between
+ * a registration and a disconnection, the later one (an instance that registers again is back).
+ */
 function better (a: ServiceInstance, b: ServiceInstance): boolean {
-  if ((a.connectedSince !== null) !== (b.connectedSince !== null)) return a.connectedSince !== null
-  return a.lastHeartbeat > b.lastHeartbeat
+  if (open(a) !== open(b)) return open(a)
+  if (open(a)) return a.lastHeartbeat > b.lastHeartbeat
+  return (a.disconnectedAt ?? a.lastHeartbeat) > (b.disconnectedAt ?? b.lastHeartbeat)
 }
 
 /** Merges entries of one instance: the better one, its unknown details filled from the other. */
@@ -126,12 +143,15 @@ function sorted (list: ServiceInstance[]): ServiceInstance[] {
 export function createInstanceRegistry (options: InstanceRegistryOptions): InstanceRegistry {
   const { engine, fleet, log, heartbeatMs } = options
   const debounceMs = options.debounceMs ?? Math.min(1000, heartbeatMs)
+  const disconnectedMs = options.disconnectedMs ?? disconnectedKeepMs(heartbeatMs)
   const serverId = randomUUID()
   const streams = new Set<Stream>()
   // registered and not (yet) connected here: listed for three heartbeats, as a stream would be
   const registrations = new Map<string, { service: string, details: InstanceDetails, at: number }>()
   // what registrations told, kept past them so a stream that reconnects is still described
   const details = new Map<string, InstanceDetails>()
+  // instances whose stream closed here, as they were then: listed, disconnected, for disconnectedMs
+  const gone = new Map<string, ServiceInstance>()
   let timer: NodeJS.Timeout | null = null
   let queued = false
   let written = false
@@ -144,10 +164,22 @@ export function createInstanceRegistry (options: InstanceRegistryOptions): Insta
     if (details.size > MAX_DETAILS) details.delete(details.keys().next().value!)
   }
 
+  /** A disconnection older than disconnectedMs: no longer listed. */
+  function expired (instance: ServiceInstance, now: number): boolean {
+    if (instance.disconnectedAt === null) return false
+    const at = Date.parse(instance.disconnectedAt)
+    return Number.isNaN(at) || at <= now - disconnectedMs
+  }
+
   /** This process's instances as they are now. */
   function own (): Map<string, ServiceInstance> {
     const out = new Map<string, ServiceInstance>()
-    const stale = engine.now() - 3 * heartbeatMs
+    const now = engine.now()
+    const stale = now - 3 * heartbeatMs
+    for (const [key, instance] of gone) {
+      if (expired(instance, now)) gone.delete(key)
+      else out.set(key, instance)
+    }
     for (const [key, registration] of registrations) {
       if (registration.at <= stale) {
         registrations.delete(key)
@@ -155,7 +187,7 @@ export function createInstanceRegistry (options: InstanceRegistryOptions): Insta
       }
       const { id, host, version, pid } = registration.details
       const at = new Date(registration.at).toISOString()
-      out.set(key, merge(out.get(key), { id, service: registration.service, host, version, pid, connectedSince: null, lastHeartbeat: at, revision: null }))
+      out.set(key, merge(out.get(key), { id, service: registration.service, host, version, pid, connectedSince: null, lastHeartbeat: at, revision: null, disconnectedAt: null }))
     }
     for (const stream of streams) {
       const key = keyOf(stream.service, stream.id)
@@ -168,7 +200,8 @@ export function createInstanceRegistry (options: InstanceRegistryOptions): Insta
         pid: known?.pid ?? null,
         connectedSince: stream.connectedSince,
         lastHeartbeat: stream.lastHeartbeat,
-        revision: stream.revision()
+        revision: stream.revision(),
+        disconnectedAt: null
       }))
     }
     return out
@@ -178,9 +211,12 @@ export function createInstanceRegistry (options: InstanceRegistryOptions): Insta
   function everything (): { all: Map<string, ServiceInstance>, mine: Set<string> } {
     const all = own()
     const mine = new Set(all.keys())
+    const now = engine.now()
     for (const record of fleet.instanceRecords()) {
       if (record.id === serverId) continue
       for (const instance of instancesOf(record)) {
+        // that process drops it at its next heartbeat; not listed past the same bound meanwhile
+        if (expired(instance, now)) continue
         const key = keyOf(instance.service, instance.id)
         all.set(key, merge(all.get(key), instance))
       }
@@ -234,6 +270,8 @@ export function createInstanceRegistry (options: InstanceRegistryOptions): Insta
     registered (service, given) {
       const key = keyOf(service, given.id)
       remember(key, given)
+      // registering again is a sign of life: no longer listed as disconnected
+      gone.delete(key)
       // the SDK opens its stream and registers at once: when the stream came first, it lists the
       // instance, and its end must end the listing (not a registration left for three heartbeats)
       let streaming = false
@@ -245,6 +283,7 @@ export function createInstanceRegistry (options: InstanceRegistryOptions): Insta
     connect (service, id, connectedSince, revision, given) {
       const key = keyOf(service, id)
       registrations.delete(key)
+      gone.delete(key)
       if (given !== undefined && given !== null && given.id === id) remember(key, given)
       else if (!details.has(key)) {
         // registered through another server process: take what its record tells
@@ -264,7 +303,24 @@ export function createInstanceRegistry (options: InstanceRegistryOptions): Insta
           stream.lastHeartbeat = new Date(engine.now()).toISOString()
         },
         disconnect () {
-          if (streams.delete(stream)) soon()
+          if (!streams.delete(stream)) return
+          // another stream of the same instance still open: it stays connected
+          for (const other of streams) if (other.service === service && other.id === id) return soon()
+          const known = details.get(key)
+          gone.delete(key)
+          gone.set(key, {
+            id,
+            service,
+            host: known?.host ?? null,
+            version: known?.version ?? null,
+            pid: known?.pid ?? null,
+            connectedSince: stream.connectedSince,
+            lastHeartbeat: stream.lastHeartbeat,
+            revision: stream.revision(),
+            disconnectedAt: new Date(engine.now()).toISOString()
+          })
+          if (gone.size > MAX_DETAILS) gone.delete(gone.keys().next().value!)
+          soon()
         }
       }
     },

@@ -34,7 +34,7 @@ export async function serveServerMetrics (app: FastifyInstance, options: Metrics
   const prefix = resolved.prefix
   const registers = [registry]
   const gauges: unknown[] = registerEngineMetrics(prom, registry, prefix, engine)
-  const connected = () => instances.list().filter(i => i.connectedSince !== null)
+  const connected = () => instances.list().filter(i => i.connectedSince !== null && i.disconnectedAt === null)
   gauges.push(new prom.Gauge({
     name: `${prefix}server_service_instances`,
     help: 'Service instances with an open stream to this Waygate Server (any of its processes), per service',

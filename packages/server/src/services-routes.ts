@@ -8,7 +8,7 @@ import {
   type Platform,
   type WaygateEngine
 } from '@waygate/core'
-import { isStale, WG_ERR_NOT_FOUND } from '@waygate/admin'
+import { instanceState, isStale, WG_ERR_NOT_FOUND } from '@waygate/admin'
 import type { Fleet } from './fleet.js'
 import type { InstanceRegistry } from './instances.js'
 import type { ServiceOps } from './service-ops.js'
@@ -33,7 +33,11 @@ const InstanceView = Type.Object({
   connectedSince: Type.Union([Type.String(), Type.Null()]),
   lastHeartbeat: Type.String(),
   revision: Type.Union([Type.Integer(), Type.Null()]),
-  stale: Type.Boolean({ description: 'No heartbeat for more than two heartbeat intervals (at most 60 s)' })
+  stale: Type.Boolean({ description: 'No heartbeat for more than two heartbeat intervals (at most 60 s), or its stream closed' }),
+  state: Type.Union([Type.Literal('connected'), Type.Literal('registered'), Type.Literal('stale'), Type.Literal('disconnected')], {
+    description: 'connected; registered (no stream yet); stale (stream open, heartbeats missing); disconnected (stream closed, listed for 60 s or three heartbeats, the larger, at most 10 min)'
+  }),
+  disconnectedAt: Type.Union([Type.String(), Type.Null()], { description: 'When its stream closed; null unless disconnected' })
 })
 const ServiceView = Type.Object({
   name: Type.String(),
@@ -96,7 +100,7 @@ export function registerServicesRoutes (api: Api, deps: ServicesRoutesDeps): voi
       routes: counts.get(name) ?? 0,
       maintenance: fleet.maintenanceOf(name),
       rateLimit: fleet.servicePolicy(name),
-      instances: listed.filter(i => i.service === name).map(i => ({ ...i, stale: isStale(i, engine.now(), deps.heartbeatMs) }))
+      instances: listed.filter(i => i.service === name).map(i => ({ ...i, stale: isStale(i, engine.now(), deps.heartbeatMs), state: instanceState(i, engine.now(), deps.heartbeatMs) }))
     }))
   })
 

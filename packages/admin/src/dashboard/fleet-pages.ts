@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { domId, maybeTime, timeView, type TimeView } from './format.js'
-import { isStale, staleAfterMs, type DashboardFleet, type FleetInstance, type FleetService, type ServiceTokenInfo } from './fleet.js'
+import { disconnectedKeepMs, instanceState, isStale, staleAfterMs, type DashboardFleet, type FleetInstanceState, type FleetService, type ServiceTokenInfo } from './fleet.js'
 import { queryString, type ActionLink } from './pages.js'
 import { SERVICE_ACTIONS, TOKEN_ACTIONS } from './service-actions.js'
 
@@ -60,7 +60,7 @@ export function serviceCard (fleet: DashboardFleet, name: string, now: number, p
   }
 }
 
-export type InstanceState = 'connected' | 'registered' | 'stale'
+export type InstanceState = FleetInstanceState
 export type ServiceHealth = 'healthy' | 'degraded' | 'stale' | 'none'
 
 export interface InstanceRow {
@@ -72,6 +72,8 @@ export interface InstanceRow {
   connectedSince: TimeView | null
   lastHeartbeat: TimeView
   revision: number | null
+  /** When its stream closed, for a disconnected one. */
+  disconnectedAt: TimeView | null
   state: InstanceState
   stateLabel: string
 }
@@ -90,13 +92,8 @@ export interface ServiceRow {
   healthLabel: string
 }
 
-const STATE_LABELS: Record<InstanceState, string> = { connected: 'Connected', registered: 'Registered', stale: 'Stale' }
+const STATE_LABELS: Record<InstanceState, string> = { connected: 'Connected', registered: 'Registered', stale: 'Stale', disconnected: 'Disconnected' }
 const HEALTH_LABELS: Record<ServiceHealth, string> = { healthy: 'Healthy', degraded: 'Degraded', stale: 'Stale', none: 'No instances' }
-
-function instanceState (instance: FleetInstance, now: number, heartbeatMs: number): InstanceState {
-  if (isStale(instance, now, heartbeatMs)) return 'stale'
-  return instance.connectedSince === null ? 'registered' : 'connected'
-}
 
 /** A heartbeat's time: to the second while recent, since "just now" would hide a 4 s silence. */
 function heartbeatView (iso: string, now: number): TimeView {
@@ -117,11 +114,13 @@ function serviceRow (service: FleetService, now: number, heartbeatMs: number, pr
       connectedSince: maybeTime(i.connectedSince, now),
       lastHeartbeat: heartbeatView(i.lastHeartbeat, now),
       revision: i.revision,
+      disconnectedAt: i.disconnectedAt == null ? null : heartbeatView(i.disconnectedAt, now),
       state,
       stateLabel: STATE_LABELS[state]
     }
   })
-  const stale = instances.filter(i => i.state === 'stale').length
+  // a disconnected instance counts as stale too (as `stale` in GET /api/services)
+  const stale = instances.filter(i => i.state === 'stale' || i.state === 'disconnected').length
   const health: ServiceHealth = instances.length === 0 ? 'none' : stale === instances.length ? 'stale' : stale > 0 ? 'degraded' : 'healthy'
   const scope = queryString({ service: service.name })
   return {
@@ -158,6 +157,7 @@ export function servicesPage (fleet: DashboardFleet, now: number, prefix: string
       { id: 'maintenance', label: 'In maintenance', count: rows.filter(r => r.maintenance.enabled).length }
     ],
     staleAfterSeconds: Math.round(staleAfterMs(fleet.heartbeatMs) / 1000),
+    disconnectedKeepSeconds: Math.round(disconnectedKeepMs(fleet.heartbeatMs) / 1000),
     heartbeatSeconds: Math.round(fleet.heartbeatMs / 100) / 10
   }
 }
@@ -168,7 +168,7 @@ export function servicesPage (fleet: DashboardFleet, now: number, prefix: string
  */
 export function servicesVersion (fleet: DashboardFleet, now: number): string {
   const view = fleet.services().map(s => [s.name, s.routes, s.maintenance.enabled, s.maintenance.reason, s.rateLimit?.enabled ?? null,
-    s.instances.map(i => [i.id, i.connectedSince, i.lastHeartbeat, i.revision, isStale(i, now, fleet.heartbeatMs)])])
+    s.instances.map(i => [i.id, i.connectedSince, i.lastHeartbeat, i.revision, i.disconnectedAt ?? null, isStale(i, now, fleet.heartbeatMs)])])
   return createHash('sha256').update(JSON.stringify(view)).digest('base64url').slice(0, 16)
 }
 

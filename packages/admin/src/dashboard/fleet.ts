@@ -23,6 +23,11 @@ export interface FleetInstance {
   lastHeartbeat: string
   /** The revision its stream was last sent, or null. */
   revision: number | null
+  /**
+   * When its stream closed (ISO), or null while it is open or only registered. A closed instance
+   * stays listed for {@link disconnectedKeepMs}, then goes. Absent from servers that predate it.
+   */
+  disconnectedAt?: string | null
 }
 
 /** A service as the server knows it. */
@@ -83,13 +88,32 @@ export interface DashboardFleet {
   tokens?: DashboardServiceTokens
 }
 
+/** How long an instance whose stream closed stays listed as disconnected: 60 s or three heartbeats, the larger, at most 10 min. */
+export function disconnectedKeepMs (heartbeatMs: number): number {
+  return Math.min(Math.max(60_000, 3 * heartbeatMs), 600_000)
+}
+
+/** What an instance is, as the services page and `GET /api/services` (`state`) name it. */
+export type FleetInstanceState = 'connected' | 'registered' | 'stale' | 'disconnected'
+
+/**
+ * Disconnected once its stream closed; stale when it is silent past {@link staleAfterMs}; else
+ * connected, or registered while it has not opened a stream.
+ */
+export function instanceState (instance: Pick<FleetInstance, 'lastHeartbeat' | 'connectedSince' | 'disconnectedAt'>, now: number, heartbeatMs: number): FleetInstanceState {
+  if (instance.disconnectedAt != null) return 'disconnected'
+  if (isStale(instance, now, heartbeatMs)) return 'stale'
+  return instance.connectedSince === null ? 'registered' : 'connected'
+}
+
 /** Longest silence before an instance is stale: two heartbeats, at most a minute. */
 export function staleAfterMs (heartbeatMs: number): number {
   return Math.min(2 * heartbeatMs, 60_000)
 }
 
-/** An instance is stale when its last heartbeat is older than {@link staleAfterMs}. */
-export function isStale (instance: Pick<FleetInstance, 'lastHeartbeat'>, now: number, heartbeatMs: number): boolean {
+/** An instance is stale when its last heartbeat is older than {@link staleAfterMs}, or its stream closed. */
+export function isStale (instance: Pick<FleetInstance, 'lastHeartbeat' | 'disconnectedAt'>, now: number, heartbeatMs: number): boolean {
+  if (instance.disconnectedAt != null) return true
   const at = Date.parse(instance.lastHeartbeat)
   return Number.isNaN(at) || now - at > staleAfterMs(heartbeatMs)
 }

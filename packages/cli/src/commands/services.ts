@@ -25,8 +25,12 @@ interface Instance {
   connectedSince: string | null
   lastHeartbeat: string | null
   revision: number | null
-  /** The server's verdict (no heartbeat for two heartbeat intervals, at most 60 s); older servers send none. */
+  /** The server's verdict (no heartbeat for two heartbeat intervals, at most 60 s, or its stream closed); older servers send none. */
   stale?: boolean
+  /** connected, registered, stale or disconnected (its stream closed; listed for a while); older servers send none. */
+  state?: string
+  /** When its stream closed, for a disconnected one. */
+  disconnectedAt?: string | null
 }
 
 /**
@@ -44,6 +48,10 @@ interface ListedService {
 
 /** Without the server's `stale`, an instance whose last heartbeat is older than this is flagged stale. */
 export const STALE_AFTER_MS = 60_000
+
+function isDisconnected (instance: Instance): boolean {
+  return instance.state === 'disconnected' || (typeof instance.disconnectedAt === 'string' && instance.disconnectedAt !== '')
+}
 
 function isStale (instance: Instance, now: number): boolean {
   if (typeof instance.stale === 'boolean') return instance.stale
@@ -119,7 +127,9 @@ export function registerServiceCommands (program: Command, action: Action): void
   program.command('services')
     .description('list the services: routes, maintenance and, on a Waygate Server, their connected instances')
     .addHelpText('after', `
-An instance that missed two heartbeats (at most ${STALE_AFTER_MS / 1000} s without one) is flagged STALE.
+An instance that missed two heartbeats (at most ${STALE_AFTER_MS / 1000} s without one) is flagged STALE;
+one whose stream closed (crashed, killed or stopped) is flagged DISCONNECTED, for 60 s or three
+heartbeats (the larger) after it went, then no longer listed.
 
 Examples:
   waygate services
@@ -154,6 +164,7 @@ Examples:
       const rows: string[][] = []
       let instances = 0
       let stale = 0
+      let disconnected = 0
       for (const s of services) {
         const notes: string[] = []
         if (s.name !== null && s.name === current) notes.push('← current')
@@ -172,10 +183,14 @@ Examples:
           continue
         }
         list.forEach((i, n) => {
-          instances++
-          const late = isStale(i, now)
+          const gone = isDisconnected(i)
+          const late = !gone && isStale(i, now)
+          if (gone) disconnected++
+          else instances++
           if (late) stale++
-          const health = late ? ctx.style.red(`STALE: no heartbeat for ${relativeTime(i.lastHeartbeat, now).replace(/ ago$/, '')}`) : ''
+          const health = gone
+            ? ctx.style.red(`DISCONNECTED ${typeof i.disconnectedAt === 'string' ? relativeTime(i.disconnectedAt, now) : ''}`.trim())
+            : late ? ctx.style.red(`STALE: no heartbeat for ${relativeTime(i.lastHeartbeat, now).replace(/ ago$/, '')}`) : ''
           rows.push([
             ...(n === 0 ? head : ['', '', '']),
             i.id,
@@ -190,7 +205,7 @@ Examples:
       }
       ctx.print(table(['SERVICE', 'ROUTES', 'MAINTENANCE', 'INSTANCE', 'HOST', 'VERSION', 'CONNECTED', 'HEARTBEAT', 'REVISION', 'NOTES'], rows, ctx.style))
       const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`
-      ctx.print(ctx.style.dim(`\n${plural(services.length, 'service')}, ${plural(instances, 'instance')} connected${stale > 0 ? `, ${stale} stale` : ''}`))
+      ctx.print(ctx.style.dim(`\n${plural(services.length, 'service')}, ${plural(instances, 'instance')} connected${stale > 0 ? `, ${stale} stale` : ''}${disconnected > 0 ? `, ${disconnected} disconnected` : ''}`))
     }))
 
   const service = program.command('service')
