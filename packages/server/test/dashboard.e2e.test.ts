@@ -1,6 +1,7 @@
 // The Waygate Server's dashboard in headless Chromium, against real processes: a server (this
 // process) and a second server process on one Redis, services alpha and beta as their own processes
-// (beta with one instance on each server), and a service started with a token made on the tokens page.
+// (beta with one instance on each server), a second alpha instance that is SIGKILLed, and a service
+// started with a token made on the tokens page.
 import { mkdirSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
@@ -190,6 +191,37 @@ t.test('the server\'s dashboard: service scope, service maintenance, live servic
     t.pass('back to connected once the peer heartbeats again')
   })
 
+  await t.test('a service process killed (SIGKILL): its row turns disconnected on the open services page, without a reload', async t => {
+    const alphaCard = page.locator('#wg-services section.service-card', { has: page.locator('h2', { hasText: 'alpha' }) })
+    await page.evaluate('window.samePage = true')
+    const alpha2 = await startService('alpha-2', 'alpha', { VERSION: '1.4.3', INSTANCE_ID: 'alpha-2' })
+    await connected(alpha2)
+    const row = alphaCard.locator('tr.instance', { hasText: 'alpha-2' })
+    await alphaCard.locator('tr.instance.state-connected', { hasText: 'alpha-2' }).waitFor({ timeout: 20_000 })
+    t.pass('a new instance appears on the open page')
+
+    const killed = Date.now()
+    await alpha2.stop('SIGKILL')
+    await alphaCard.locator('tr.instance.state-disconnected', { hasText: 'alpha-2' }).waitFor({ timeout: 20_000 })
+    const ms = Date.now() - killed
+    t.ok(ms < 20_000, `shown disconnected ${ms} ms after the kill`)
+    t.equal(await row.locator('.badge').textContent(), 'Disconnected')
+    t.match(await row.locator('td[data-label="Last heartbeat"]').textContent(), /stream closed\s*(just now|\d+ s ago)/, 'when it went, and its last heartbeat')
+    t.match(await alphaCard.locator('[data-health]').textContent(), /Degraded · 1 of 2 stale/)
+    t.equal(await alphaCard.locator('tr.instance', { hasText: 'alpha-1' }).getAttribute('data-state'), 'connected', 'alpha\'s other instance stays connected')
+    t.ok(await page.evaluate('window.samePage === true'), 'no reload happened')
+    await page.screenshot({ path: `${SCREENS}services-disconnected.png`, fullPage: true })
+
+    // the other server process reads it from this one's record on Redis
+    const onPeer = await until(async () => {
+      const res = await fetch(`${peerUrl!}/api/services`, { headers: { authorization: `Bearer ${await operatorToken(peerUrl!)}` } })
+      const found = ((await res.json()) as Array<{ name: string, instances: Array<{ id: string, state: string }> }>)
+        .find(s => s.name === 'alpha')?.instances.find(i => i.id === 'alpha-2')
+      return found?.state === 'disconnected' ? found : undefined
+    }, 10_000, () => 'the peer server does not list alpha-2 as disconnected')
+    t.match(onPeer, { stale: true, disconnectedAt: String, version: '1.4.3' }, 'the peer server lists it disconnected too')
+  })
+
   let tokenValue = ''
   await t.test('a token made on the tokens page: shown once, copied, used by a service, revoked', async t => {
     await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base })
@@ -245,8 +277,8 @@ t.test('the server\'s dashboard: service scope, service maintenance, live servic
   t.same(problems, [], 'no script errors, no CSP violations')
   t.same(foreign, [], 'no request leaves the server\'s origin')
 
-  async function operatorToken (): Promise<string> {
-    const res = await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'secret' }) })
+  async function operatorToken (server = base): Promise<string> {
+    const res = await fetch(`${server}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'secret' }) })
     return (await res.json() as { token: string }).token
   }
 })
