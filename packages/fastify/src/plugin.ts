@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, HookHandlerDoneFunction, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import {
   createCallerTracker,
@@ -219,7 +219,9 @@ function serveMetrics (fastify: FastifyInstance, metrics: PluginMetrics, path: s
       if (holder.authenticate === null) throw new WG_ERR_PLUGIN_OPTIONS_INVALID('metrics.auth: register @waygate/admin (its tokens guard the metrics), or leave auth off')
     })
   }
-  fastify.get(path, { config: { waygate: false }, schema: { hide: true } }, async (request, reply) => {
+  // hidden from @fastify/swagger, whose type augmentation is not a dependency of this package
+  const hidden = { hide: true } as FastifySchema
+  fastify.get(path, { config: { waygate: false }, schema: hidden }, async (request, reply) => {
     if (metrics.auth) await holder.authenticate!(request)
     const text = await metrics.registry.metrics()
     return reply.type(metrics.registry.contentType).send(text)
