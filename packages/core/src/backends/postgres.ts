@@ -3,7 +3,8 @@ import type { Notification, Pool, PoolClient, PoolConfig, QueryResult } from 'pg
 import { WG_ERR_BACKEND_UNAVAILABLE, WG_ERR_INPUT_INVALID, WG_ERR_OPTIONS_INVALID } from '../errors.js'
 import { silentLogger, type WaygateLogger } from '../logger.js'
 import type { AuditEntry, GlobalMaintenance, RouteState } from '../models.js'
-import { ROUTE_STATUSES, defaultGlobalMaintenance } from '../models.js'
+import { defaultGlobalMaintenance } from '../models.js'
+import { asAuditEntry, asGlobal, asRouteState, errorMessage, isRecord, orderKey, parseJson, remoteChange } from './stored-values.js'
 import { loadPg } from '../pg.js'
 import { MIGRATION_LOCK, MIGRATIONS, SCHEMA_NAME, SCHEMA_VERSION } from './postgres-schema.js'
 import {
@@ -96,81 +97,6 @@ const PRUNE_BATCH = 5000
 /** Postgres refuses notifications of 8000 bytes and more; a change too big for one tells the others to reload. */
 const MAX_NOTIFY_BYTES = 7900
 const GLOBAL = 'global'
-
-function isRecord (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-function parseJson (text: string): unknown {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return undefined
-  }
-}
-
-function asRouteState (value: unknown, key?: string): RouteState | null {
-  if (!isRecord(value) || typeof value.key !== 'string' || (key !== undefined && value.key !== key)) return null
-  if (!ROUTE_STATUSES.includes(value.status as never) || typeof value.path !== 'string') return null
-  return value as unknown as RouteState
-}
-
-function asGlobal (value: unknown): GlobalMaintenance | null {
-  if (!isRecord(value) || typeof value.enabled !== 'boolean' || !Array.isArray(value.exemptPaths)) return null
-  return value as unknown as GlobalMaintenance
-}
-
-function asAuditEntry (value: unknown): AuditEntry | null {
-  if (!isRecord(value) || typeof value.id !== 'string' || typeof value.timestamp !== 'string') return null
-  return value as unknown as AuditEntry
-}
-
-/** A change received from another instance, checked enough that a stray notification cannot break the engine. */
-function remoteChange (value: unknown, revision: number): BackendChange | null {
-  if (!isRecord(value)) return null
-  switch (value.type) {
-    case 'route': {
-      const state = asRouteState(value.state)
-      return state === null ? null : { type: 'route', state, revision }
-    }
-    case 'route_deleted':
-      return typeof value.key === 'string' ? { type: 'route_deleted', key: value.key, revision } : null
-    case 'global': {
-      const global = asGlobal(value.global)
-      return global === null ? null : { type: 'global', global, revision }
-    }
-    case 'audit': {
-      const entry = asAuditEntry(value.entry)
-      return entry === null ? null : { type: 'audit', entry }
-    }
-    case 'record': {
-      const { namespace, id, record } = value
-      if (typeof namespace !== 'string' || typeof id !== 'string') return null
-      if (record === null) return { type: 'record', namespace, id, record: null, revision }
-      if (!isRecord(record) || record.id !== id || !('value' in record)) return null
-      const expiresAt = record.expiresAt
-      if (expiresAt !== null && typeof expiresAt !== 'number') return null
-      return { type: 'record', namespace, id, record: { id, value: record.value, expiresAt }, revision }
-    }
-    default:
-      return null
-  }
-}
-
-/** The key a change is ordered by: a change older than this instance's own last write of that key is stale. */
-function orderKey (change: BackendChange): string | null {
-  switch (change.type) {
-    case 'route': return `r:${change.state.key}`
-    case 'route_deleted': return `r:${change.key}`
-    case 'global': return 'g'
-    case 'record': return `x:${change.namespace}\u0000${change.id}`
-    default: return null
-  }
-}
-
-function errorMessage (err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
-}
 
 /** Postgres text cannot hold NUL; filter columns of the audit log get a replacement character instead. */
 function sqlText (value: string): string {

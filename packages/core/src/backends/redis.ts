@@ -4,7 +4,8 @@ import { WG_ERR_BACKEND_UNAVAILABLE, WG_ERR_OPTIONS_INVALID } from '../errors.js
 import { loadCluster, loadRedis } from '../ioredis.js'
 import { silentLogger, type WaygateLogger } from '../logger.js'
 import type { AuditEntry, GlobalMaintenance, RouteState } from '../models.js'
-import { ROUTE_STATUSES, defaultGlobalMaintenance } from '../models.js'
+import { defaultGlobalMaintenance } from '../models.js'
+import { asAuditEntry, asGlobal, asRouteState, errorMessage, isRecord, orderKey, parseJson, remoteChange } from './stored-values.js'
 import {
   APPEND_AUDIT,
   CAS_FIELD,
@@ -107,34 +108,6 @@ const KEY_PREFIX = /^[^{}\s]{1,100}$/
 /** Attempts of one compare-and-set write before giving up on a key other instances keep changing. */
 const MAX_WRITE_ATTEMPTS = 50
 
-function isRecord (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-function parseJson (text: string): unknown {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return undefined
-  }
-}
-
-function asRouteState (value: unknown, key?: string): RouteState | null {
-  if (!isRecord(value) || typeof value.key !== 'string' || (key !== undefined && value.key !== key)) return null
-  if (!ROUTE_STATUSES.includes(value.status as never) || typeof value.path !== 'string') return null
-  return value as unknown as RouteState
-}
-
-function asGlobal (value: unknown): GlobalMaintenance | null {
-  if (!isRecord(value) || typeof value.enabled !== 'boolean' || !Array.isArray(value.exemptPaths)) return null
-  return value as unknown as GlobalMaintenance
-}
-
-function asAuditEntry (value: unknown): AuditEntry | null {
-  if (!isRecord(value) || typeof value.id !== 'string' || typeof value.timestamp !== 'string') return null
-  return value as unknown as AuditEntry
-}
-
 /** A record as stored in its namespace's hash: `{"e":<expiresAt or null>,"v":<value>}`. */
 function storedRecord (json: string, expiresAt: number | null): string {
   return `{"e":${expiresAt === null ? 'null' : JSON.stringify(expiresAt)},"v":${json}}`
@@ -146,56 +119,6 @@ function recordFrom (id: string, text: string): BackendRecord | null {
   const expiresAt = stored.e
   if (expiresAt !== null && (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt))) return null
   return { id, value: stored.v, expiresAt }
-}
-
-/**
- * A change received from another instance, checked enough that a stray message cannot break the
- * engine; a change of state carries the sequence number of its message as its revision.
- */
-function remoteChange (value: unknown, revision: number): BackendChange | null {
-  if (!isRecord(value)) return null
-  switch (value.type) {
-    case 'route': {
-      const state = asRouteState(value.state)
-      return state === null ? null : { type: 'route', state, revision }
-    }
-    case 'route_deleted':
-      return typeof value.key === 'string' ? { type: 'route_deleted', key: value.key, revision } : null
-    case 'global': {
-      const global = asGlobal(value.global)
-      return global === null ? null : { type: 'global', global, revision }
-    }
-    case 'audit': {
-      const entry = asAuditEntry(value.entry)
-      return entry === null ? null : { type: 'audit', entry }
-    }
-    case 'record': {
-      const { namespace, id, record } = value
-      if (typeof namespace !== 'string' || typeof id !== 'string') return null
-      if (record === null) return { type: 'record', namespace, id, record: null, revision }
-      if (!isRecord(record) || record.id !== id || !('value' in record)) return null
-      const expiresAt = record.expiresAt
-      if (expiresAt !== null && typeof expiresAt !== 'number') return null
-      return { type: 'record', namespace, id, record: { id, value: record.value, expiresAt }, revision }
-    }
-    default:
-      return null
-  }
-}
-
-/** The key a change is ordered by: a change older than this instance's own last write of that key is stale. */
-function orderKey (change: BackendChange): string | null {
-  switch (change.type) {
-    case 'route': return `r:${change.state.key}`
-    case 'route_deleted': return `r:${change.key}`
-    case 'global': return 'g'
-    case 'record': return `x:${change.namespace}\u0000${change.id}`
-    default: return null
-  }
-}
-
-function errorMessage (err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
 }
 
 function sleep (ms: number): Promise<void> {
