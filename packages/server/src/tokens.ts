@@ -1,5 +1,5 @@
 import { GLOBAL_KEY, isServiceName, type Platform, type WaygateEngine } from '@waygate/core'
-import { REVOKED_NAMESPACE, WG_ERR_REQUEST_INVALID, type TokenClaims } from '@waygate/admin'
+import { REVOKED_NAMESPACE, WG_ERR_REQUEST_INVALID, type DashboardServiceTokens, type ServiceTokenInfo as AdminServiceTokenInfo, type TokenClaims } from '@waygate/admin'
 
 /** Where the metadata of service tokens is kept (id = the token's jti); the tokens themselves never are. */
 export const SERVICE_TOKENS_NAMESPACE = 'waygate:service-tokens'
@@ -11,29 +11,20 @@ export const MAX_TOKEN_SECONDS = 5 * 366 * 86_400
 /** How long the metadata of a token is kept after it expired, so `token list` still shows it. */
 const KEPT_AFTER_EXPIRY_MS = 30 * 86_400_000
 
-/** A service token as operators see it: never the token itself. */
-export interface ServiceTokenInfo {
-  /** The token's jti; stable, safe to show. */
-  id: string
-  service: string
-  /** The operator's label ('' when none). */
-  name: string
-  createdAt: string
-  expiresAt: string
-  /** The operator who created it. */
-  createdBy: string
-  revokedAt: string | null
-}
+/**
+ * A service token as operators see it, never the token itself: the admin's own declaration, which
+ * the dashboard's tokens page reads.
+ */
+export type ServiceTokenInfo = AdminServiceTokenInfo
 
-/** The service tokens of a Waygate Server: created by operators, one service each, revocable. */
-export interface ServiceTokens {
-  /** Signs a token with the svc claim (plat 'sdk'); stores its metadata durably; audits token_created. */
-  create(input: { service: string, name?: string, expiresIn?: number }, actor: string, platform?: Platform): Promise<{ token: string, info: ServiceTokenInfo }>
-  /** Never returns the token itself. Newest first. */
-  list(filter?: { service?: string }): Promise<ServiceTokenInfo[]>
-  /** Durable, immediate revocation on every server instance (open streams of that token close); audits token_revoked. null = unknown id. */
-  revoke(id: string, actor: string, platform?: Platform): Promise<ServiceTokenInfo | null>
-}
+/**
+ * The service tokens of a Waygate Server: created by operators, one service each, revocable. The
+ * shape the admin's dashboard takes (`fleet.tokens`): `create` signs a token with the svc claim
+ * (plat 'sdk'), stores its metadata durably and audits token_created; `list` never returns a
+ * token, newest first; `revoke` is durable and immediate on every server instance (open streams of
+ * that token close), audits token_revoked, and answers null for an unknown id.
+ */
+export type ServiceTokens = DashboardServiceTokens
 
 /** What {@link createServiceTokens} needs of the admin it is mounted in. */
 export interface ServiceTokensDeps {
