@@ -28,7 +28,7 @@ const nonEmpty = (value: string | undefined): string | undefined => value === un
 function resolveOptions (options: WaygateServiceOptions): { remote: RemoteBackendOptions, env: string | undefined, plugin: WaygatePluginOptions } {
   const {
     variables = process.env, env, serverUrl, service, token, username, password,
-    responses, ignorePrefixes, unmanagedRoutes, rateLimit, ...remoteRest
+    responses, ignorePrefixes, unmanagedRoutes, rateLimit, metrics, callers, ...remoteRest
   } = options
   const problems: string[] = []
   const url = serverUrl ?? nonEmpty(variables.WAYGATE_SERVER_URL)
@@ -53,6 +53,8 @@ function resolveOptions (options: WaygateServiceOptions): { remote: RemoteBacken
   if (ignorePrefixes !== undefined) plugin.ignorePrefixes = ignorePrefixes
   if (unmanagedRoutes !== undefined) plugin.unmanagedRoutes = unmanagedRoutes
   if (rateLimit !== undefined) plugin.rateLimit = rateLimit
+  if (metrics !== undefined) plugin.metrics = metrics
+  if (callers !== undefined) plugin.callers = callers
   return { remote, env: env ?? nonEmpty(variables.WAYGATE_ENV), plugin }
 }
 

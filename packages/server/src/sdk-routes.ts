@@ -6,6 +6,8 @@ import { Type, type Static } from '@sinclair/typebox'
 import {
   AuditAction,
   AuditEntry,
+  CALLER_WINDOW_HOURS,
+  callersNamespace,
   checkRateLimitPolicy,
   defaultGlobalMaintenance,
   GLOBAL_KEY,
@@ -101,6 +103,26 @@ const RecordBody = Type.Object({
   value: Type.Unknown(),
   expiresAt: Type.Optional(Type.Union([Type.Number(), Type.Null()]))
 }, { additionalProperties: false })
+const CallersParams = Type.Object({
+  service: ServiceParams.properties.service,
+  id: Type.String({ pattern: '^[A-Za-z0-9._:-]{1,200}$', description: 'The sketch: the publishing process and the hour' })
+})
+const CallersBody = Type.Object({
+  value: Type.Object({
+    key: Type.String({ minLength: 1, maxLength: 4096, description: 'Plain route key of the deprecated route (METHOD:/pattern)' }),
+    hour: Type.Integer({ minimum: 0, description: 'Start of the sketch\'s hour, ms since the epoch' }),
+    total: Type.Integer({ minimum: 0 }),
+    capacity: Type.Integer({ minimum: 1, maximum: 10_000 }),
+    entries: Type.Array(Type.Object({
+      id: Type.String({ maxLength: 1024 }),
+      count: Type.Integer({ minimum: 0 }),
+      error: Type.Integer({ minimum: 0 }),
+      lastSeen: Type.Number({ minimum: 0 })
+    }, { additionalProperties: false }), { maxItems: 10_000 })
+  }, { additionalProperties: false }),
+  expiresAt: Type.Optional(Type.Union([Type.Number(), Type.Null()]))
+}, { additionalProperties: false })
+const HOUR_MS = 3_600_000
 const RecordSchema = Type.Object({ id: Type.String(), value: Type.Unknown(), expiresAt: Type.Union([Type.Number(), Type.Null()]) })
 const Snapshot = Type.Object({
   epoch: Type.String(),
@@ -330,6 +352,30 @@ export function registerSdkRoutes (api: Api, ctx: SdkRoutesContext, deps: SdkRou
   }, async (request) => {
     const { id } = recordTarget(request)
     return { deleted: await engine.backend.deleteRecord(RATE_LIMIT_NAMESPACE, id) }
+  })
+
+  // the hourly callers sketches of a service's deprecated routes, one per instance and hour: kept
+  // under the route's server key, so the server's callers report merges every instance's
+  api.put(`${at}/callers/:id`, {
+    ...base,
+    bodyLimit: 4 * 1024 * 1024,
+    schema: { tags, summary: 'Store one instance\'s hourly callers sketch of a deprecated route of the service', params: CallersParams, body: CallersBody, response: { 200: Type.Object({ written: Type.Boolean() }), ...errors } }
+  }, async (request) => {
+    const service = serviceParam(request.params.service)
+    const { value } = request.body
+    if (value.entries.length > value.capacity) throw new WG_ERR_REQUEST_INVALID(`a sketch of ${value.capacity} slots holds at most ${value.capacity} entries, not ${value.entries.length}`)
+    let key: string
+    try {
+      key = qualify(service, plainKey(service, value.key))
+    } catch (err) {
+      if (err instanceof WG_ERR_AUTH_SCOPE) throw err
+      throw new WG_ERR_REQUEST_INVALID(`"${value.key.slice(0, 200)}" is not a route key of ${service}: ${(err as Error).message}`)
+    }
+    // kept for the report's 24 hours and one more at most, whatever the instance asked for
+    const latest = value.hour + (CALLER_WINDOW_HOURS + 1) * HOUR_MS
+    const expiresAt = typeof request.body.expiresAt === 'number' ? Math.min(request.body.expiresAt, latest) : latest
+    await engine.backend.putRecord(callersNamespace(key), `${service}|${request.params.id}`, { ...value, key }, { expiresAt })
+    return { written: true }
   })
 
   api.post(`${at}/audit`, {

@@ -32,6 +32,8 @@ import { openEventStream, type EventStream } from './stream.js'
 const RATE_LIMIT_NAMESPACE = 'waygate:rate-limits'
 /** Rate limit records that only announce a counter reset between instances: kept local. */
 const LOCAL_RECORD_PREFIX = 'reset:'
+/** The namespaces of the callers sketches of deprecated routes (see callersNamespace): also sent to the server. */
+const isCallersNamespace = (namespace: string): boolean => namespace.startsWith('callers:') || namespace.startsWith('callers#')
 const SERVICE_NAME = /^[a-z0-9][a-z0-9._-]{0,99}$/
 
 /** Options of {@link createRemoteBackend}. */
@@ -776,6 +778,14 @@ export function createRemoteBackend (options: RemoteBackendOptions): RemoteBacke
     async putRecord (namespace, id, value, recordOptions) {
       checkRecordKey(namespace, 'namespace')
       checkRecordKey(id, 'id')
+      if (isCallersNamespace(namespace)) {
+        // kept here for this instance's own admin, and sent to the server, which merges every instance's
+        await local.putRecord(namespace, id, value, recordOptions)
+        const expiresAt = recordExpiry(recordOptions)
+        const answer = await call('PUT', `${sdkBase}/callers/${encodeURIComponent(id)}`, expiresAt === null ? { value } : { value, expiresAt })
+        if (answer.status !== 200 && answer.status !== 204) failWith(answer, `callers sketch ${id}`)
+        return
+      }
       if (!isServerRecord(namespace, id)) return local.putRecord(namespace, id, value, recordOptions)
       const json = recordJson(value)
       const expiresAt = recordExpiry(recordOptions)
