@@ -278,7 +278,7 @@ t.test('the server restarted on its file: services reconnect, register and follo
     const res = await call(serverUrl, 'GET', '/api/routes?service=eta', { token: admin })
     return res.body.length > 0 ? res.body : undefined
   }, 5000, () => 'eta\'s routes never reached the server')
-  t.same(routes.map((r: any) => r.key).sort(), ['eta:GET:/api/items', 'eta:GET:/api/limited', 'eta:GET:/api/old', 'eta:GET:/health'], 'eta registered once the server was up')
+  t.same(routes.map((r: any) => r.key).sort(), ['eta:GET:/api/items', 'eta:GET:/api/limited', 'eta:GET:/api/old', 'eta:GET:/api/v1/users', 'eta:GET:/health'], 'eta registered once the server was up')
   t.equal(routes.find((r: any) => r.key === 'eta:GET:/api/old').status, 'disabled')
 
   t.match(await connected(zeta, 10_000), { source: 'server' })
