@@ -101,4 +101,8 @@ t.test('the callers endpoint refuses what is no sketch of the service\'s own rou
     t.type(res.body?.error?.code, 'string', `${why}: a code`)
   }
   t.equal((await call(url, 'PUT', '/api/sdk/services/alpha/callers/i-1:1', { body: { value: good } })).status, 401, 'a token is needed')
+  const { body: beta } = await call(url, 'POST', '/api/tokens', { token: admin, body: { service: 'beta' } })
+  const foreign = await call(url, 'PUT', '/api/sdk/services/alpha/callers/i-1:1', { token: beta.token, body: { value: good } })
+  t.equal(foreign.status, 403, 'another service\'s token cannot write alpha\'s sketches')
+  t.equal(foreign.body.error.code, 'WG_ERR_AUTH_SCOPE')
 })
