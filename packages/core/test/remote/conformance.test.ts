@@ -139,7 +139,9 @@ t.test('jitter spreads the delay over 50-100 % of the step', async t => {
 t.test('a stalled stream (headers, then nothing) is reconnected by the 45 s watchdog', async t => {
   const r = await rig(t, {}, fake => { fake.streams.push('stall') })
   const init = r.backend.init!()
-  await waitFor(() => r.fake.openStreams() === 1)
+  // The client re-arms its watchdog when it reads the headers; the clock must not move before that
+  // (on a loaded machine the headers can reach the client well after the server has sent them).
+  await waitFor(() => r.fake.openStreams() === 1 && r.backend.syncStatus().state === 'connected', 3000, 'the stalled stream to open')
   r.clock.tick(2000)
   await init
   t.equal(r.backend.syncStatus().source, 'declared', 'served the declared states after readyTimeoutMs')
