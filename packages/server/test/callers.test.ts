@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { call, login, register, SECRET, startServer } from './helpers/server.js'
-import { freePort, get, SERVER_BIN, SERVICE_SCRIPT, startTsProcess, until } from './helpers/processes.js'
+import { call, login, register, startServer } from './helpers/server.js'
+import { freePort, get, SERVICE_SCRIPT, startServerProcess, startTsProcess, until } from './helpers/processes.js'
 
 const KEY = 'GET:/api/v1/users'
 const SERVER_KEY = `alpha:${KEY}`
@@ -21,17 +21,7 @@ t.test('two instances of a service: the server\'s callers report merges both, an
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const port = await freePort()
   const serverUrl = `http://127.0.0.1:${port}`
-  const server = startTsProcess(t, 'waygate-server', SERVER_BIN, [], {
-    PORT: String(port),
-    WAYGATE_BACKEND: 'file',
-    WAYGATE_FILE_PATH: join(dir, 'state.json'),
-    WAYGATE_ADMIN_USER: 'admin',
-    WAYGATE_ADMIN_PASSWORD: 'secret',
-    WAYGATE_SECRET_KEY: SECRET,
-    LOG_LEVEL: 'warn'
-  })
-  await until(async () => (await get(`${serverUrl}/health`).catch(() => ({ status: 0 }))).status === 200 ? true : undefined, 30_000,
-    () => `the server did not answer /health:\n${server.logs()}`, 50)
+  await startServerProcess(t, { port, stateFile: join(dir, 'state.json') })
   const admin = await login(serverUrl)
   const { body: created } = await call(serverUrl, 'POST', '/api/tokens', { token: admin, body: { service: 'alpha', expires: '1d' } })
 

@@ -6,23 +6,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { call, login, type Teardown } from './helpers/server.js'
-import { countingProxy, freePort, get, SERVER_BIN, SERVICE_SCRIPT, startTsProcess, until, type Proc } from './helpers/processes.js'
+import { countingProxy, freePort, get, SERVICE_SCRIPT, startServerProcess, startTsProcess, until, type Proc } from './helpers/processes.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'wg-fleet-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
 const port = await freePort()
 const serverUrl = `http://127.0.0.1:${port}`
-const serverEnv = {
-  PORT: String(port),
-  WAYGATE_BACKEND: 'file',
-  WAYGATE_FILE_PATH: join(dir, 'server-state.json'),
-  WAYGATE_ADMIN_USER: 'admin',
-  WAYGATE_ADMIN_PASSWORD: 'secret',
-  // fixed, so the services' tokens stay valid across the restart
-  WAYGATE_SECRET_KEY: 'fleet-test-secret-0123456789',
-  LOG_LEVEL: 'warn'
-}
+// a fixed secret key, so the services' tokens stay valid across the restart
+const serverProcess = { port, stateFile: join(dir, 'server-state.json'), secretKey: 'fleet-test-secret-0123456789' }
 
 /** A service process and its URL. */
 interface Service extends Proc {
@@ -33,9 +25,7 @@ interface Service extends Proc {
 const fleet: Teardown = t
 let server: Proc
 async function startServer (): Promise<void> {
-  server = startTsProcess(t, 'waygate-server', SERVER_BIN, [], serverEnv)
-  await until(async () => (await get(`${serverUrl}/health`)).status === 200 ? true : undefined, 30_000,
-    () => `the server did not answer /health:\n${server.logs()}`, 50)
+  server = await startServerProcess(t, serverProcess)
 }
 
 async function startService (tt: Teardown, service: string, env: Record<string, string> = {}): Promise<Service> {

@@ -6,8 +6,8 @@ import { join } from 'node:path'
 import t from 'tap'
 import { createMemoryBackend, createRedisBackend } from '@waygate/core'
 import { startRedisServer } from '../../core/test/helpers/redis-server.js'
-import { call, login, openStream, register, SECRET, startServer } from './helpers/server.js'
-import { freePort, get, SERVER_BIN, SERVICE_SCRIPT, startTsProcess, until, type Proc } from './helpers/processes.js'
+import { call, login, openStream, register, startServer } from './helpers/server.js'
+import { freePort, get, SERVICE_SCRIPT, startServerProcess, startTsProcess, until } from './helpers/processes.js'
 
 const DAY = 86_400_000
 
@@ -137,22 +137,8 @@ t.test('a real service attached with a token: revoked, its stream closes, it kee
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const port = await freePort()
   const serverUrl = `http://127.0.0.1:${port}`
-  const serverEnv = {
-    PORT: String(port),
-    WAYGATE_BACKEND: 'file',
-    WAYGATE_FILE_PATH: join(dir, 'state.json'),
-    WAYGATE_ADMIN_USER: 'admin',
-    WAYGATE_ADMIN_PASSWORD: 'secret',
-    WAYGATE_SECRET_KEY: SECRET,
-    LOG_LEVEL: 'warn'
-  }
-  const startServerProcess = async (): Promise<Proc> => {
-    const proc = startTsProcess(t, 'waygate-server', SERVER_BIN, [], serverEnv)
-    await until(async () => (await get(`${serverUrl}/health`).catch(() => ({ status: 0 }))).status === 200 ? true : undefined, 30_000,
-      () => `the server did not answer /health:\n${proc.logs()}`, 50)
-    return proc
-  }
-  let server = await startServerProcess()
+  const serverProcess = { port, stateFile: join(dir, 'state.json') }
+  let server = await startServerProcess(t, serverProcess)
   let admin = await login(serverUrl)
   const { body: created } = await call(serverUrl, 'POST', '/api/tokens', { token: admin, body: { service: 'alpha', name: 'alpha pods', expires: '30d' } })
 
@@ -194,7 +180,7 @@ t.test('a real service attached with a token: revoked, its stream closes, it kee
 
   // the revocation is in the file: the restarted server still refuses the token, and the service stays out
   await server.stop('SIGTERM')
-  server = await startServerProcess()
+  server = await startServerProcess(t, serverProcess)
   admin = await login(serverUrl)
   const afterRestart = await call(serverUrl, 'GET', '/api/sdk/services/alpha/snapshot', { token: created.token })
   t.equal(afterRestart.status, 401, 'still revoked after the restart')

@@ -1,8 +1,8 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { startProcess, type Proc } from '@waygate/core/testing'
-import type { Teardown } from './server.js'
+import { startProcess, until, type Proc } from '@waygate/core/testing'
+import { SECRET, type Teardown } from './server.js'
 
 export { freePort, until, type Proc } from '@waygate/core/testing'
 
@@ -19,6 +19,26 @@ const TSX = import.meta.resolve('tsx')
  */
 export function startTsProcess (t: Teardown, name: string, file: string, args: string[], env: Record<string, string>, cwd?: string): Proc {
   return startProcess(t, name, ['--conditions=@waygate/source', '--import', TSX, file, ...args], { env, ...(cwd === undefined ? {} : { cwd }) })
+}
+
+/**
+ * Starts `waygate-server` on `port` with a file backend at `stateFile` (admin `admin`/`secret`,
+ * a fixed secret key so tokens outlive a restart) and waits for `/health` to answer 200.
+ */
+export async function startServerProcess (t: Teardown, options: { port: number, stateFile: string, secretKey?: string }): Promise<Proc> {
+  const proc = startTsProcess(t, 'waygate-server', SERVER_BIN, [], {
+    PORT: String(options.port),
+    WAYGATE_BACKEND: 'file',
+    WAYGATE_FILE_PATH: options.stateFile,
+    WAYGATE_ADMIN_USER: 'admin',
+    WAYGATE_ADMIN_PASSWORD: 'secret',
+    WAYGATE_SECRET_KEY: options.secretKey ?? SECRET,
+    LOG_LEVEL: 'warn'
+  })
+  const health = `http://127.0.0.1:${options.port}/health`
+  await until(async () => (await get(health).catch(() => ({ status: 0 }))).status === 200 ? true : undefined, 30_000,
+    () => `the server did not answer /health:\n${proc.logs()}`, 50)
+  return proc
 }
 
 /** GET through a real socket: status, headers and the body (JSON when it parses). */
