@@ -119,6 +119,7 @@ export {
   setCallerTracker,
   readCallers,
   callersNamespace,
+  callerSketchExpiry,
   CALLER_WINDOW_HOURS,
   DEFAULT_CALLER_SLOTS
 } from './callers/tracker.js'

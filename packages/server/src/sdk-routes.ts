@@ -6,7 +6,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import {
   AuditAction,
   AuditEntry,
-  CALLER_WINDOW_HOURS,
+  callerSketchExpiry,
   callersNamespace,
   checkRateLimitPolicy,
   defaultGlobalMaintenance,
@@ -122,7 +122,6 @@ const CallersBody = Type.Object({
   }, { additionalProperties: false }),
   expiresAt: Type.Optional(Type.Union([Type.Number(), Type.Null()]))
 }, { additionalProperties: false })
-const HOUR_MS = 3_600_000
 const RecordSchema = Type.Object({ id: Type.String(), value: Type.Unknown(), expiresAt: Type.Union([Type.Number(), Type.Null()]) })
 const Snapshot = Type.Object({
   epoch: Type.String(),
@@ -372,7 +371,7 @@ export function registerSdkRoutes (api: Api, ctx: SdkRoutesContext, deps: SdkRou
       throw new WG_ERR_REQUEST_INVALID(`"${value.key.slice(0, 200)}" is not a route key of ${service}: ${(err as Error).message}`)
     }
     // kept for the report's 24 hours and one more at most, whatever the instance asked for
-    const latest = value.hour + (CALLER_WINDOW_HOURS + 1) * HOUR_MS
+    const latest = callerSketchExpiry(value.hour)
     const expiresAt = typeof request.body.expiresAt === 'number' ? Math.min(request.body.expiresAt, latest) : latest
     await engine.backend.putRecord(callersNamespace(key), `${service}|${request.params.id}`, { ...value, key }, { expiresAt })
     return { written: true }

@@ -10,6 +10,11 @@ export const CALLER_WINDOW_HOURS = 24
 /** Default slots of each route's hourly sketch. */
 export const DEFAULT_CALLER_SLOTS = 200
 
+/** When the stored sketch of the hour starting at `hour` stops counting: the window and one hour more. */
+export function callerSketchExpiry (hour: number): number {
+  return hour + (CALLER_WINDOW_HOURS + 1) * HOUR_MS
+}
+
 /** The backend namespace of one route's published sketches. */
 export function callersNamespace (key: string): string {
   const ns = `callers:${key}`
@@ -143,7 +148,7 @@ export function createCallerTracker (options: CallerTrackerOptions): CallerTrack
 
   async function put (key: string, hour: number, summary: SketchSummary): Promise<void> {
     await backend.putRecord(callersNamespace(key), `${instanceId}:${hour}`, { key, hour, ...summary },
-      { expiresAt: hour + (CALLER_WINDOW_HOURS + 1) * HOUR_MS })
+      { expiresAt: callerSketchExpiry(hour) })
   }
 
   async function doPublish (): Promise<void> {
