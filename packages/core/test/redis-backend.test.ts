@@ -197,10 +197,10 @@ t.test('Redis killed: calls fail fast and health says so; restarted: every insta
   await waitFor(() => false, 30)
   const write = await timed(() => a.updateRoute('GET:/a', () => ({ next: state('GET:/a') })))
   t.match(write.error, { code: 'WG_ERR_BACKEND_UNAVAILABLE', statusCode: 503 })
-  t.ok(write.ms < 100, `a write fails at once (${write.ms.toFixed(1)} ms)`)
+  t.ok(write.ms < 500, `a write fails at once, not after the 1 s command timeout (${write.ms.toFixed(1)} ms)`)
   const read = await timed(() => b.load())
   t.match(read.error, { code: 'WG_ERR_BACKEND_UNAVAILABLE' })
-  t.ok(read.ms < 100, `so does a read (${read.ms.toFixed(1)} ms)`)
+  t.ok(read.ms < 500, `so does a read (${read.ms.toFixed(1)} ms)`)
   t.match(await a.health(), { ok: false, detail: /not connected/ })
 
   await local.start()

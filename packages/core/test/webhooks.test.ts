@@ -251,7 +251,8 @@ t.test('a dead receiver neither slows nor fails the change; the failure is logge
   const [state] = await engine.disable('GET:/payments', { reason: 'still works' })
   const took = performance.now() - started
   t.match(state, { status: 'disabled', reason: 'still works' }, 'the change is made')
-  t.ok(took < without + 20, `and takes no longer (${took.toFixed(2)} ms, ${without.toFixed(2)} ms without webhooks)`)
+  // waiting for the hanging receiver would take its 150 ms timeout at least (twice, with the retry)
+  t.ok(took < 150, `and does not wait for the receivers (${took.toFixed(2)} ms, ${without.toFixed(2)} ms without webhooks)`)
   t.ok(await waitFor(() => logger.lines.filter(l => l.msg === 'waygate: webhook delivery failed').length === 2))
   const failures = logger.lines.filter(l => l.msg === 'waygate: webhook delivery failed').map(l => l.obj)
   t.match(failures.find(f => f.attempts === 3), { detail: /fetch failed: .*ECONNREFUSED/ }, 'refused: 1 attempt + 2 retries')
@@ -278,7 +279,7 @@ t.test('close() sends what is queued; what cannot go out in time is dropped and 
   await hanging.waitFor(1)
   const started = performance.now()
   await dispatcher.close(150)
-  t.ok(performance.now() - started < 500, 'close() gives up after its timeout')
+  t.ok(performance.now() - started < 3000, 'close() gives up after its timeout, not after the 10 s delivery timeout')
   t.same(logger.lines.map(l => [l.level, l.msg, l.obj.dropped]), [['warn', 'waygate: webhook deliveries dropped at close (receivers too slow)', 3]])
   dispatcher.notify(auditEntry('late'), null)
   t.equal(hanging.received.length, 1, 'nothing is sent after close')
