@@ -124,7 +124,7 @@ export {
   DEFAULT_CALLER_SLOTS
 } from './callers/tracker.js'
 export type { CallerTracker, CallerTrackerOptions, CallersReport, RouteCallers } from './callers/tracker.js'
-export { createTrafficRecorder, RouteTraffic, TRAFFIC_OUTCOMES, OUTCOME_INDEX, BLOCKED_OUTCOMES, TRAFFIC_RINGS } from './traffic.js'
-export type { TrafficRecorder, TrafficRecorderOptions, TrafficOutcome, TrafficRange, TrafficBucket, TrafficReport } from './traffic.js'
+export { createTrafficRecorder, RouteTraffic, startTrafficPublisher, TRAFFIC_OUTCOMES, OUTCOME_INDEX, BLOCKED_OUTCOMES, TRAFFIC_RINGS } from './traffic.js'
+export type { TrafficRecorder, TrafficRecorderOptions, TrafficOutcome, TrafficRange, TrafficBucket, TrafficReport, TrafficPush, TrafficPublisher, TrafficPublisherOptions } from './traffic.js'
 export { registerEngineMetrics, metricsOptionsProblems, resolveMetricsOptions, UNMATCHED_ROUTE } from './metrics.js'
 export type { MetricsOptions, MetricsRegistry, PromClientModule, BoundCounter } from './metrics.js'

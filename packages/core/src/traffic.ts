@@ -154,6 +154,76 @@ export class RouteTraffic {
     return { requests, blocked }
   }
 
+  /**
+   * The live buckets of `range` that hold a request, for another process to merge with
+   * {@link absorb}: `[period, ...counts]` each, `period` the bucket's start divided by its length,
+   * the counts in {@link TRAFFIC_OUTCOMES} order.
+   */
+  export (range: TrafficRange): number[][] {
+    const ring = TRAFFIC_RINGS[range]
+    const counts = range === 'hour' ? this.minutes : this.fives
+    const periods = range === 'hour' ? this.minuteOf : this.fiveOf
+    const out: number[][] = []
+    if (counts === null) return out
+    const current = Math.floor(this.now() / ring.size)
+    for (let slot = 0; slot < ring.length; slot++) {
+      const p = periods![slot]!
+      if (p > current || p <= current - ring.length) continue
+      const row = [p]
+      let any = false
+      for (let i = 0; i < K; i++) {
+        const n = counts[slot * K + i]!
+        row.push(n)
+        if (n > 0) any = true
+      }
+      if (any) out.push(row)
+    }
+    return out.sort((a, b) => a[0]! - b[0]!)
+  }
+
+  /**
+   * Adds buckets another process exported (see {@link export}) to this route's rings. `columns`
+   * maps each count's position to an outcome index (-1: an outcome this version does not know,
+   * skipped). Buckets outside the range's window, now, are ignored.
+   */
+  absorb (range: TrafficRange, buckets: readonly (readonly number[])[], columns: readonly number[]): void {
+    if (this.minutes === null) this.allocate()
+    const ring = TRAFFIC_RINGS[range]
+    const counts = range === 'hour' ? this.minutes! : this.fives!
+    const periods = range === 'hour' ? this.minuteOf! : this.fiveOf!
+    const current = Math.floor(this.now() / ring.size)
+    for (const row of buckets) {
+      const p = row[0]!
+      if (!Number.isInteger(p) || p > current || p <= current - ring.length) continue
+      const slot = p % ring.length
+      if (periods[slot] !== p) {
+        periods[slot] = p
+        counts.fill(0, slot * K, slot * K + K)
+      }
+      for (let c = 0; c < columns.length && c + 1 < row.length; c++) {
+        const index = columns[c]!
+        const n = row[c + 1]!
+        if (index >= 0 && index < K && n > 0) counts[slot * K + index] = counts[slot * K + index]! + n
+      }
+    }
+  }
+
+  /** The latest minute that holds a request and its count: changes whenever a request is counted. */
+  marker (): string {
+    if (this.minutes === null) return ''
+    let latest = -1
+    let slot = -1
+    for (let s = 0; s < 60; s++) {
+      if (this.minuteOf![s]! > latest) {
+        latest = this.minuteOf![s]!
+        slot = s
+      }
+    }
+    let sum = 0
+    for (let i = 0; i < K; i++) sum += this.minutes[slot * K + i]!
+    return `${latest}.${sum}`
+  }
+
   /** The route's traffic over `range`, ending with the bucket that holds now. */
   report (range: TrafficRange = 'hour'): TrafficReport {
     const ring = TRAFFIC_RINGS[range]
@@ -207,6 +277,8 @@ export interface TrafficRecorder {
   /** Changes when requests were counted in the current minute, or the minute turned: for live views; recomputed at most every 5 s. */
   version (): string
   readonly now: () => number
+  /** Whose requests these are, for the page that shows them. Default `this process`. */
+  readonly scope?: string
 }
 
 /** Creates a traffic recorder; the waygate Fastify plugin makes one and feeds it. */
@@ -236,6 +308,92 @@ export function createTrafficRecorder (options: TrafficRecorderOptions = {}): Tr
       versionAt = t
       versionText = `${Math.floor(t / MINUTE)}.${sum}`
       return versionText
+    }
+  }
+}
+
+/** One process's per-route traffic as it is sent elsewhere (a Waygate Server): every route's rings, exported. */
+export interface TrafficPush {
+  /** What each count of a bucket is, in order: {@link TRAFFIC_OUTCOMES}. */
+  outcomes: string[]
+  routes: Array<{ key: string, hour: number[][], day: number[][] }>
+}
+
+/** Options of {@link startTrafficPublisher}. */
+export interface TrafficPublisherOptions {
+  traffic: TrafficRecorder
+  /** Sends a report; a rejection keeps what it held for the next one. */
+  publish: (push: TrafficPush) => Promise<void>
+  /** How often, ms. */
+  intervalMs: number
+  /** Which route keys are sent. Default all. */
+  include?: (key: string) => boolean
+  /** Every this many reports, every route with traffic goes, changed or not (a server that restarted has the day back). Default 6. */
+  fullEvery?: number
+  /** Called with a failed report's error. */
+  onError?: (err: unknown) => void
+}
+
+/** A running publisher: `flush()` sends what changed now; `close()` stops it after a last flush. */
+export interface TrafficPublisher {
+  flush(): Promise<void>
+  close(): Promise<void>
+}
+
+/**
+ * Sends this process's traffic every `intervalMs`: the routes counted since the last report
+ * that got through (and every route now and then), each with its whole rings, so the receiver
+ * replaces rather than adds and a report sent twice counts once. Off the request path: it reads
+ * the rings on a timer, the requests only increment them.
+ */
+export function startTrafficPublisher (options: TrafficPublisherOptions): TrafficPublisher {
+  const { traffic, publish, intervalMs, include = () => true, fullEvery = 6, onError } = options
+  const sent = new Map<string, string>()
+  let round = 0
+  let running: Promise<void> | null = null
+  let closed = false
+
+  async function send (): Promise<void> {
+    const full = round++ % fullEvery === 0
+    const routes: TrafficPush['routes'] = []
+    const markers: Array<[string, string]> = []
+    for (const key of traffic.keys()) {
+      if (!include(key)) continue
+      const route = traffic.get(key)!
+      const marker = route.marker()
+      if (marker === '' || (!full && sent.get(key) === marker)) continue
+      const hour = route.export('hour')
+      const day = route.export('day')
+      if (day.length === 0) continue
+      routes.push({ key, hour, day })
+      markers.push([key, marker])
+    }
+    if (routes.length === 0) return
+    try {
+      await publish({ outcomes: [...TRAFFIC_OUTCOMES], routes })
+      for (const [key, marker] of markers) sent.set(key, marker)
+    } catch (err) {
+      // sent again with the next report, which goes whole
+      round = 0
+      onError?.(err)
+    }
+  }
+
+  function flush (): Promise<void> {
+    running ??= send().finally(() => { running = null })
+    return running
+  }
+
+  const timer = setInterval(() => { if (!closed) flush().catch(() => {}) }, intervalMs)
+  timer.unref()
+  return {
+    flush,
+    async close () {
+      if (closed) return
+      closed = true
+      clearInterval(timer)
+      await running
+      await flush()
     }
   }
 }

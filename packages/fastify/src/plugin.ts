@@ -9,6 +9,8 @@ import {
   OUTCOME_INDEX,
   RouteTraffic,
   UNMATCHED_ROUTE,
+  startTrafficPublisher,
+  type RemoteBackend,
   type MetricsOptions,
   type TrafficRecorder,
   setCallerTracker,
@@ -270,6 +272,26 @@ async function waygatePlugin (fastify: FastifyInstance, options: WaygatePluginOp
 
   const traffic = createTrafficRecorder({ now: engine.now })
   fastify.decorate('waygateTraffic', traffic)
+  // attached to a Waygate Server: this instance's traffic goes to it, for the server's charts
+  const remote = engine.backend as Partial<Pick<RemoteBackend, 'publishTraffic' | 'trafficPublishMs'>>
+  if (typeof remote.publishTraffic === 'function' && (remote.trafficPublishMs ?? 0) > 0) {
+    let failing = false
+    const publisher = startTrafficPublisher({
+      traffic,
+      intervalMs: remote.trafficPublishMs!,
+      include: key => key !== UNMATCHED_ROUTE,
+      publish: async push => {
+        await remote.publishTraffic!(push)
+        failing = false
+      },
+      onError: err => {
+        // once per run of failures: the stream's own warnings say when the server is away
+        if (!failing) log.debug({ err }, 'waygate: sending traffic to the server failed; it goes with the next report')
+        failing = true
+      }
+    })
+    fastify.addHook('preClose', async () => { await publisher.close() })
+  }
   // loaded only when asked for: prom-client is an optional peer dependency
   const metrics: PluginMetrics | null = options.metrics === undefined || options.metrics === false
     ? null

@@ -22,6 +22,7 @@ import { createSseStream, decodeKeyParam, WG_ERR_AUTH_SCOPE, WG_ERR_REQUEST_INVA
 import { conflict } from './errors.js'
 import type { Fleet } from './fleet.js'
 import type { InstanceRegistry } from './instances.js'
+import type { FleetTraffic } from './traffic.js'
 import type { StreamHub } from './streams.js'
 import {
   isServiceName,
@@ -53,6 +54,7 @@ export interface SdkRoutesDeps {
   fleet: Fleet
   hub: StreamHub
   instances: InstanceRegistry
+  traffic: FleetTraffic
 }
 
 const ErrorBody = Type.Object({
@@ -122,6 +124,20 @@ const CallersBody = Type.Object({
   }, { additionalProperties: false }),
   expiresAt: Type.Optional(Type.Union([Type.Number(), Type.Null()]))
 }, { additionalProperties: false })
+// a bucket: [period, ...counts by outcome]; at most the day ring's 288 buckets of 16 outcomes
+const TrafficBuckets = (maxItems: number) => Type.Array(Type.Array(Type.Integer({ minimum: 0 }), { minItems: 2, maxItems: 17 }), { maxItems })
+const TrafficParams = Type.Object({
+  service: ServiceParams.properties.service,
+  instance: Instance.properties.id
+})
+const TrafficBody = Type.Object({
+  outcomes: Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems: 16, description: 'What each count of a bucket is, in order (passed, deprecated, maintenance, ...)' }),
+  routes: Type.Array(Type.Object({
+    key: Type.String({ minLength: 1, maxLength: 4096, description: 'Plain route key (METHOD:/pattern)' }),
+    hour: TrafficBuckets(60),
+    day: TrafficBuckets(288)
+  }, { additionalProperties: false }), { maxItems: 10_000 })
+}, { additionalProperties: false })
 const RecordSchema = Type.Object({ id: Type.String(), value: Type.Unknown(), expiresAt: Type.Union([Type.Number(), Type.Null()]) })
 const Snapshot = Type.Object({
   epoch: Type.String(),
@@ -186,7 +202,7 @@ function serviceAudit (service: string, entry: AuditEntry): AuditEntry {
 
 /** The endpoints services sync from: register, snapshot, events, compare-and-set writes, records, audit. */
 export function registerSdkRoutes (api: Api, ctx: SdkRoutesContext, deps: SdkRoutesDeps): void {
-  const { engine, fleet, hub, instances } = deps
+  const { engine, fleet, hub, instances, traffic } = deps
   const base = { config: { waygate: false as const } }
   const tags = ['waygate-sdk']
   const at = '/api/sdk/services/:service'
@@ -375,6 +391,29 @@ export function registerSdkRoutes (api: Api, ctx: SdkRoutesContext, deps: SdkRou
     const expiresAt = typeof request.body.expiresAt === 'number' ? Math.min(request.body.expiresAt, latest) : latest
     await engine.backend.putRecord(callersNamespace(key), `${service}|${request.params.id}`, { ...value, key }, { expiresAt })
     return { written: true }
+  })
+
+  // each instance's traffic rings, whole: the server's charts of the service's routes sum them
+  api.put(`${at}/traffic/:instance`, {
+    ...base,
+    bodyLimit: 16 * 1024 * 1024,
+    schema: { tags, summary: 'Report one instance\'s per-route traffic (its last hour and day, replacing its previous report)', params: TrafficParams, body: TrafficBody, response: { 200: Type.Object({ routes: Type.Integer() }), ...errors } }
+  }, async (request) => {
+    const service = serviceParam(request.params.service)
+    const routes: Array<{ key: string, hour: number[][], day: number[][] }> = []
+    for (const route of request.body.routes) {
+      let key: string
+      try {
+        key = qualify(service, plainKey(service, route.key))
+      } catch (err) {
+        if (err instanceof WG_ERR_AUTH_SCOPE) throw err
+        throw new WG_ERR_REQUEST_INVALID(`"${route.key.slice(0, 200)}" is not a route key of ${service}: ${(err as Error).message}`)
+      }
+      // only routes the service registered: what a report can make the server keep is bounded
+      if (engine.getState(key) !== null) routes.push({ key, hour: route.hour, day: route.day })
+    }
+    traffic.put(service, request.params.instance, request.body.outcomes, routes)
+    return { routes: routes.length }
   })
 
   api.post(`${at}/audit`, {

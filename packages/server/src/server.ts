@@ -4,6 +4,7 @@ import { waygateAdmin, type AdminContext, type AuthOption } from '@waygate/admin
 import { WG_ERR_SERVER_OPTIONS_INVALID } from './errors.js'
 import { createFleet } from './fleet.js'
 import { createInstanceRegistry } from './instances.js'
+import { createFleetTraffic } from './traffic.js'
 import { serveServerMetrics } from './metrics.js'
 import { registerSdkRoutes } from './sdk-routes.js'
 import { registerServiceResetRoute } from './service-reset-routes.js'
@@ -112,6 +113,9 @@ export async function createWaygateServer (options: WaygateServerOptions): Promi
   })
   app.decorate('waygate', engine)
   app.decorate('waygateRateLimits', limiter)
+  // the services' traffic as their instances report it: the admin's charts and traffic endpoints read it
+  const traffic = createFleetTraffic({ now: engine.now })
+  app.decorate('waygateTraffic', traffic)
 
   let serving = false
   app.addHook('onReady', async () => {
@@ -167,7 +171,7 @@ export async function createWaygateServer (options: WaygateServerOptions): Promi
     extend: {
       replaces: ['GET /api/services'],
       register (api, ctx) {
-        registerSdkRoutes(api, ctx, { engine, fleet, hub, instances })
+        registerSdkRoutes(api, ctx, { engine, fleet, hub, instances, traffic })
         registerServicesRoutes(api, { engine, fleet, instances, ops, heartbeatMs })
         registerServiceResetRoute(api, { engine, fleet })
         issueServiceToken = ctx.issueServiceToken

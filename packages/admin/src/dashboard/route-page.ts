@@ -103,6 +103,7 @@ export function routePageData (engine: WaygateEngine, traffic: TrafficRecorder |
       ? []
       : BLOCKED_OUTCOMES.map(o => ({ outcome: o, label: OUTCOME_LABELS[o], day: day.totals.outcomes[o], hour: hour!.totals.outcomes[o] })),
     totals: day === null ? null : { day: day.totals, hour: hour!.totals },
+    trafficScope: traffic?.scope ?? 'this process',
     live: trafficLive(traffic, prefix),
     returnTo: self
   }

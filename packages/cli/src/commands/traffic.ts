@@ -52,7 +52,8 @@ export function registerTrafficCommand (program: Command, action: Action): void 
     .argument('<route>', 'METHOD:/path (a bare /path when it has one method)')
     .option('--day', 'the last 24 hours in 5-minute buckets instead of the last hour')
     .addHelpText('after', `
-Counted by the waygate plugin of the app the admin API belongs to (this process only).
+Counted by the waygate plugin of the app the admin API belongs to (that process only);
+on a Waygate Server, the sum of what every instance of the service reported.
 
 Examples:
   waygate traffic GET:/payments

@@ -19,6 +19,7 @@ import { WG_ERR_BACKEND_UNAVAILABLE, WG_ERR_OPTIONS_INVALID } from '../errors.js
 import { silentLogger, type WaygateLogger } from '../logger.js'
 import type { AuditEntry, GlobalMaintenance, RouteState } from '../models.js'
 import { defaultGlobalMaintenance } from '../models.js'
+import type { TrafficPush } from '../traffic.js'
 import { createBackoff, parseRetryAfter, type BackoffOptions } from './backoff.js'
 import { readCacheFile, writeCacheFile } from './cache-file.js'
 import { systemClock, type RemoteClock } from './clock.js'
@@ -69,6 +70,8 @@ export interface RemoteBackendOptions {
   clock?: RemoteClock
   /** Random numbers in [0, 1) for the back-off's jitter. Default `Math.random`. */
   random?: () => number
+  /** How often the waygate plugin sends this instance's per-route traffic to the server, ms (0: never). Default 10000. */
+  trafficPublishMs?: number
   /** A pino-compatible logger. Default silent. */
   logger?: WaygateLogger
 }
@@ -78,6 +81,10 @@ export interface RemoteBackend extends WaygateBackend {
   readonly service: string
   /** How the mirror keeps up with the server. */
   syncStatus(): SyncStatus
+  /** How often the waygate plugin reports this instance's traffic (0: never), ms. */
+  readonly trafficPublishMs: number
+  /** Sends this instance's per-route traffic to the server, replacing its previous report. */
+  publishTraffic(push: TrafficPush): Promise<void>
 }
 
 function positive (value: unknown, name: string, fallback: number, problems: string[]): number {
@@ -132,6 +139,7 @@ export function createRemoteBackend (options: RemoteBackendOptions): RemoteBacke
   const unauthorizedProbeMs = positive(options?.unauthorizedProbeMs, 'unauthorizedProbeMs', 180_000, problems)
   const requestTimeoutMs = positive(options?.requestTimeoutMs, 'requestTimeoutMs', 10_000, problems)
   const maxWriteAttempts = positive(options?.maxWriteAttempts, 'maxWriteAttempts', 5, problems)
+  const trafficPublishMs = options?.trafficPublishMs === 0 ? 0 : positive(options?.trafficPublishMs, 'trafficPublishMs', 10_000, problems)
   const backoffOptions = {
     initialMs: positive(options?.backoff?.initialMs, 'backoff.initialMs', 1000, problems),
     maxMs: positive(options?.backoff?.maxMs, 'backoff.maxMs', 30_000, problems),
@@ -773,6 +781,13 @@ export function createRemoteBackend (options: RemoteBackendOptions): RemoteBacke
       if (answer.status !== 200) failWith(answer, 'audit')
       const body = answer.body as AuditEntry[] | { entries?: AuditEntry[] }
       return Array.isArray(body) ? body : Array.isArray(body?.entries) ? body.entries : []
+    },
+
+    trafficPublishMs,
+
+    async publishTraffic (push) {
+      const answer = await call('PUT', `${sdkBase}/traffic/${encodeURIComponent(instanceId)}`, push)
+      if (answer.status !== 200) failWith(answer, 'traffic report')
     },
 
     async putRecord (namespace, id, value, recordOptions) {

@@ -1,7 +1,8 @@
 // A small service attached to a Waygate Server, started as its own process by the fleet tests.
 // Settings from the environment: SERVICE, WAYGATE_SERVER_URL, WAYGATE_TOKEN or WAYGATE_USERNAME /
 // WAYGATE_PASSWORD, CACHE_FILE, READY_TIMEOUT_MS, BACKOFF_MS, PROBE_MS, VERSION, INSTANCE_ID,
-// CALLERS_PUBLISH_MS (how often the callers of /api/v1/users are published). It listens on 127.0.0.1 on
+// CALLERS_PUBLISH_MS (how often the callers of /api/v1/users are published), TRAFFIC_PUBLISH_MS (how
+// often the traffic goes to the server). It listens on 127.0.0.1 on
 // an ephemeral port and prints `listening <url>` once it serves.
 import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
@@ -14,6 +15,7 @@ const backoffMs = number('BACKOFF_MS') ?? 150
 const cacheFile = process.env.CACHE_FILE
 const probeMs = number('PROBE_MS')
 const callersPublishMs = number('CALLERS_PUBLISH_MS')
+const trafficPublishMs = number('TRAFFIC_PUBLISH_MS')
 await app.register(waygateService, {
   service: process.env.SERVICE,
   readyTimeoutMs: number('READY_TIMEOUT_MS') ?? 1500,
@@ -23,6 +25,7 @@ await app.register(waygateService, {
   ...(cacheFile === undefined ? {} : { cacheFile }),
   ...(probeMs === undefined ? {} : { unauthorizedProbeMs: probeMs }),
   ...(callersPublishMs === undefined ? {} : { callers: { publishIntervalMs: callersPublishMs } }),
+  ...(trafficPublishMs === undefined ? {} : { trafficPublishMs }),
   ...(process.env.VERSION === undefined ? {} : { version: process.env.VERSION }),
   ...(process.env.INSTANCE_ID === undefined ? {} : { instanceId: process.env.INSTANCE_ID })
 })
