@@ -47,7 +47,18 @@ const settings = {
   /** Seconds of load at the measuring rate on both fresh servers before the pair, not measured. */
   warmup: envNumber('BENCH_WARMUP', QUICK ? 1 : 1.5),
   /** Seconds per full-speed saturation run (one of A and one of X per pair, after the pair). */
-  satDuration: envNumber('BENCH_SAT_DURATION', 0.5)
+  satDuration: envNumber('BENCH_SAT_DURATION', 0.5),
+  /**
+   * How a pair is measured. `slices`: A and X at full speed, one at a time, in alternating slices
+   * (A X X A …), CPU per request summed over each one's slices. `paced`: both at once at `rate`.
+   */
+  method: (process.env.BENCH_METHOD === 'paced' ? 'paced' : 'slices') as 'paced' | 'slices',
+  /** Slices per pair (`slices` method), half of them A's. */
+  slices: Math.round(envNumber('BENCH_SLICES', QUICK ? 4 : 8)),
+  /** Seconds per slice. */
+  sliceDuration: envNumber('BENCH_SLICE_DURATION', QUICK ? 0.3 : 0.5),
+  /** `slices` method: A is a bare app in X's own process (BENCH_TWIN=0: a process of its own). */
+  twin: process.env.BENCH_METHOD !== 'paced' && process.env.BENCH_TWIN !== '0'
 }
 
 /** Target X/A CPU per request, from BENCHMARKING.md. */
@@ -406,6 +417,8 @@ interface Server {
   base: string
   /** waygate-service: the Waygate Server X is attached to. */
   waygateServer?: string
+  /** With a twin: the bare app that shares X's process (the runner's A). */
+  bare?: Server
 }
 
 const children = new Set<ChildProcess>()
@@ -431,10 +444,11 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 
 class Skipped extends Error {}
 
-function startServer (variant: string, env: NodeJS.ProcessEnv): Promise<Server> {
+/** Starts `server.ts variant`; with `twin`, a bare app in the same process too, built before or after X's. */
+function startServer (variant: string, env: NodeJS.ProcessEnv, twin?: 'first' | 'second'): Promise<Server> {
   const child = spawn(process.execPath, ['--conditions=@waygate/source', '--import', 'tsx', join(BENCH_DIR, 'server.ts'), variant, '0'], {
     cwd: ROOT,
-    env,
+    env: twin === undefined ? env : { ...env, BENCH_TWIN: twin },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc']
   })
   children.add(child)
@@ -452,10 +466,13 @@ function startServer (variant: string, env: NodeJS.ProcessEnv): Promise<Server> 
       clearTimeout(timer)
       reject(new Error(`server ${variant} exited before it was ready (code ${code}, signal ${signal})`))
     })
-    child.once('message', (message: { type?: string, port?: number, reason?: string }) => {
+    child.once('message', (message: { type?: string, port?: number, barePort?: number, reason?: string }) => {
       clearTimeout(timer)
       if (message.type === 'ready' && typeof message.port === 'number') {
-        resolve({ variant, port: message.port, child, base: `http://127.0.0.1:${message.port}` })
+        const server: Server = { variant, port: message.port, child, base: `http://127.0.0.1:${message.port}` }
+        if (typeof message.barePort === 'number') server.bare = { variant: 'bare', port: message.barePort, child, base: `http://127.0.0.1:${message.barePort}` }
+        if (twin !== undefined && server.bare === undefined) reject(new Error(`server ${variant} started no bare twin`))
+        resolve(server)
       } else if (message.type === 'skip') {
         reject(new Skipped(message.reason ?? 'skipped'))
       } else {
@@ -760,6 +777,63 @@ interface SatSample {
   p99Ms: number
 }
 
+/**
+ * A and X at full speed, one at a time, in slices ordered A X X A A X X A … (or X first): a slow
+ * drift of the machine weighs on both alike. At full speed a wake-up serves many requests, so the
+ * CPU per request is the work of a request, not the cost of waking up for it, which at a paced rate
+ * varies by ±30 % from one fresh process to the next. Also gives each one's req/s and p99.
+ */
+async function measureSlices (a: Server, x: Server, c: Case, xFirst: boolean, redis: RedisServer | null): Promise<{ pair: PairSample, satA: SatSample, satX: SatSample }> {
+  const countCommands = redis !== null && c.redisKeys !== undefined
+  const cmd0 = countCommands ? await redisCommands(redis) : null
+  const r0 = redis === null ? null : procCpuUs(redis.pid)
+  const serverUrl = c.controlPlane === true ? x.waygateServer : undefined
+  const s0 = serverUrl === undefined ? null : await readCount(serverUrl)
+  const warnings0 = (await readCpu(x)).storeWarnings
+  const sums = { a: { cpu: 0, requests: 0, seconds: 0, latencies: [] as number[] }, x: { cpu: 0, requests: 0, seconds: 0, latencies: [] as number[] } }
+  let xTolerated = 0
+  for (let i = 0; i < settings.slices; i++) {
+    const onX = (((i + 1) >> 1) & 1) === (xFirst ? 0 : 1)
+    const server = onX ? x : a
+    const sum = onX ? sums.x : sums.a
+    const before = await readCpu(server)
+    const result = await load(server, c.path, settings.sliceDuration, undefined, sum.latencies)
+    const after = await readCpu(server)
+    const got = onX ? served(result, c.status, `X (${c.variant}) on ${c.path}`, c.tolerate) : served(result, 200, `A (bare) on ${c.path}`)
+    if (onX) xTolerated += got.tolerated
+    sum.cpu += (after.user + after.system) - (before.user + before.system)
+    sum.requests += got.count
+    sum.seconds += result.duration
+  }
+  const s1 = serverUrl === undefined ? null : await readCount(serverUrl)
+  const r1 = redis === null ? null : procCpuUs(redis.pid)
+  const cmd1 = countCommands ? await redisCommands(redis) : null
+  const aUsPerRequest = sums.a.cpu / sums.a.requests
+  const xUsPerRequest = sums.x.cpu / sums.x.requests
+  const pair: PairSample = {
+    aCpuUs: sums.a.cpu,
+    xCpuUs: sums.x.cpu,
+    aRequests: sums.a.requests,
+    xRequests: sums.x.requests,
+    xTolerated,
+    aUsPerRequest,
+    xUsPerRequest,
+    ratio: xUsPerRequest / aUsPerRequest,
+    aRate: sums.a.requests / sums.a.seconds,
+    xRate: sums.x.requests / sums.x.seconds,
+    redisCpuUs: r0 === null || r1 === null ? null : r1 - r0,
+    redisCommands: cmd0 === null || cmd1 === null ? null : { commands: cmd1.commands - cmd0.commands, scripts: cmd1.scripts - cmd0.scripts },
+    storeWarnings: (await readCpu(x)).storeWarnings - warnings0,
+    serverRequests: s0 === null || s1 === null ? null : s1.requests - s0.requests,
+    serverCpuUs: s0 === null || s1 === null ? null : (s1.user + s1.system) - (s0.user + s0.system)
+  }
+  return {
+    pair,
+    satA: { reqPerSec: pair.aRate, p99Ms: percentile(sums.a.latencies, 0.99) },
+    satX: { reqPerSec: pair.xRate, p99Ms: percentile(sums.x.latencies, 0.99) }
+  }
+}
+
 async function saturate (server: Server, c: Case, status: number, who: string): Promise<SatSample> {
   const latencies: number[] = []
   const result = await load(server, c.path, settings.satDuration, undefined, latencies)
@@ -859,9 +933,16 @@ async function runPair (c: Case, redis: RedisServer | null, order: PairOrder, fu
     await redis.client.flushall() // every Redis pair starts from an empty database
   }
   const env = redis === null ? process.env : { ...process.env, BENCH_REDIS_URL: redis.url }
-  const first = order.xStartsFirst ? startServer(c.variant, env) : startServer('bare', env)
-  const second = order.xStartsFirst ? startServer('bare', env) : startServer(c.variant, env)
-  const started = await Promise.allSettled(order.xStartsFirst ? [second, first] : [first, second])
+  let started: Array<PromiseSettledResult<Server>>
+  if (settings.twin) {
+    // one process: X's app and a bare A, which of the two is built first rotating
+    const [both] = await Promise.allSettled([startServer(c.variant, env, order.xStartsFirst ? 'second' : 'first')])
+    started = both.status === 'fulfilled' ? [{ status: 'fulfilled', value: both.value.bare! }, both] : [both, both]
+  } else {
+    const first = order.xStartsFirst ? startServer(c.variant, env) : startServer('bare', env)
+    const second = order.xStartsFirst ? startServer('bare', env) : startServer(c.variant, env)
+    started = await Promise.allSettled(order.xStartsFirst ? [second, first] : [first, second])
+  }
   const up = started.flatMap(s => s.status === 'fulfilled' ? [s.value] : [])
   try {
     for (const s of started) if (s.status === 'rejected') throw s.reason
@@ -898,6 +979,13 @@ async function runPair (c: Case, redis: RedisServer | null, order: PairOrder, fu
       }
     } catch (err) {
       throw new Error(`${c.variant} on ${c.path} does not answer as intended: ${(err as Error).message}`)
+    }
+
+    if (settings.method === 'slices') {
+      // warm-up, not measured: full speed, one at a time, as measured
+      for (const s of order.xLoadFirst ? [x, a] : [a, x]) await load(s, c.path, settings.warmup / 2, undefined)
+      const sliced = await measureSlices(a, x, c, order.xLoadFirst, redis)
+      return { ...sliced, seconds: (performance.now() - t0) / 1000, controlCheck, waygateServer: x.waygateServer ?? null }
     }
 
     // warm-up, not measured: the measuring rate on both at once. Not full speed: for the first
@@ -1079,10 +1167,13 @@ function report (results: CaseResult[], skipped: Array<{ variant: string, reason
     ])
   }
   for (const s of skipped) rows.push([s.variant, 'skipped', '', '', '', '', '', '', '', '', s.reason])
-  console.log(`\nwaygate benchmark — ${settings.rounds} interleaved rounds, each pair with a fresh A and X ` +
-    `(control and floor ${settings.controlRepeat}× per round): ${settings.warmup} s warm-up and ${settings.duration} s measured ` +
-    `at ${settings.rate} req/s to each of A and X, ${settings.connections} connections; then one ${settings.satDuration} s saturation run of each; ` +
-    'every column is a median over the pairs')
+  const method = settings.method === 'slices'
+    ? `${settings.twin ? 'A a bare app in X\'s own fresh process' : 'a fresh A and X'}, ${settings.slices} alternating full-speed slices of ${settings.sliceDuration} s ` +
+      `(half each) after ${settings.warmup / 2} s of warm-up each, ${settings.connections} connections`
+    : `a fresh A and X: ${settings.warmup} s warm-up and ${settings.duration} s measured at ${settings.rate} req/s to each of A and X, ` +
+      `${settings.connections} connections; then one ${settings.satDuration} s saturation run of each`
+  console.log(`\nwaygate benchmark — ${settings.rounds} interleaved rounds (control and floor ${settings.controlRepeat}× per round); each pair: ` +
+    `${method}; every column is a median over the pairs`)
   console.log(`node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), ` +
     `load average at start ${loadBefore.map(l => l.toFixed(2)).join(' ')}, now ${loadavg().map(l => l.toFixed(2)).join(' ')}` +
     `${redis === null ? '' : `; private redis-server ${redis.version} on port ${redis.port}`}\n`)
@@ -1212,7 +1303,9 @@ function runFleet (): Promise<void> {
 
 /** Seconds one fresh pair takes, roughly: about 2 s to start, check and stop both servers, plus the loads. */
 function estimate (): number {
-  return 2 + settings.warmup + settings.duration + 2 * settings.satDuration
+  return settings.method === 'slices'
+    ? 4 + settings.warmup + settings.slices * (settings.sliceDuration + 0.1)
+    : 2 + settings.warmup + settings.duration + 2 * settings.satDuration
 }
 
 /**

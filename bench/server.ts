@@ -388,7 +388,8 @@ function limitedOptions (v: Variant): RouteShorthandOptions {
   return {}
 }
 
-async function main (v: Variant): Promise<void> {
+/** One app of `v` with the four routes and `/__cpu`, not yet listening. */
+async function buildApp (v: Variant): Promise<FastifyInstance> {
   const app = Fastify({ logger: false })
   let installed: Installed = { backend: 'none', limiter: 'none', store: 'none' }
   if (v === 'maplookup') installMapLookup(app)
@@ -405,35 +406,53 @@ async function main (v: Variant): Promise<void> {
   app.get('/limited', limitedOptions(v), handler)
   app.get('/__cpu', managed ? { config: { waygate: false } } : {}, async (request): Promise<CpuReport> => {
     const usage = process.cpuUsage()
-    const report: CpuReport = { variant: v, ...installed, storeWarnings, pid: process.pid, user: usage.user, system: usage.system }
-    if (waygateServerUrl !== undefined) report.waygateServer = waygateServerUrl
+    const report: CpuReport = { variant: v, ...installed, storeWarnings: v === 'bare' ? 0 : storeWarnings, pid: process.pid, user: usage.user, system: usage.system }
+    if (v === 'waygate-service' && waygateServerUrl !== undefined) report.waygateServer = waygateServerUrl
     // only when asked (the runner's checks), never inside a measured interval's readings
-    if ((request.query as { sync?: string }).sync === '1' && serviceStatus !== undefined) report.sync = await serviceStatus()
+    if ((request.query as { sync?: string }).sync === '1' && v === 'waygate-service' && serviceStatus !== undefined) report.sync = await serviceStatus()
     return report
   })
-  await announce(app, v)
+  return app
+}
+
+/**
+ * The variant's app; with BENCH_TWIN=first or second also a bare app in this same process, built
+ * before or after it, on a port of its own: the runner's A. Process-wide luck (JIT timing, memory
+ * layout, CPU placement, the machine's drift) then weighs on A and X alike.
+ */
+async function main (v: Variant): Promise<void> {
+  const twin = process.env.BENCH_TWIN
+  const before = twin === 'first' ? await buildApp('bare') : null
+  const app = await buildApp(v)
+  const after = twin === 'second' ? await buildApp('bare') : null
+  await announce(app, v, before ?? after)
 }
 
 /** Listens, reports ready (IPC and stdout), and shuts down on a signal or when the parent goes away. */
-async function announce (app: FastifyInstance, label: string): Promise<void> {
+async function announce (app: FastifyInstance, label: string, bare: FastifyInstance | null = null): Promise<void> {
   const address = await app.listen({ port, host: '127.0.0.1' })
   const actual = app.server.address()
   const bound = typeof actual === 'object' && actual !== null ? actual.port : port
+  let barePort: number | undefined
+  if (bare !== null) {
+    await bare.listen({ port: 0, host: '127.0.0.1' })
+    barePort = (bare.server.address() as { port: number }).port
+  }
 
   let closing = false
   const shutdown = (): void => {
     if (closing) return
     closing = true
-    app.close().finally(() => process.exit(0))
+    Promise.allSettled([app.close(), bare?.close()]).finally(() => process.exit(0))
     setTimeout(() => process.exit(0), 2000).unref()
   }
   process.on('SIGTERM', shutdown)
   process.on('SIGINT', shutdown)
   if (process.send !== undefined) {
     process.on('disconnect', shutdown)
-    process.send({ type: 'ready', port: bound })
+    process.send(barePort === undefined ? { type: 'ready', port: bound } : { type: 'ready', port: bound, barePort })
   }
-  console.log(`READY ${bound} ${label} ${address}`)
+  console.log(`READY ${bound} ${label} ${address}${barePort === undefined ? '' : ` bare ${barePort}`}`)
 }
 
 function kindOf (url: string): string {
