@@ -5,7 +5,7 @@ import { createServer } from 'node:net'
 export interface CountReport {
   /** HTTP requests received since the process started, `/__count` itself excluded. */
   requests: number
-  /** The same by kind: `events` (stream connects), `register`, `login`, `routes` (GET /api/routes), `other`. */
+  /** The same by kind: `events` (stream connects), `register`, `login`, `routes` (GET /api/routes), `report` (traffic and callers reports, on a timer), `other`. */
   byKind: Record<string, number>
   /** Service streams open now. */
   openStreams: number

@@ -11,7 +11,7 @@ import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon, { type Instance, type Result } from 'autocannon'
 import { Redis } from 'ioredis'
-import { freePort, readCount } from './common.js'
+import { freePort, readCount, type CountReport } from './common.js'
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url))
 const ROOT = dirname(BENCH_DIR)
@@ -719,8 +719,10 @@ interface PairSample {
   redisCommands: CommandCount | null
   /** Warnings of X's rate limit store during the pair (degraded answers). */
   storeWarnings: number
-  /** waygate-service: HTTP requests the Waygate Server received during the pair (target 0), and its CPU. */
+  /** waygate-service: HTTP requests the Waygate Server received during the pair (target 0), its periodic reports aside, and its CPU. */
   serverRequests: number | null
+  /** waygate-service: the traffic and callers reports X sent on their timers meanwhile (not per request). */
+  serverReports: number | null
   serverCpuUs: number | null
 }
 
@@ -767,9 +769,15 @@ async function measurePair (a: Server, x: Server, c: Case, xLoadFirst: boolean, 
     redisCpuUs: r0 === null || r1 === null ? null : r1 - r0,
     redisCommands: cmd0 === null || cmd1 === null ? null : { commands: cmd1.commands - cmd0.commands, scripts: cmd1.scripts - cmd0.scripts },
     storeWarnings: x1.storeWarnings - x0.storeWarnings,
-    serverRequests: s0 === null || s1 === null ? null : s1.requests - s0.requests,
+    serverRequests: s0 === null || s1 === null ? null : requestsBeyondReports(s1) - requestsBeyondReports(s0),
+    serverReports: s0 === null || s1 === null ? null : (s1.byKind.report ?? 0) - (s0.byKind.report ?? 0),
     serverCpuUs: s0 === null || s1 === null ? null : (s1.user + s1.system) - (s0.user + s0.system)
   }
+}
+
+/** The Waygate Server's requests but for the reports services send on a timer. */
+function requestsBeyondReports (count: CountReport): number {
+  return count.requests - (count.byKind.report ?? 0)
 }
 
 interface SatSample {
@@ -824,7 +832,8 @@ async function measureSlices (a: Server, x: Server, c: Case, xFirst: boolean, re
     redisCpuUs: r0 === null || r1 === null ? null : r1 - r0,
     redisCommands: cmd0 === null || cmd1 === null ? null : { commands: cmd1.commands - cmd0.commands, scripts: cmd1.scripts - cmd0.scripts },
     storeWarnings: (await readCpu(x)).storeWarnings - warnings0,
-    serverRequests: s0 === null || s1 === null ? null : s1.requests - s0.requests,
+    serverRequests: s0 === null || s1 === null ? null : requestsBeyondReports(s1) - requestsBeyondReports(s0),
+    serverReports: s0 === null || s1 === null ? null : (s1.byKind.report ?? 0) - (s0.byKind.report ?? 0),
     serverCpuUs: s0 === null || s1 === null ? null : (s1.user + s1.system) - (s0.user + s0.system)
   }
   return {
@@ -899,7 +908,7 @@ interface CaseResult {
   verdict?: string
   redisVerdict?: string
   /** waygate-service: what the Waygate Server received and spent during the pairs. */
-  server: { url: string, requests: number, perRequest: number, cpuUsPerRequest: number, check: string } | null
+  server: { url: string, requests: number, reports: number, perRequest: number, cpuUsPerRequest: number, check: string } | null
   serverVerdict?: string
   /** Median seconds one fresh pair took, process start and stop included. */
   seconds: number
@@ -1059,6 +1068,7 @@ function summarizeCase (c: Case, runs: PairRun[], redis: RedisServer | null): Ca
       ? {
           url,
           requests: pairs.reduce((sum, p) => sum + p.serverRequests!, 0),
+          reports: pairs.reduce((sum, p) => sum + p.serverReports!, 0),
           perRequest: pairs.reduce((sum, p) => sum + p.serverRequests!, 0) / xTotal,
           cpuUsPerRequest: pairs.reduce((sum, p) => sum + p.serverCpuUs!, 0) / xTotal,
           check: controlCheck
@@ -1188,7 +1198,8 @@ function report (results: CaseResult[], skipped: Array<{ variant: string, reason
     if (r.server === null) continue
     const served = r.pairs.reduce((sum, p) => sum + p.xRequests, 0)
     console.log(`\n${r.variant}: the Waygate Server received ${r.server.requests} HTTP requests during the pairs, while X served ${served} ` +
-      `(${r.server.perRequest.toFixed(4)} per request; target 0). Its own process (not in X/A) spent ${(r.server.cpuUsPerRequest * served / 1000).toFixed(0)} ms ` +
+      `(${r.server.perRequest.toFixed(4)} per request; target 0), and ${r.server.reports} traffic or callers reports X sends on a timer (every 10 s, whatever the load). ` +
+      `Its own process (not in X/A) spent ${(r.server.cpuUsPerRequest * served / 1000).toFixed(0)} ms ` +
       'of CPU meanwhile, in bursts that follow no request: the streams\' heartbeats and the records they write. ' +
       'Checked before measuring: attached to ' + r.server.check + '.')
   }

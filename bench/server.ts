@@ -5,7 +5,9 @@
  *
  * Port 0 picks a free port. When started with an IPC channel (by run.ts) the server reports
  * `{ type: 'ready', port }` (or `{ type: 'skip', reason }`) through it and exits when the parent goes
- * away; it always prints `READY <port>` on stdout too.
+ * away; it always prints `READY <port>` on stdout too. With BENCH_TWIN=first (or second) the process
+ * also serves a bare app on a port of its own, built before (or after) the variant's, and reports
+ * it as `barePort`: the runner's A in the same process as its X.
  *
  * Every variant serves the same four routes, `GET /`, `GET /deprecated`, `GET /blocked` and
  * `GET /limited`, each returning the same small JSON, plus the unmanaged `GET /__cpu`, which reports
@@ -458,6 +460,8 @@ async function announce (app: FastifyInstance, label: string, bare: FastifyInsta
 function kindOf (url: string): string {
   if (url.startsWith('/api/sdk/') && url.includes('/events')) return 'events'
   if (url.startsWith('/api/sdk/') && url.includes('/register')) return 'register'
+  // what a service sends on a timer (its traffic rings, its callers sketches), not per request
+  if (url.startsWith('/api/sdk/') && (url.includes('/traffic/') || url.includes('/callers/'))) return 'report'
   if (url.startsWith('/api/auth/login')) return 'login'
   if (url === '/api/routes' || url.startsWith('/api/routes?')) return 'routes'
   return 'other'

@@ -64,7 +64,7 @@ t.test('the server\'s dashboard: service scope, service maintenance, live servic
   }, timeoutMs, () => `${service.name} ${path} did not answer ${status}`, 25)
 
   const [alpha, beta, betaPeer] = await Promise.all([
-    startService('alpha', 'alpha', { VERSION: '1.4.2', INSTANCE_ID: 'alpha-1' }),
+    startService('alpha', 'alpha', { VERSION: '1.4.2', INSTANCE_ID: 'alpha-1', TRAFFIC_PUBLISH_MS: '300' }),
     startService('beta', 'beta', { VERSION: '2.0.0', INSTANCE_ID: 'beta-1' }),
     startService('beta-on-peer', 'beta', { VERSION: '2.0.0', INSTANCE_ID: 'beta-on-peer', WAYGATE_SERVER_URL: peerUrl! })
   ])
@@ -98,6 +98,23 @@ t.test('the server\'s dashboard: service scope, service maintenance, live servic
     t.notMatch(await page.locator('#wg-routes').textContent(), /beta/, 'no route of beta')
     t.match(await page.locator('#wg-service-card h2').textContent(), /Maintenance of\s*alpha\s*is off/)
     t.equal(await nav('Audit log').getAttribute('href'), '/audit?service=alpha', 'the nav keeps the scope')
+  })
+
+  await t.test('service routes chart what their instances report: alpha\'s requests on the server\'s routes table, live', async t => {
+    // the page is open before the requests: the rows change without a reload
+    const items = page.locator('#wg-routes tbody tr.route[data-key="alpha:GET:/api/items"]')
+    const old = page.locator('#wg-routes tbody tr.route[data-key="alpha:GET:/api/old"]')
+    for (let i = 0; i < 25; i++) t.equal((await get(`${alpha.url}/api/items`)).status, 200)
+    for (let i = 0; i < 4; i++) t.equal((await get(`${alpha.url}/api/old`)).status, 503)
+    await items.locator('.spark-count', { hasText: '25 req' }).waitFor({ timeout: 20_000 })
+    await old.locator('.spark-count', { hasText: '4 req · 4 blocked' }).waitFor({ timeout: 20_000 })
+    t.ok(await items.locator('svg rect.spark-req').count() > 0, 'a bar in the chart')
+    await page.screenshot({ path: `${SCREENS}routes-service-traffic.png`, fullPage: true })
+    await items.locator('td.traffic a').click()
+    await page.waitForURL(`${base}/routes/${encodeURIComponent('alpha:GET:/api/items')}`)
+    t.match(await page.locator('#wg-route-traffic h2').first().textContent(), /every instance of the service/, 'the route page says whose requests they are')
+    await page.screenshot({ path: `${SCREENS}route-service-traffic.png`, fullPage: true })
+    await page.goto(`${base}/?service=alpha`)
   })
 
   await t.test('service maintenance through the card: alpha answers 503, beta does not', async t => {
