@@ -338,7 +338,9 @@ async function installWaygate (app: FastifyInstance, v: Variant): Promise<Instal
     const redisStore = core.createRedisRateLimitStore({
       url: redisUrl(),
       logger: countingLogger,
-      ...(v === 'waygate-rl-redis-leased' ? { consistency: 'leased' as const } : {})
+      ...(v === 'waygate-rl-redis-leased' ? { consistency: 'leased' as const } : {}),
+      // BENCH_LEASE_BLOCK: the leased store's block size (default the store's: 10)
+      ...(v === 'waygate-rl-redis-leased' && process.env.BENCH_LEASE_BLOCK !== undefined ? { leaseBlock: Number(process.env.BENCH_LEASE_BLOCK) } : {})
     })
     // the plugin does not wait for the connection: without this the first checks would be answered degraded
     await redisStore.init()
