@@ -18,7 +18,8 @@ import type { RateLimitResult } from './types.js'
  */
 
 // Largest block of a lease, and how much of what is left one instance may take near exhaustion
-export const DEFAULT_LEASE_BLOCK = 10
+// (the block is also at most 1 % of the limit: the bound stays within 1 % per instance)
+export const DEFAULT_LEASE_BLOCK = 50
 /** Default of how long a lease is used, in ms, before what is left of it goes back. */
 export const DEFAULT_LEASE_MS = 1000
 const SHARE_DIVISOR = 8
