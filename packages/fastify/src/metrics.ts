@@ -3,7 +3,6 @@ import {
   resolveMetricsOptions,
   TRAFFIC_OUTCOMES,
   WG_ERR_OPTIONS_INVALID,
-  type BoundCounter,
   type MetricsOptions,
   type MetricsRegistry,
   type PromClientModule,
@@ -13,24 +12,25 @@ import {
 } from '@waygate/core'
 
 /**
- * What one route counts its requests with: its traffic rings, and (with metrics on) its
- * `requests_total` counter bound to each outcome's labels once, when the route was added. The
- * request path calls {@link RouteMeter.record} once per request.
+ * What one route counts its requests with: its traffic rings, and (with metrics on) one total per
+ * outcome in a typed array. The request path calls {@link RouteMeter.record} once per request: an
+ * increment of each, no allocation. prom-client's `requests_total` takes the totals when scraped
+ * (a bound prom-client counter would hash its labels and allocate on every increment).
  */
 export class RouteMeter {
   readonly traffic: RouteTraffic
-  private readonly counters: readonly BoundCounter[] | null
+  private readonly totals: Float64Array | null
 
-  constructor (traffic: RouteTraffic, counters: readonly BoundCounter[] | null) {
+  constructor (traffic: RouteTraffic, totals: Float64Array | null) {
     this.traffic = traffic
-    this.counters = counters
+    this.totals = totals
   }
 
   /** Counts one request with outcome `index` (core's `OUTCOME_INDEX`). */
   record (index: number): void {
     this.traffic.add(index)
-    const counters = this.counters
-    if (counters !== null) counters[index]!.inc()
+    const totals = this.totals
+    if (totals !== null) totals[index]!++
   }
 }
 
@@ -39,8 +39,8 @@ export interface PluginMetrics {
   registry: MetricsRegistry
   path: string | false
   auth: boolean
-  /** The request counter bound to a route's labels, one child per outcome. */
-  bind (route: string): BoundCounter[]
+  /** A route's request totals, one per outcome (core's `OUTCOME_INDEX`), published as `requests_total` when scraped. */
+  bind (route: string): Float64Array
   /** A rate limit check answered degraded (the store could not answer: allowed, or refused when fail-closed). */
   degraded (): void
   /** A rate limit check failed outright (it was let through). */
@@ -70,11 +70,24 @@ export async function createPluginMetrics (options: MetricsOptions | true, engin
   const registry = resolved.registry ?? new prom.Registry()
   const prefix = resolved.prefix
   const registers = [registry]
+  // each bound route's totals, and what of them the counter already holds
+  const bound: Array<{ totals: Float64Array, published: Float64Array, labels: Array<{ route: string, outcome: string }> }> = []
   const requests = new prom.Counter({
     name: `${prefix}requests_total`,
     help: 'Requests waygate decided, by route pattern and outcome',
     labelNames: ['route', 'outcome'],
-    registers
+    registers,
+    collect () {
+      for (const b of bound) {
+        for (let i = 0; i < b.totals.length; i++) {
+          const delta = b.totals[i]! - b.published[i]!
+          if (delta > 0) {
+            this.inc(b.labels[i]!, delta)
+            b.published[i] = b.totals[i]!
+          }
+        }
+      }
+    }
   })
   const degraded = new prom.Counter({
     name: `${prefix}rate_limit_degraded_total`,
@@ -108,12 +121,14 @@ export async function createPluginMetrics (options: MetricsOptions | true, engin
     registry,
     path: resolved.path,
     auth: resolved.auth,
-    bind: route => TRAFFIC_OUTCOMES.map(outcome => {
-      const child = requests.labels(route, outcome)
+    bind: route => {
+      const labels = TRAFFIC_OUTCOMES.map(outcome => ({ route, outcome }))
       // a series from the start, at 0, so rate() and absent-series alerts see every outcome
-      child.inc(0)
-      return child
-    }),
+      for (const l of labels) requests.labels(l.route, l.outcome).inc(0)
+      const totals = new Float64Array(TRAFFIC_OUTCOMES.length)
+      bound.push({ totals, published: new Float64Array(TRAFFIC_OUTCOMES.length), labels })
+      return totals
+    },
     degraded: () => degraded.inc(),
     storeError: () => storeErrors.inc()
   }
