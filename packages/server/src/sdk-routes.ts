@@ -175,6 +175,16 @@ export function serviceParam (name: string): string {
 }
 
 /** A plain route key of the service's own, canonical; a key naming a service is refused. */
+/** The server key of a route key a service reports about (callers, traffic): 403 for another service's, 400 for no key. */
+function reportedKey (service: string, input: string): string {
+  try {
+    return qualify(service, plainKey(service, input))
+  } catch (err) {
+    if (err instanceof WG_ERR_AUTH_SCOPE) throw err
+    throw new WG_ERR_REQUEST_INVALID(`"${input.slice(0, 200)}" is not a route key of ${service}: ${(err as Error).message}`)
+  }
+}
+
 function plainKey (service: string, input: string): string {
   const split = serviceAndKey(input)
   if (split === null) parseRouteKey(input) // throws the precise key error
@@ -379,13 +389,7 @@ export function registerSdkRoutes (api: Api, ctx: SdkRoutesContext, deps: SdkRou
     const service = serviceParam(request.params.service)
     const { value } = request.body
     if (value.entries.length > value.capacity) throw new WG_ERR_REQUEST_INVALID(`a sketch of ${value.capacity} slots holds at most ${value.capacity} entries, not ${value.entries.length}`)
-    let key: string
-    try {
-      key = qualify(service, plainKey(service, value.key))
-    } catch (err) {
-      if (err instanceof WG_ERR_AUTH_SCOPE) throw err
-      throw new WG_ERR_REQUEST_INVALID(`"${value.key.slice(0, 200)}" is not a route key of ${service}: ${(err as Error).message}`)
-    }
+    const key = reportedKey(service, value.key)
     // kept for the report's 24 hours and one more at most, whatever the instance asked for
     const latest = callerSketchExpiry(value.hour)
     const expiresAt = typeof request.body.expiresAt === 'number' ? Math.min(request.body.expiresAt, latest) : latest
@@ -402,13 +406,7 @@ export function registerSdkRoutes (api: Api, ctx: SdkRoutesContext, deps: SdkRou
     const service = serviceParam(request.params.service)
     const routes: Array<{ key: string, hour: number[][], day: number[][] }> = []
     for (const route of request.body.routes) {
-      let key: string
-      try {
-        key = qualify(service, plainKey(service, route.key))
-      } catch (err) {
-        if (err instanceof WG_ERR_AUTH_SCOPE) throw err
-        throw new WG_ERR_REQUEST_INVALID(`"${route.key.slice(0, 200)}" is not a route key of ${service}: ${(err as Error).message}`)
-      }
+      const key = reportedKey(service, route.key)
       // only routes the service registered: what a report can make the server keep is bounded
       if (engine.getState(key) !== null) routes.push({ key, hour: route.hour, day: route.day })
     }

@@ -1,9 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { call, login, register, startServer } from './helpers/server.js'
-import { freePort, get, SERVICE_SCRIPT, startServerProcess, startTsProcess, until } from './helpers/processes.js'
+import { serverWithToken, startConnectedService, startTsProcess, until, type Proc } from './helpers/processes.js'
 
 const KEY = 'GET:/api/v1/users'
 const SERVER_KEY = `alpha:${KEY}`
@@ -17,30 +15,21 @@ async function callAs (url: string, caller: string, times: number): Promise<void
 }
 
 t.test('two instances of a service: the server\'s callers report merges both, and the CLI prints it', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'wg-callers-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const port = await freePort()
-  const serverUrl = `http://127.0.0.1:${port}`
-  await startServerProcess(t, { port, stateFile: join(dir, 'state.json') })
-  const admin = await login(serverUrl)
-  const { body: created } = await call(serverUrl, 'POST', '/api/tokens', { token: admin, body: { service: 'alpha', expires: '1d' } })
-
-  const urls: string[] = []
-  const procs: Array<{ logs(): string }> = []
+  const fleet = await serverWithToken(t, 'alpha')
+  const serverUrl = fleet.url
+  const admin = fleet.admin
+  const procs: Array<Proc & { url: string }> = []
   for (const instance of ['alpha-1', 'alpha-2']) {
-    const proc = startTsProcess(t, instance, SERVICE_SCRIPT, [], {
+    procs.push(await startConnectedService(t, instance, {
       SERVICE: 'alpha',
       WAYGATE_SERVER_URL: serverUrl,
-      WAYGATE_TOKEN: created.token,
+      WAYGATE_TOKEN: fleet.created.token,
       INSTANCE_ID: instance,
       CALLERS_PUBLISH_MS: '200',
       READY_TIMEOUT_MS: '5000'
-    })
-    const [, url] = await proc.waitFor(/listening (http:\/\/\S+)/, 30_000)
-    await until(async () => (await get(`${url!}/sync`)).body?.state === 'connected' ? true : undefined, 10_000, () => `${instance} did not connect:\n${proc.logs()}`)
-    urls.push(url!)
-    procs.push(proc)
+    }))
   }
+  const urls = procs.map(p => p.url)
   const [one, two] = urls as [string, string]
   // mobile-app calls both instances; the batch job only the first, the partner only the second
   await callAs(one, 'mobile-app', 30)

@@ -1,13 +1,10 @@
 // Service tokens: what operators create, list and revoke through the REST API, what a service can
 // do with one, and what revoking one does to a service that uses it (real processes on loopback).
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import t from 'tap'
 import { createMemoryBackend, createRedisBackend } from '@waygate/core'
 import { startRedisServer } from '../../core/test/helpers/redis-server.js'
 import { call, login, openStream, register, startServer } from './helpers/server.js'
-import { freePort, get, SERVICE_SCRIPT, startServerProcess, startTsProcess, until } from './helpers/processes.js'
+import { get, SERVICE_SCRIPT, serverWithToken, startServerProcess, startTsProcess, until } from './helpers/processes.js'
 
 const DAY = 86_400_000
 
@@ -133,14 +130,10 @@ t.test('revoked on one server instance, refused and its streams closed on the ot
 })
 
 t.test('a real service attached with a token: revoked, its stream closes, it keeps serving its snapshot, and stays out after a server restart', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'wg-tokens-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const port = await freePort()
-  const serverUrl = `http://127.0.0.1:${port}`
-  const serverProcess = { port, stateFile: join(dir, 'state.json') }
-  let server = await startServerProcess(t, serverProcess)
-  let admin = await login(serverUrl)
-  const { body: created } = await call(serverUrl, 'POST', '/api/tokens', { token: admin, body: { service: 'alpha', name: 'alpha pods', expires: '30d' } })
+  const fleet = await serverWithToken(t, 'alpha', { name: 'alpha pods', expires: '30d' })
+  const { url: serverUrl, options: serverProcess, created } = fleet
+  let server = fleet.proc
+  let admin = fleet.admin
 
   const service = startTsProcess(t, 'alpha', SERVICE_SCRIPT, [], {
     SERVICE: 'alpha',

@@ -1,12 +1,10 @@
 // Service routes' traffic on a Waygate Server: each instance reports its rings, the server's
 // charts and traffic endpoints sum them. Real processes: a server, two instances of one service.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { TRAFFIC_OUTCOMES } from '@waygate/core'
 import { call, login, register, startServer } from './helpers/server.js'
-import { freePort, get, SERVICE_SCRIPT, startServerProcess, startTsProcess, until, type Proc } from './helpers/processes.js'
+import { serverWithToken, startConnectedService, startServerProcess, startTsProcess, until, type Proc } from './helpers/processes.js'
 
 const ITEMS = 'alpha:GET:/api/items'
 const OLD = 'alpha:GET:/api/old'
@@ -21,29 +19,20 @@ async function hit (url: string, path: string, times: number, status: number): P
 }
 
 t.test('two instances report their traffic: the server sums them, keeps a killed one\'s, and has it all back after a restart', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'wg-traffic-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const port = await freePort()
-  const serverUrl = `http://127.0.0.1:${port}`
-  const serverProcess = { port, stateFile: join(dir, 'state.json') }
-  let server = await startServerProcess(t, serverProcess)
-  let admin = await login(serverUrl)
-  const { body: created } = await call(serverUrl, 'POST', '/api/tokens', { token: admin, body: { service: 'alpha', expires: '1d' } })
-
+  const fleet = await serverWithToken(t, 'alpha')
+  const serverUrl = fleet.url
+  let admin = fleet.admin
   const instances: Array<Proc & { url: string }> = []
   for (const id of ['alpha-1', 'alpha-2']) {
-    const proc = startTsProcess(t, id, SERVICE_SCRIPT, [], {
+    instances.push(await startConnectedService(t, id, {
       SERVICE: 'alpha',
       WAYGATE_SERVER_URL: serverUrl,
-      WAYGATE_TOKEN: created.token,
+      WAYGATE_TOKEN: fleet.created.token,
       INSTANCE_ID: id,
       TRAFFIC_PUBLISH_MS: '200',
       READY_TIMEOUT_MS: '5000',
       BACKOFF_MS: '150'
-    })
-    const [, url] = await proc.waitFor(/listening (http:\/\/\S+)/, 30_000)
-    await until(async () => (await get(`${url!}/sync`)).body?.state === 'connected' ? true : undefined, 10_000, () => `${id} did not connect:\n${proc.logs()}`)
-    instances.push(Object.assign(proc, { url: url! }))
+    }))
   }
   const [one, two] = instances as [Proc & { url: string }, Proc & { url: string }]
   await hit(one.url, '/api/items', 30, 200)
@@ -81,8 +70,8 @@ t.test('two instances report their traffic: the server sums them, keeps a killed
   t.match(await settled(ITEMS, 47), { requests: 47 }, 'the killed instance\'s 30 still counted, the survivor\'s 5 added')
 
   // the server forgets on restart; the survivor's next whole report brings its counts back
-  await server.stop('SIGKILL')
-  server = await startServerProcess(t, serverProcess)
+  await fleet.proc.stop('SIGKILL')
+  await startServerProcess(t, fleet.options)
   admin = await login(serverUrl)
   t.match(await settled(ITEMS, 17), { requests: 17 }, 'after the restart: what the living instance reports (12 + 5)')
   const cli = startTsProcess(t, 'cli', join(import.meta.dirname, '../../cli/src/bin.ts'), ['traffic', 'GET:/api/items', '--service', 'alpha', '--json'], {

@@ -1,8 +1,11 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { startProcess, until, type Proc } from '@waygate/core/testing'
-import { SECRET, type Teardown } from './server.js'
+import { freePort, startProcess, until, type Proc } from '@waygate/core/testing'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { call, login, SECRET, type Teardown } from './server.js'
 
 export { freePort, until, type Proc } from '@waygate/core/testing'
 
@@ -39,6 +42,37 @@ export async function startServerProcess (t: Teardown, options: { port: number, 
   await until(async () => (await get(health).catch(() => ({ status: 0 }))).status === 200 ? true : undefined, 30_000,
     () => `the server did not answer /health:\n${proc.logs()}`, 50)
   return proc
+}
+
+/** A server process with its options (to restart it on the same port and file), its admin's token and a service token. */
+export interface ServerWithToken {
+  url: string
+  options: { port: number, stateFile: string }
+  proc: Proc
+  admin: string
+  /** What `POST /api/tokens` answered: `token`, `id`, ... */
+  created: { token: string, id: string, [field: string]: unknown }
+}
+
+/** A waygate-server process on a fresh port and file, the admin signed in, and a token made for `service`. */
+export async function serverWithToken (t: Teardown, service: string, token: Record<string, unknown> = {}): Promise<ServerWithToken> {
+  const dir = mkdtempSync(join(tmpdir(), 'wg-server-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const options = { port, stateFile: join(dir, 'state.json') }
+  const proc = await startServerProcess(t, options)
+  const admin = await login(url)
+  const { body: created } = await call(url, 'POST', '/api/tokens', { token: admin, body: { service, expires: '1d', ...token } })
+  return { url, options, proc, admin, created }
+}
+
+/** A fleet-service process (see fleet-service.ts) with `env`; resolves with its URL once it is connected to its server. */
+export async function startConnectedService (t: Teardown, name: string, env: Record<string, string>): Promise<Proc & { url: string }> {
+  const proc = startTsProcess(t, name, SERVICE_SCRIPT, [], env)
+  const [, url] = await proc.waitFor(/listening (http:\/\/\S+)/, 30_000)
+  await until(async () => (await get(`${url!}/sync`)).body?.state === 'connected' ? true : undefined, 10_000, () => `${name} did not connect:\n${proc.logs()}`)
+  return Object.assign(proc, { url: url! })
 }
 
 /** GET through a real socket: status, headers and the body (JSON when it parses). */
