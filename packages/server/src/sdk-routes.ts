@@ -174,7 +174,6 @@ export function serviceParam (name: string): string {
   return name
 }
 
-/** A plain route key of the service's own, canonical; a key naming a service is refused. */
 /** The server key of a route key a service reports about (callers, traffic): 403 for another service's, 400 for no key. */
 function reportedKey (service: string, input: string): string {
   try {
@@ -185,6 +184,7 @@ function reportedKey (service: string, input: string): string {
   }
 }
 
+/** A plain route key of the service's own, canonical; a key naming a service is refused. */
 function plainKey (service: string, input: string): string {
   const split = serviceAndKey(input)
   if (split === null) parseRouteKey(input) // throws the precise key error

@@ -5,7 +5,6 @@ interface Reported {
   hour: number[][]
   day: number[][]
   columns: number[]
-  at: number
 }
 
 /**
@@ -19,8 +18,6 @@ interface Reported {
 export interface FleetTraffic extends TrafficRecorder {
   /** Takes an instance's report; `keys` are the routes' server keys (`service:METHOD:/path`). */
   put(service: string, instance: string, columns: readonly string[], routes: ReadonlyArray<{ key: string, hour: number[][], day: number[][] }>): void
-  /** Instances with a report, per service. */
-  instances(service: string): number
 }
 
 const DAY_MS = TRAFFIC_RINGS.day.size * TRAFFIC_RINGS.day.length
@@ -85,12 +82,11 @@ export function createFleetTraffic (options: { now: () => number, maxInstances?:
       for (const route of routes) {
         let byInstance = reports.get(route.key)
         if (byInstance === undefined) reports.set(route.key, byInstance = new Map())
-        byInstance.set(id, { hour: route.hour, day: route.day, columns, at: t })
+        byInstance.set(id, { hour: route.hour, day: route.day, columns })
         merged.delete(route.key)
       }
       if (routes.length > 0) changes++
     },
-    instances: service => seen.get(service)?.size ?? 0,
     route (key) {
       return build(key) ?? new RouteTraffic(key, now)
     },
