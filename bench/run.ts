@@ -30,6 +30,7 @@ function envNumber (name: string, fallback: number): number {
 const QUICK = process.env.BENCH_QUICK === '1' || process.env.BENCH_QUICK === 'true'
 // BENCH_PAIRS is the older name of BENCH_ROUNDS: each round measures one fresh pair per variant
 const ROUNDS = Math.round(envNumber('BENCH_ROUNDS', envNumber('BENCH_PAIRS', QUICK ? 1 : 4)))
+const METHOD: 'paced' | 'slices' = process.env.BENCH_METHOD === 'paced' ? 'paced' : 'slices'
 const settings = {
   quick: QUICK,
   /** Requests per second sent to EACH of A and X during the side-by-side pairs. */
@@ -52,13 +53,13 @@ const settings = {
    * How a pair is measured. `slices`: A and X at full speed, one at a time, in alternating slices
    * (A X X A …), CPU per request summed over each one's slices. `paced`: both at once at `rate`.
    */
-  method: (process.env.BENCH_METHOD === 'paced' ? 'paced' : 'slices') as 'paced' | 'slices',
+  method: METHOD,
   /** Slices per pair (`slices` method), half of them A's. */
   slices: Math.round(envNumber('BENCH_SLICES', QUICK ? 4 : 8)),
   /** Seconds per slice. */
   sliceDuration: envNumber('BENCH_SLICE_DURATION', QUICK ? 0.3 : 0.5),
   /** `slices` method: A is a bare app in X's own process (BENCH_TWIN=0: a process of its own). */
-  twin: process.env.BENCH_METHOD !== 'paced' && process.env.BENCH_TWIN !== '0'
+  twin: METHOD === 'slices' && process.env.BENCH_TWIN !== '0'
 }
 
 /** Target X/A CPU per request, from BENCHMARKING.md. */
@@ -472,7 +473,7 @@ function startServer (variant: string, env: NodeJS.ProcessEnv, twin?: 'first' | 
         const server: Server = { variant, port: message.port, child, base: `http://127.0.0.1:${message.port}` }
         if (typeof message.barePort === 'number') server.bare = { variant: 'bare', port: message.barePort, child, base: `http://127.0.0.1:${message.barePort}` }
         if (twin !== undefined && server.bare === undefined) reject(new Error(`server ${variant} started no bare twin`))
-        resolve(server)
+        else resolve(server)
       } else if (message.type === 'skip') {
         reject(new Skipped(message.reason ?? 'skipped'))
       } else {
@@ -726,12 +727,42 @@ interface PairSample {
   serverCpuUs: number | null
 }
 
-async function measurePair (a: Server, x: Server, c: Case, xLoadFirst: boolean, redis: RedisServer | null): Promise<PairSample> {
+/** What is read around a pair besides A's and X's CPU: Redis's CPU and commands, the Waygate Server's count. */
+interface SideReading {
+  redisCpu: number | null
+  commands: CommandCount | null
+  server: CountReport | null
+}
+
+/**
+ * Reads Redis and the Waygate Server around a pair. Redis's CPU is read inside the command count
+ * (after it at the start, before it at the end), so the INFO call is not in the pair's Redis CPU.
+ */
+async function readSides (x: Server, c: Case, redis: RedisServer | null, at: 'start' | 'end'): Promise<SideReading> {
   const countCommands = redis !== null && c.redisKeys !== undefined
-  const cmd0 = countCommands ? await redisCommands(redis) : null
-  const r0 = redis === null ? null : procCpuUs(redis.pid)
   const serverUrl = c.controlPlane === true ? x.waygateServer : undefined
-  const s0 = serverUrl === undefined ? null : await readCount(serverUrl)
+  const commandsStart = at === 'start' && countCommands ? await redisCommands(redis) : null
+  const server = at === 'end' && serverUrl !== undefined ? await readCount(serverUrl) : null
+  const redisCpu = redis === null ? null : procCpuUs(redis.pid)
+  const commandsEnd = at === 'end' && countCommands ? await redisCommands(redis) : null
+  const serverStart = at === 'start' && serverUrl !== undefined ? await readCount(serverUrl) : null
+  return { redisCpu, commands: commandsStart ?? commandsEnd, server: server ?? serverStart }
+}
+
+/** The pair's figures from the readings around it. */
+function sideDelta (s0: SideReading, s1: SideReading): Pick<PairSample, 'redisCpuUs' | 'redisCommands' | 'serverRequests' | 'serverReports' | 'serverCpuUs'> {
+  const [c0, c1, v0, v1] = [s0.commands, s1.commands, s0.server, s1.server]
+  return {
+    redisCpuUs: s0.redisCpu === null || s1.redisCpu === null ? null : s1.redisCpu - s0.redisCpu,
+    redisCommands: c0 === null || c1 === null ? null : { commands: c1.commands - c0.commands, scripts: c1.scripts - c0.scripts },
+    serverRequests: v0 === null || v1 === null ? null : requestsBeyondReports(v1) - requestsBeyondReports(v0),
+    serverReports: v0 === null || v1 === null ? null : (v1.byKind.report ?? 0) - (v0.byKind.report ?? 0),
+    serverCpuUs: v0 === null || v1 === null ? null : (v1.user + v1.system) - (v0.user + v0.system)
+  }
+}
+
+async function measurePair (a: Server, x: Server, c: Case, xLoadFirst: boolean, redis: RedisServer | null): Promise<PairSample> {
+  const sides0 = await readSides(x, c, redis, 'start')
   const [a0, x0] = await Promise.all([readCpu(a), readCpu(x)])
   // both at once; whose load generator starts first alternates from pair to pair
   let runA: Promise<Result>
@@ -745,9 +776,7 @@ async function measurePair (a: Server, x: Server, c: Case, xLoadFirst: boolean, 
   }
   const [ra, rx] = await Promise.all([runA, runX])
   const [a1, x1] = await Promise.all([readCpu(a), readCpu(x)])
-  const s1 = serverUrl === undefined ? null : await readCount(serverUrl)
-  const r1 = redis === null ? null : procCpuUs(redis.pid)
-  const cmd1 = countCommands ? await redisCommands(redis) : null
+  const sides1 = await readSides(x, c, redis, 'end')
   const aRequests = served(ra, 200, `A (bare) on ${c.path}`).count
   const xServed = served(rx, c.status, `X (${c.variant}) on ${c.path}`, c.tolerate)
   const xRequests = xServed.count
@@ -766,12 +795,8 @@ async function measurePair (a: Server, x: Server, c: Case, xLoadFirst: boolean, 
     ratio: xUsPerRequest / aUsPerRequest,
     aRate: aRequests / ra.duration,
     xRate: xRequests / rx.duration,
-    redisCpuUs: r0 === null || r1 === null ? null : r1 - r0,
-    redisCommands: cmd0 === null || cmd1 === null ? null : { commands: cmd1.commands - cmd0.commands, scripts: cmd1.scripts - cmd0.scripts },
     storeWarnings: x1.storeWarnings - x0.storeWarnings,
-    serverRequests: s0 === null || s1 === null ? null : requestsBeyondReports(s1) - requestsBeyondReports(s0),
-    serverReports: s0 === null || s1 === null ? null : (s1.byKind.report ?? 0) - (s0.byKind.report ?? 0),
-    serverCpuUs: s0 === null || s1 === null ? null : (s1.user + s1.system) - (s0.user + s0.system)
+    ...sideDelta(sides0, sides1)
   }
 }
 
@@ -792,11 +817,7 @@ interface SatSample {
  * varies by ±30 % from one fresh process to the next. Also gives each one's req/s and p99.
  */
 async function measureSlices (a: Server, x: Server, c: Case, xFirst: boolean, redis: RedisServer | null): Promise<{ pair: PairSample, satA: SatSample, satX: SatSample }> {
-  const countCommands = redis !== null && c.redisKeys !== undefined
-  const cmd0 = countCommands ? await redisCommands(redis) : null
-  const r0 = redis === null ? null : procCpuUs(redis.pid)
-  const serverUrl = c.controlPlane === true ? x.waygateServer : undefined
-  const s0 = serverUrl === undefined ? null : await readCount(serverUrl)
+  const sides0 = await readSides(x, c, redis, 'start')
   const warnings0 = (await readCpu(x)).storeWarnings
   const sums = { a: { cpu: 0, requests: 0, seconds: 0, latencies: [] as number[] }, x: { cpu: 0, requests: 0, seconds: 0, latencies: [] as number[] } }
   let xTolerated = 0
@@ -813,9 +834,7 @@ async function measureSlices (a: Server, x: Server, c: Case, xFirst: boolean, re
     sum.requests += got.count
     sum.seconds += result.duration
   }
-  const s1 = serverUrl === undefined ? null : await readCount(serverUrl)
-  const r1 = redis === null ? null : procCpuUs(redis.pid)
-  const cmd1 = countCommands ? await redisCommands(redis) : null
+  const sides1 = await readSides(x, c, redis, 'end')
   const aUsPerRequest = sums.a.cpu / sums.a.requests
   const xUsPerRequest = sums.x.cpu / sums.x.requests
   const pair: PairSample = {
@@ -829,12 +848,8 @@ async function measureSlices (a: Server, x: Server, c: Case, xFirst: boolean, re
     ratio: xUsPerRequest / aUsPerRequest,
     aRate: sums.a.requests / sums.a.seconds,
     xRate: sums.x.requests / sums.x.seconds,
-    redisCpuUs: r0 === null || r1 === null ? null : r1 - r0,
-    redisCommands: cmd0 === null || cmd1 === null ? null : { commands: cmd1.commands - cmd0.commands, scripts: cmd1.scripts - cmd0.scripts },
     storeWarnings: (await readCpu(x)).storeWarnings - warnings0,
-    serverRequests: s0 === null || s1 === null ? null : requestsBeyondReports(s1) - requestsBeyondReports(s0),
-    serverReports: s0 === null || s1 === null ? null : (s1.byKind.report ?? 0) - (s0.byKind.report ?? 0),
-    serverCpuUs: s0 === null || s1 === null ? null : (s1.user + s1.system) - (s0.user + s0.system)
+    ...sideDelta(sides0, sides1)
   }
   return {
     pair,
