@@ -8,6 +8,8 @@ declare module 'autocannon' {
     connections?: number
     /** Seconds. */
     duration?: number
+    /** ms between samples (default 1000); a run ends at the first sample after its duration. */
+    sampleInt?: number
     /** Requests per second over all connections; unlimited when absent. */
     overallRate?: number
     pipelining?: number

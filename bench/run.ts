@@ -46,7 +46,7 @@ const settings = {
   controlRepeat: Math.round(envNumber('BENCH_CONTROL_REPEAT', QUICK ? 1 : 2)),
   connections: Math.round(envNumber('BENCH_CONNECTIONS', 10)),
   /** Seconds of load at the measuring rate on both fresh servers before the pair, not measured. */
-  warmup: envNumber('BENCH_WARMUP', QUICK ? 1 : 1.5),
+  warmup: envNumber('BENCH_WARMUP', QUICK ? 1 : METHOD === 'slices' ? 1 : 1.5),
   /** Seconds per full-speed saturation run (one of A and one of X per pair, after the pair). */
   satDuration: envNumber('BENCH_SAT_DURATION', 0.5),
   /**
@@ -57,7 +57,7 @@ const settings = {
   /** Slices per pair (`slices` method), half of them A's. */
   slices: Math.round(envNumber('BENCH_SLICES', QUICK ? 4 : 8)),
   /** Seconds per slice. */
-  sliceDuration: envNumber('BENCH_SLICE_DURATION', QUICK ? 0.3 : 0.5),
+  sliceDuration: envNumber('BENCH_SLICE_DURATION', QUICK ? 0.3 : 0.75),
   /** `slices` method: A is a bare app in X's own process (BENCH_TWIN=0: a process of its own). */
   twin: METHOD === 'slices' && process.env.BENCH_TWIN !== '0'
 }
@@ -661,7 +661,9 @@ async function probe (server: Server, path: string): Promise<Probe> {
  */
 function load (server: Server, path: string, duration: number, rate: number | undefined, latencies?: number[]): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const options = { url: `${server.base}${path}`, connections: settings.connections, duration, timeout: 10 }
+    // sampleInt: autocannon ends a run at its next sample tick, 1 s apart by default, so a 0.5 s
+    // run would last 1 s; at 100 ms a run lasts its duration to within 0.1 s
+    const options = { url: `${server.base}${path}`, connections: settings.connections, duration, timeout: 10, sampleInt: 100 }
     const instance = autocannon(rate === undefined ? options : { ...options, overallRate: rate }, (err, result) => {
       running.delete(instance)
       if (err !== null) reject(err)
@@ -1330,7 +1332,7 @@ function runFleet (): Promise<void> {
 /** Seconds one fresh pair takes, roughly: about 2 s to start, check and stop both servers, plus the loads. */
 function estimate (): number {
   return settings.method === 'slices'
-    ? 4 + settings.warmup + settings.slices * (settings.sliceDuration + 0.1)
+    ? 1.5 + settings.warmup + settings.slices * (settings.sliceDuration + 0.05)
     : 2 + settings.warmup + settings.duration + 2 * settings.satDuration
 }
 

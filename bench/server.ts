@@ -339,7 +339,7 @@ async function installWaygate (app: FastifyInstance, v: Variant): Promise<Instal
       url: redisUrl(),
       logger: countingLogger,
       ...(v === 'waygate-rl-redis-leased' ? { consistency: 'leased' as const } : {}),
-      // BENCH_LEASE_BLOCK: the leased store's block size (default the store's: 10)
+      // BENCH_LEASE_BLOCK: the leased store's largest block (default the store's)
       ...(v === 'waygate-rl-redis-leased' && process.env.BENCH_LEASE_BLOCK !== undefined ? { leaseBlock: Number(process.env.BENCH_LEASE_BLOCK) } : {})
     })
     // the plugin does not wait for the connection: without this the first checks would be answered degraded

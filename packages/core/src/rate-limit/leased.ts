@@ -19,7 +19,13 @@ import type { RateLimitResult } from './types.js'
 
 // Largest block of a lease, and how much of what is left one instance may take near exhaustion
 // (the block is also at most 1 % of the limit: the bound stays within 1 % per instance)
-export const DEFAULT_LEASE_BLOCK = 50
+export const DEFAULT_LEASE_BLOCK = 1000
+/**
+ * The block a counter's first lease asks for. A lease used up within a tenth of `leaseMs` asks
+ * for twice as much next time, up to the largest block; after one that lapses with units left,
+ * the counter starts again from this size.
+ */
+export const FIRST_LEASE_BLOCK = 10
 /** Default of how long a lease is used, in ms, before what is left of it goes back. */
 export const DEFAULT_LEASE_MS = 1000
 const SHARE_DIVISOR = 8
@@ -130,7 +136,7 @@ export const LEASE_SCRIPTS: Readonly<Record<RateLimitAlgorithm, { grant: LuaScri
   }])
 ) as Record<RateLimitAlgorithm, { grant: LuaScript, giveback: LuaScript }>
 
-/** The block a lease asks for: min(smallest capacity / 100, `max`), at least 1. */
+/** The largest block a lease of `rule` asks for: min(smallest capacity / 100, `max`), at least 1. */
 export function blockFor (rule: RateLimitRule, max: number): number {
   let smallest = Number.POSITIVE_INFINITY
   for (const l of rule.limits) if (l.capacity < smallest) smallest = l.capacity
@@ -150,6 +156,9 @@ interface Lease {
   keys: string[]
   /** Units granted and not yet used. */
   units: number
+  /** The block it asks for (it grows while the counter is hot), and the largest it may ask for. */
+  size: number
+  most: number
   /** Time of the grant (the `now` sent with it), and the end of its use. */
   at: number
   until: number
@@ -217,7 +226,16 @@ export class Leases {
     }
     if (this.closed) return this.transport.degrade(rule, t, 'store closed', undefined, out)
     if (!this.transport.ready()) return this.transport.degrade(rule, t, 'connection down', undefined, out)
-    if (lease !== undefined) this.giveback(lease) // what is left of an ended lease goes back first
+    const most = blockFor(rule, this.options.block)
+    let size = FIRST_LEASE_BLOCK
+    if (lease !== undefined) {
+      // the next block of this counter: twice as large when the last one went within a tenth of
+      // its time, the same when it went more slowly, the first size again when it lapsed unused
+      if (lease.units === 0) size = t - lease.at < this.options.leaseMs / 10 ? lease.size * 2 : lease.size
+      this.giveback(lease) // what is left of an ended lease goes back first
+    }
+    if (size > most) size = most
+    if (size < 1) size = 1
     if (byId === undefined) {
       byId = new Map()
       this.scopes.set(scope, byId)
@@ -228,6 +246,8 @@ export class Leases {
       rule,
       keys,
       units: 0,
+      size,
+      most,
       at: t,
       until: t,
       limit: 0,
@@ -248,7 +268,7 @@ export class Leases {
 
   private grant (scope: string, id: string, lease: Lease, t: number): void {
     const rule = lease.rule
-    const numbers: number[] = [t, blockFor(rule, this.options.block), rule.limits.length]
+    const numbers: number[] = [t, lease.size, rule.limits.length]
     for (const l of rule.limits) numbers.push(l.capacity, l.windowMs, l.limit)
     lease.fetching = true
     lease.at = t
@@ -306,8 +326,9 @@ export class Leases {
       w.resolve(makeResult(true, lease.limit, lease.remaining + lease.units, lease.resetAt, 0, lease.windowMs, lease.index, false, w.out))
     }
     if (i < waiters.length) {
-      // more checks than units: the rest wait for the next block
+      // more checks than units: the rest wait for the next block, a larger one
       lease.waiters = waiters.slice(i)
+      lease.size = Math.min(lease.size * 2, lease.most)
       if (this.closed || !this.transport.ready()) {
         this.failed(lease, 'connection down')
         return
@@ -356,7 +377,8 @@ export class Leases {
           if (lease.deadline <= p) this.failed(lease, `no answer within ${this.options.timeoutMs} ms`)
           continue
         }
-        if (t >= lease.until || lease.units === 0) {
+        // a lease used up stays until its time ends, for the size of the next block
+        if (t >= lease.until) {
           this.giveback(lease)
           byId.delete(id)
         }

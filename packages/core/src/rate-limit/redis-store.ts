@@ -50,7 +50,11 @@ export interface RedisRateLimitStoreOptions {
    * size more requests than the limit pass. docs/rate-limiting.md says when to pick which.
    */
   consistency?: 'exact' | 'leased'
-  /** Leased: the largest block, in units; a block is min(capacity / 100, this), at least 1. Default 50. */
+  /**
+   * Leased: the largest block, in units: a block is at most min(capacity / 100, this), at least 1.
+   * A counter's first block is 10 (or that largest one, when smaller); each block used up within a
+   * tenth of `leaseMs` doubles the next. Default 1000.
+   */
   leaseBlock?: number
   /** Leased: ms a block is used before what is left goes back (never past a fixed or sliding window's end). Default 1000. */
   leaseMs?: number

@@ -186,3 +186,41 @@ t.test('a refused key is refused locally; a killed Redis fails open (or closed f
   if (client.status !== 'ready') await once(client, 'ready')
   t.match(await store.check('s', 'd', open), { allowed: true, remaining: 4, degraded: false }, 'Redis is used again after it comes back')
 })
+
+t.test('a hot counter\'s blocks double up to the largest; a slow one keeps small blocks', async t => {
+  const server = await startRedisServer(t)
+  const clock = createClock(T0 + 100)
+  const store = createRedisRateLimitStore({ client: server.client(), now: clock.now, consistency: 'leased', timeoutMs: 5000 })
+  t.teardown(() => store.close())
+  await store.init()
+  const rule = createRateLimitRule({ limits: '10000000/hour', algorithm: 'fixed_window' })
+  // all at one instant: every block is used up at once, so each grant asks for twice the last
+  const blocks: number[] = []
+  let most = 0
+  for (let i = 0; i < 6000; i++) {
+    const r = store.check('s', 'hot', rule)
+    if (r instanceof Promise) {
+      await r
+      blocks.push(store.leasedUnits + 1) // the check that waited took one unit of the block
+    }
+    most = Math.max(most, store.leasedUnits)
+  }
+  t.same(blocks, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000, 1000, 1000], 'blocks of 10, 20, … up to the largest, 1000 (min(limit / 100, leaseBlock))')
+  t.ok(most < 1000, `never more than one block held (${most})`)
+  const raw = server.client()
+  t.equal(await raw.hget(store.keyFor('s', 'hot', rule.limits[0]!.slot), 'c'), '6270', 'the counter holds what the blocks took')
+
+  await store.reset('s', 'hot')
+  t.equal(store.leasedUnits, 0)
+  // 1 check per 60 ms: a block of 10 lasts 600 ms, far longer than a tenth of leaseMs, so it does not grow
+  const sizes: number[] = []
+  for (let i = 0; i < 35; i++) {
+    const r = store.check('s', 'slow', rule)
+    if (r instanceof Promise) {
+      await r
+      sizes.push(store.leasedUnits + 1)
+    }
+    clock.advance(60)
+  }
+  t.same(sizes, [10, 10, 10, 10], '35 checks 60 ms apart: a block of 10 every 10 checks')
+})
