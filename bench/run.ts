@@ -43,7 +43,7 @@ const settings = {
    */
   rounds: ROUNDS,
   /** Pairs per round of the A-vs-A control and of the `maplookup` floor, the two figures every verdict leans on. */
-  controlRepeat: Math.round(envNumber('BENCH_CONTROL_REPEAT', QUICK ? 1 : 2)),
+  controlRepeat: Math.round(envNumber('BENCH_CONTROL_REPEAT', QUICK ? 1 : 3)),
   connections: Math.round(envNumber('BENCH_CONNECTIONS', 10)),
   /** Seconds of load at the measuring rate on both fresh servers before the pair, not measured. */
   warmup: envNumber('BENCH_WARMUP', QUICK ? 1 : METHOD === 'slices' ? 1 : 1.5),

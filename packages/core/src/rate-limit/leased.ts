@@ -231,7 +231,8 @@ export class Leases {
     if (lease !== undefined) {
       // the next block of this counter: twice as large when the last one went within a tenth of
       // its time, the same when it went more slowly, the first size again when it lapsed unused
-      if (lease.units === 0) size = t - lease.at < this.options.leaseMs / 10 ? lease.size * 2 : lease.size
+      // (or was never granted: a grant that failed leaves `until` at `at`)
+      if (lease.units === 0 && lease.until > lease.at) size = t - lease.at < this.options.leaseMs / 10 ? lease.size * 2 : lease.size
       this.giveback(lease) // what is left of an ended lease goes back first
     }
     if (size > most) size = most
