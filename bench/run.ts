@@ -59,7 +59,12 @@ const settings = {
   /** Seconds per slice. */
   sliceDuration: envNumber('BENCH_SLICE_DURATION', QUICK ? 0.3 : 0.75),
   /** `slices` method: A is a bare app in X's own process (BENCH_TWIN=0: a process of its own). */
-  twin: METHOD === 'slices' && process.env.BENCH_TWIN !== '0'
+  twin: METHOD === 'slices' && process.env.BENCH_TWIN !== '0',
+  /**
+   * `slices` with the twin: what A is (BENCH_TWIN_AS, default `bare`). Another variant makes every
+   * X/A a direct comparison with it, the control row included (it then weighs bare against it).
+   */
+  twinAs: process.env.BENCH_TWIN_AS ?? 'bare'
 }
 
 /** Target X/A CPU per request, from BENCHMARKING.md. */
@@ -977,7 +982,7 @@ async function runPair (c: Case, redis: RedisServer | null, order: PairOrder, fu
 
     // does each server answer as intended?
     const [aCpu, xCpu] = await Promise.all([readCpu(a), readCpu(x)])
-    if (aCpu.variant !== 'bare') throw new Error(`A reports variant ${aCpu.variant}`)
+    if (aCpu.variant !== (settings.twin ? settings.twinAs : 'bare')) throw new Error(`A reports variant ${aCpu.variant}`)
     if (xCpu.variant !== c.variant) throw new Error(`X reports variant ${xCpu.variant}, expected ${c.variant}`)
     if (c.backend !== undefined && xCpu.backend !== c.backend) throw new Error(`${c.variant} runs on backend ${xCpu.backend}, expected ${c.backend}`)
     if (c.limiter !== undefined && xCpu.limiter !== c.limiter) throw new Error(`${c.variant} is rate limited by ${xCpu.limiter}, expected ${c.limiter}`)
@@ -1195,7 +1200,7 @@ function report (results: CaseResult[], skipped: Array<{ variant: string, reason
   }
   for (const s of skipped) rows.push([s.variant, 'skipped', '', '', '', '', '', '', '', '', s.reason])
   const method = settings.method === 'slices'
-    ? `${settings.twin ? 'A a bare app in X\'s own fresh process' : 'a fresh A and X'}, ${settings.slices} alternating full-speed slices of ${settings.sliceDuration} s ` +
+    ? `${settings.twin ? `A ${settings.twinAs === 'bare' ? 'a bare app' : `a ${settings.twinAs} app (BENCH_TWIN_AS)`} in X's own fresh process` : 'a fresh A and X'}, ${settings.slices} alternating full-speed slices of ${settings.sliceDuration} s ` +
       `(half each) after ${settings.warmup / 2} s of warm-up each, ${settings.connections} connections`
     : `a fresh A and X: ${settings.warmup} s warm-up and ${settings.duration} s measured at ${settings.rate} req/s to each of A and X, ` +
       `${settings.connections} connections; then one ${settings.satDuration} s saturation run of each`

@@ -426,9 +426,12 @@ async function buildApp (v: Variant): Promise<FastifyInstance> {
  */
 async function main (v: Variant): Promise<void> {
   const twin = process.env.BENCH_TWIN
-  const before = twin === 'first' ? await buildApp('bare') : null
+  // BENCH_TWIN_AS: the twin A is this variant instead of a bare app (to weigh two variants directly)
+  const as = (process.env.BENCH_TWIN_AS ?? 'bare') as Variant
+  if (!VARIANTS.includes(as) || as === 'waygate-server') throw new Error(`BENCH_TWIN_AS: unknown variant ${as}`)
+  const before = twin === 'first' ? await buildApp(as) : null
   const app = await buildApp(v)
-  const after = twin === 'second' ? await buildApp('bare') : null
+  const after = twin === 'second' ? await buildApp(as) : null
   await announce(app, v, before ?? after)
 }
 
