@@ -454,7 +454,7 @@ class Skipped extends Error {}
 function startServer (variant: string, env: NodeJS.ProcessEnv, twin?: 'first' | 'second'): Promise<Server> {
   const child = spawn(process.execPath, ['--conditions=@waygate/source', '--import', 'tsx', join(BENCH_DIR, 'server.ts'), variant, '0'], {
     cwd: ROOT,
-    env: twin === undefined ? env : { ...env, BENCH_TWIN: twin },
+    env: twin === undefined ? env : { ...env, BENCH_TWIN: twin, BENCH_TWIN_AS: settings.twinAs },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc']
   })
   children.add(child)
@@ -1316,6 +1316,13 @@ function selectedCases (): { cases: Case[], fleet: boolean } {
   return { cases: CASES.filter(c => wanted.has(c.variant)), fleet }
 }
 
+/** BENCH_TWIN_AS must name a benchmarked variant, checked before any server starts (as BENCH_ONLY is). */
+function checkTwinAs (): void {
+  if (!CASES.some(c => c.variant === settings.twinAs)) {
+    throw new Error(`BENCH_TWIN_AS: unknown variant ${settings.twinAs} (known: ${CASES.map(c => c.variant).join(', ')})`)
+  }
+}
+
 /** Runs bench/fleet.ts as a child (its own Waygate Server and 200 service connections); rejects if it fails. */
 function runFleet (): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -1359,6 +1366,7 @@ function schedule (cases: Case[], round: number): Case[] {
 async function main (): Promise<void> {
   const startedAt = new Date()
   const { cases, fleet } = selectedCases()
+  checkTwinAs()
   if (cases.length === 0) {
     await runFleet()
     return

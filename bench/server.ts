@@ -428,7 +428,7 @@ async function main (v: Variant): Promise<void> {
   const twin = process.env.BENCH_TWIN
   // BENCH_TWIN_AS: the twin A is this variant instead of a bare app (to weigh two variants directly)
   const as = (process.env.BENCH_TWIN_AS ?? 'bare') as Variant
-  if (!VARIANTS.includes(as) || as === 'waygate-server') throw new Error(`BENCH_TWIN_AS: unknown variant ${as}`)
+  if (!VARIANTS.includes(as) || as === 'waygate-server') throw new Error(`BENCH_TWIN_AS: ${as} is not a benchmarked variant`)
   const before = twin === 'first' ? await buildApp(as) : null
   const app = await buildApp(v)
   const after = twin === 'second' ? await buildApp(as) : null
